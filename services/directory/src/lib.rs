@@ -1,0 +1,22 @@
+//! The directory: agencies and users (event-sourced), and dev tokens.
+//!
+//! Owns the `agency` and `user` streams and the `dir_*` read model. Never
+//! decides what a user may read: that is the consent policy's job; this
+//! crate only says who exists and with which roles.
+
+pub mod demo;
+pub mod domain;
+mod projection;
+mod routes;
+
+pub use projection::DirectoryProjection;
+pub use routes::{builtin_admin, router, AgencyView, Directory, UserView};
+
+/// Creates the directory's read-model tables.
+pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
+    db.run_migrations(
+        &sqlx::migrate!("migrations/postgres"),
+        &sqlx::migrate!("migrations/sqlite"),
+    )
+    .await
+}

@@ -1,0 +1,250 @@
+//! Building and running the app: the module table, the listener, the
+//! background workers and shutdown. Tests start the real app through
+//! [`start`] on port 0, the same way `main` does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use verkosto_auth::Verifier;
+use verkosto_bus::{Relay, StreamSettings};
+use verkosto_eventlog::{Cursor, Db, EventLog, Progress, Projection};
+use verkosto_http::AuthState;
+
+use crate::config::{ServeArgs, Target};
+use crate::health::{self, Health};
+
+/// A started app.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub log: EventLog,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, stops workers.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+            tracing::warn!("workers did not stop in time");
+            self.tasks.abort_all();
+        }
+        self.log.db().close().await;
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Which modules a target runs.
+struct Modules {
+    directory: bool,
+    relay: bool,
+    sealer: bool,
+}
+
+fn modules(target: Target, distributed: bool) -> Modules {
+    match target {
+        Target::All => Modules {
+            directory: true,
+            relay: distributed,
+            sealer: true,
+        },
+        Target::Cases | Target::Web => Modules {
+            directory: true,
+            relay: false,
+            sealer: false,
+        },
+        Target::Consent | Target::Meetings | Target::Tasks => Modules {
+            directory: false,
+            relay: false,
+            sealer: false,
+        },
+        Target::Relay => Modules {
+            directory: false,
+            relay: true,
+            sealer: true,
+        },
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C, printing `listening on <addr>` when ready.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let running = start(args, listener).await?;
+    println!("listening on {}", running.addr);
+    shutdown_signal(running.shutdown_token()).await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let terminate = async {
+        #[cfg(unix)]
+        {
+            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                s.recv().await;
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+        _ = token.cancelled() => {}
+    }
+}
+
+/// Builds everything from `args` and serves on `listener`.
+pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Running> {
+    let distributed = args.store.distributed();
+    let db = Db::connect_with(&args.store.url(), args.db_pool)
+        .await
+        .context("cannot open the event log")?;
+    let log = EventLog::new(db.clone());
+    let modules = modules(args.target, distributed);
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let js = if distributed {
+        Some(
+            verkosto_bus::connect(&args.nats_url)
+                .await
+                .context("cannot connect to NATS")?,
+        )
+    } else {
+        None
+    };
+    let stream = StreamSettings {
+        replicas: args.stream_replicas,
+        ..Default::default()
+    };
+
+    let (verifier, dev) = crate::auth::verifier(&args)?;
+    let auth = AuthState {
+        verifier: Arc::new(verifier),
+    };
+
+    // Runs a projection from the local log (embedded) or the stream (distributed).
+    let mut run_projection = |projection: Arc<dyn Projection>| -> Progress {
+        let (tx, progress) = Progress::channel();
+        let token = shutdown.clone();
+        match &js {
+            None => {
+                tasks.spawn(verkosto_eventlog::run_local(
+                    log.clone(),
+                    projection,
+                    tx,
+                    Duration::from_millis(500),
+                    token,
+                ));
+            }
+            Some(js) => {
+                tasks.spawn(verkosto_bus::run_jetstream_projection(
+                    log.clone(),
+                    js.clone(),
+                    stream.clone(),
+                    projection,
+                    tx,
+                    token,
+                ));
+            }
+        }
+        progress
+    };
+
+    let mut api = Router::new();
+    let mut directory = None;
+    if modules.directory {
+        verkosto_directory::migrate(&db).await?;
+        let progress = run_projection(Arc::new(verkosto_directory::DirectoryProjection));
+        let d = verkosto_directory::Directory {
+            log: log.clone(),
+            progress,
+            auth: auth.clone(),
+            dev: dev.clone(),
+        };
+        api = api.merge(verkosto_directory::router(d.clone()));
+        directory = Some(d);
+    }
+
+    let mut relay_status = None;
+    if modules.relay {
+        let js = js.clone().context("the relay needs NATS (--nats-url)")?;
+        let relay = Relay::new(log.clone(), js, stream.clone());
+        relay_status = Some(relay.status());
+        tasks.spawn(relay.run(Duration::from_millis(20), shutdown.clone()));
+    }
+    if modules.sealer {
+        tasks.spawn(run_sealer(log.clone(), shutdown.clone()));
+    }
+
+    if args.demo {
+        let d = directory
+            .as_ref()
+            .context("--demo needs a target that serves the directory (all or cases)")?;
+        crate::demo::load(d).await?;
+    }
+
+    let health = Health {
+        log: log.clone(),
+        nats: js.as_ref().map(|j| j.client()),
+        relay: relay_status,
+        target: args.target,
+    };
+    let app = verkosto_http::conventions(api.merge(
+        Router::new()
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
+            .route("/metrics", get(health::metrics))
+            .with_state(health),
+    ));
+
+    let addr = listener.local_addr()?;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    tracing::info!(%addr, target = ?args.target, distributed, "ready");
+    Ok(Running {
+        addr,
+        log,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Seals new events into the integrity chain, soon after they commit.
+async fn run_sealer(log: EventLog, shutdown: CancellationToken) {
+    let mut commits = log.subscribe_commits();
+    loop {
+        if let Err(e) = log.seal_pending().await {
+            tracing::warn!(error = %e, "sealer failed; retrying");
+        }
+        tokio::select! {
+            _ = commits.changed() => {
+                // Let a burst of commits gather into one sealing pass.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+

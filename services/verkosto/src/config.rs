@@ -1,0 +1,138 @@
+//! Command-line and environment settings. Every flag has a `VERKOSTO_*` twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "verkosto", version, about = "Multi-agency case conferences for victims of human trafficking")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Verkosto: every service in one process (the default), or one target.
+    Serve(ServeArgs),
+    /// Auditor tools that read the log directly.
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Generate the wire contract in `proto/` (JSON Schemas and AsyncAPI).
+    Proto {
+        /// Write the files (default: check that they are up to date).
+        #[arg(long)]
+        write: bool,
+        /// Directory to write to or check.
+        #[arg(long, default_value = "proto")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the integrity chain of the whole log.
+    Verify,
+}
+
+/// Where the log is.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory of the embedded store (SQLite file `verkosto.db`).
+    #[arg(long, env = "VERKOSTO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; when given, the distributed mode is used.
+    #[arg(long, env = "VERKOSTO_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("verkosto.db").display()),
+        }
+    }
+
+    pub fn distributed(&self) -> bool {
+        self.database_url.is_some()
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    All,
+    Cases,
+    Consent,
+    Meetings,
+    Tasks,
+    Relay,
+    Web,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VERKOSTO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Load demo agencies and users.
+    #[arg(long, env = "VERKOSTO_DEMO")]
+    pub demo: bool,
+    /// Dev tokens (`POST /api/v1/dev/token`); on by default in the embedded mode.
+    #[arg(long, env = "VERKOSTO_DEV_AUTH")]
+    pub dev_auth: Option<OnOff>,
+    /// Seed of the dev signing key (hex, 32 bytes), so that several processes
+    /// in a dev deployment accept each other's tokens. Random when unset.
+    #[arg(long, env = "VERKOSTO_DEV_KEY_SEED", hide_env_values = true)]
+    pub dev_key_seed: Option<String>,
+    /// Which service(s) this process runs.
+    #[arg(long, env = "VERKOSTO_TARGET", value_enum, default_value = "all")]
+    pub target: Target,
+    /// NATS server (distributed mode).
+    #[arg(long, env = "VERKOSTO_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// JetStream replicas of the events stream (3 on a cluster).
+    #[arg(long, env = "VERKOSTO_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// JWKS URL of the identity provider (production auth).
+    #[arg(long, env = "VERKOSTO_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Expected token issuer (production auth).
+    #[arg(long, env = "VERKOSTO_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Expected token audience (production auth).
+    #[arg(long, env = "VERKOSTO_JWT_AUDIENCE", default_value = "verkosto")]
+    pub jwt_audience: String,
+    /// Accepted signing algorithms, comma-separated.
+    #[arg(long, env = "VERKOSTO_JWT_ALGORITHMS", default_value = "RS256,ES256,EdDSA", value_delimiter = ',')]
+    pub jwt_algorithms: Vec<String>,
+    /// Database pool size (PostgreSQL).
+    #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
+    pub db_pool: u32,
+    /// Log as JSON (default: JSON unless stderr is a terminal).
+    #[arg(long, env = "VERKOSTO_LOG_JSON")]
+    pub log_json: Option<bool>,
+}
+
+impl ServeArgs {
+    pub fn dev_auth_on(&self) -> bool {
+        match self.dev_auth {
+            Some(OnOff::On) => true,
+            Some(OnOff::Off) => false,
+            None => !self.store.distributed(),
+        }
+    }
+}

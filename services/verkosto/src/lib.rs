@@ -1,0 +1,12 @@
+//! The `verkosto` binary's library half: settings, wiring, health, and the
+//! command-line tools. Thin on purpose: each service owns its routes and
+//! read models; this crate only picks modules for a target and joins them.
+
+pub mod app;
+pub mod audit;
+mod auth;
+pub mod config;
+mod demo;
+mod health;
+pub mod proto;
+pub mod telemetry;

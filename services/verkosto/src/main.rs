@@ -1,0 +1,22 @@
+//! `verkosto`: the one binary. Parses settings and hands over to [`verkosto::app`].
+
+use clap::Parser;
+use verkosto::config::{AuditCommand, Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            verkosto::telemetry::init(args.log_json);
+            verkosto::app::serve(args).await
+        }
+        Command::Audit { store, command } => {
+            verkosto::telemetry::init(Some(false));
+            match command {
+                AuditCommand::Verify => verkosto::audit::verify(&store).await,
+            }
+        }
+        Command::Proto { write, dir } => verkosto::proto::run(&dir, write),
+    }
+}

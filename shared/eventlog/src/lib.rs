@@ -1,0 +1,57 @@
+//! The event log: Verkosto's single source of truth.
+//!
+//! Owns the `events` table (per-stream versions with optimistic concurrency,
+//! a global position, the envelope, and a hash chain), the idempotency
+//! answers stored beside the events they produced, consumer checkpoints, and
+//! the integrity check. Two backends share every line of logic here: SQLite
+//! (embedded) and PostgreSQL (distributed), through sqlx's `Any` driver.
+//!
+//! Never: update or delete an event; hand a consumer an event whose
+//! transaction might still be overtaken by an earlier one; acknowledge a
+//! write before it is durable.
+
+mod aggregate;
+mod db;
+mod idempotency;
+mod integrity;
+mod model;
+mod projection;
+mod store;
+
+pub use aggregate::{
+    decode_event, encode_event, AggregateStore, ExecuteError, Execution, LoadedAggregate, Outcome,
+};
+pub use db::{Db, DbKind};
+pub use idempotency::{request_hash, IdempotencyWrite, StoredAnswer};
+pub use integrity::{BrokenLink, VerifyReport, GENESIS, SEALER};
+pub use model::{
+    format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
+};
+pub use projection::{run_local, ApplyError, Progress, Projection};
+pub use store::EventLog;
+
+/// Errors of the log. Callers map them to HTTP once, in verkosto-http.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("stream {stream} is not at the expected version {expected:?} (it is at {actual:?})")]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: Option<i64>,
+    },
+    #[error("a concurrent request with the same idempotency key committed first")]
+    IdempotencyRace,
+    #[error("too much contention on {0}")]
+    Busy(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+pub use sqlx::Error as SqlxError;

@@ -1,0 +1,281 @@
+//! Consumers of the log: read models and reactions. Each keeps its checkpoint
+//! in the same transaction as its effect, so a redelivered event has no
+//! second effect, and each can be dropped and rebuilt by replay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Any, AnyConnection, Executor, Transaction};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{format_time, Cursor, RecordedEvent};
+use crate::store::EventLog;
+use crate::Error;
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event can never be applied (undecodable, or breaks the model's
+    /// rules): it is quarantined, with an alert, and the consumer moves on.
+    #[error("poison event: {0}")]
+    Poison(String),
+    /// Anything else (the database): the batch is retried.
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        ApplyError::Other(e.into())
+    }
+}
+
+/// A read model or reaction fed by the log, in commit order.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Unique, stable name: the checkpoint's key.
+    fn name(&self) -> &'static str;
+
+    /// Cheap filter; events it returns false for only move the checkpoint.
+    fn handles(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+
+    /// Applies one event inside the consumer's transaction.
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError>;
+
+    /// Empties the read model so that it can be rebuilt from the start.
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error>;
+}
+
+pub(crate) async fn load_checkpoint<'e, E>(executor: E, name: &str) -> Result<Cursor, Error>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<(i64, i64)> =
+        sqlx::query_as("SELECT tx, position FROM checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(executor)
+            .await?;
+    Ok(row
+        .map(|(tx, position)| Cursor { tx, position })
+        .unwrap_or(Cursor::START))
+}
+
+pub(crate) async fn save_checkpoint(
+    tx: &mut Transaction<'static, Any>,
+    name: &str,
+    cursor: Cursor,
+    extra: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO checkpoints (name, tx, position, extra) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name) DO UPDATE SET tx = excluded.tx, position = excluded.position, \
+         extra = excluded.extra",
+    )
+    .bind(name)
+    .bind(cursor.tx)
+    .bind(cursor.position)
+    .bind(extra)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl EventLog {
+    /// A consumer's checkpoint (the start when it has none).
+    pub async fn checkpoint(&self, name: &str) -> Result<Cursor, Error> {
+        load_checkpoint(self.db().writer(), name).await
+    }
+
+    /// A consumer's checkpoint with its extra number (the relay keeps the
+    /// stream sequence it last saw there).
+    pub async fn checkpoint_with_extra(&self, name: &str) -> Result<(Cursor, i64), Error> {
+        let row: Option<(i64, i64, i64)> =
+            sqlx::query_as("SELECT tx, position, extra FROM checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.db().writer())
+                .await?;
+        Ok(row
+            .map(|(tx, position, extra)| (Cursor { tx, position }, extra))
+            .unwrap_or((Cursor::START, 0)))
+    }
+
+    /// Stores a checkpoint on its own (for consumers whose effect is outside
+    /// this database, such as the relay's publishing).
+    pub async fn store_checkpoint(&self, name: &str, cursor: Cursor, extra: i64) -> Result<(), Error> {
+        let mut tx = self.db().begin().await?;
+        save_checkpoint(&mut tx, name, cursor, extra).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies `events` to `projection` in one transaction with its
+    /// checkpoint. Events at or before the checkpoint are skipped, so
+    /// redelivery is harmless. Returns the new checkpoint.
+    pub async fn apply_batch(
+        &self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+    ) -> Result<Cursor, Error> {
+        let mut tx = self.db().begin().await?;
+        let checkpoint = load_checkpoint(&mut *tx, projection.name()).await?;
+        let mut last = checkpoint;
+        for event in events.iter().filter(|e| e.cursor() > checkpoint) {
+            if projection.handles(event) {
+                let span = tracing::info_span!(
+                    "handle_event",
+                    consumer = projection.name(),
+                    event_type = %event.event_type,
+                    position = event.position,
+                    correlation_id = %event.correlation_id,
+                );
+                let _guard = span.enter();
+                // A savepoint lets a poison event be set aside without
+                // losing the rest of the batch.
+                tx.execute("SAVEPOINT apply_one").await?;
+                match projection.apply(&mut tx, event).await {
+                    Ok(()) => {
+                        tx.execute("RELEASE SAVEPOINT apply_one").await?;
+                    }
+                    Err(ApplyError::Poison(reason)) => {
+                        tx.execute("ROLLBACK TO SAVEPOINT apply_one").await?;
+                        quarantine(&mut tx, projection.name(), event, &reason).await?;
+                    }
+                    Err(ApplyError::Other(e)) => return Err(e),
+                }
+            }
+            last = event.cursor();
+        }
+        if last != checkpoint {
+            save_checkpoint(&mut tx, projection.name(), last, 0).await?;
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    /// Drops a projection's state and checkpoint; the next run replays the log.
+    pub async fn reset_projection(&self, projection: &dyn Projection) -> Result<(), Error> {
+        let mut tx = self.db().begin().await?;
+        projection.reset(&mut tx).await?;
+        sqlx::query("DELETE FROM checkpoints WHERE name = $1")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM quarantine WHERE consumer = $1")
+            .bind(projection.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Feeds the projection everything readable after its checkpoint.
+    pub async fn catch_up(&self, projection: &dyn Projection) -> Result<Cursor, Error> {
+        let mut at = self.checkpoint(projection.name()).await?;
+        loop {
+            let events = self.read_after(at, 1000).await?;
+            if events.is_empty() {
+                return Ok(at);
+            }
+            at = self.apply_batch(projection, &events).await?;
+        }
+    }
+
+    /// Events a consumer set aside: `(position, event_id, reason)`.
+    pub async fn quarantined(&self, consumer: &str) -> Result<Vec<(i64, String, String)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT position, event_id, reason FROM quarantine WHERE consumer = $1 ORDER BY position",
+        )
+        .bind(consumer)
+        .fetch_all(self.db().reader())
+        .await?)
+    }
+}
+
+async fn quarantine(
+    tx: &mut Transaction<'static, Any>,
+    consumer: &str,
+    event: &RecordedEvent,
+    reason: &str,
+) -> Result<(), Error> {
+    tracing::error!(
+        alert = "poison_event",
+        consumer,
+        position = event.position,
+        event_id = %event.event_id,
+        event_type = %event.event_type,
+        reason,
+        "event quarantined: the projection could not apply it"
+    );
+    sqlx::query(
+        "INSERT INTO quarantine (consumer, position, event_id, reason, at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (consumer, position) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event.position)
+    .bind(&event.event_id)
+    .bind(reason)
+    .bind(format_time(chrono::Utc::now()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// How far a running consumer has got, for read-your-writes waits.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    rx: watch::Receiver<Cursor>,
+}
+
+impl Progress {
+    pub fn channel() -> (watch::Sender<Cursor>, Progress) {
+        let (tx, rx) = watch::channel(Cursor::START);
+        (tx, Progress { rx })
+    }
+
+    pub fn current(&self) -> Cursor {
+        *self.rx.borrow()
+    }
+
+    /// Waits until the consumer has passed `cursor`; false on timeout.
+    pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> bool {
+        let mut rx = self.rx.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c >= cursor))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Runs a projection in this process, woken by local commits and, for
+/// commits made by other processes, by polling.
+pub async fn run_local(
+    log: EventLog,
+    projection: Arc<dyn Projection>,
+    progress: watch::Sender<Cursor>,
+    poll: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut commits = log.subscribe_commits();
+    loop {
+        match log.catch_up(projection.as_ref()).await {
+            Ok(at) => {
+                progress.send_if_modified(|c| {
+                    let moved = at > *c;
+                    *c = at;
+                    moved
+                });
+            }
+            Err(e) => {
+                tracing::warn!(consumer = projection.name(), error = %e, "projection catch-up failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

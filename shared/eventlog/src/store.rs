@@ -1,0 +1,365 @@
+//! Appending to and reading from the log.
+
+use std::sync::Arc;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use tokio::sync::watch;
+
+use crate::db::{Db, DbKind};
+use crate::idempotency::IdempotencyWrite;
+use crate::integrity::{event_hash, HashInput, GENESIS};
+use crate::model::{
+    format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
+};
+use crate::Error;
+
+/// The event log. Cheap to clone; every clone shares the commit notifier.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    /// Wakes in-process subscribers after each commit (the embedded bus).
+    commits: watch::Sender<Cursor>,
+}
+
+pub(crate) const COLUMNS: &str = "position, stream_type, stream_id, version, event_id, event_type, \
+    schema_version, occurred_at, actor_user, actor_agency, correlation_id, causation_id, \
+    payload, prev_hash, hash";
+
+impl EventLog {
+    pub fn new(db: Db) -> EventLog {
+        let (commits, _) = watch::channel(Cursor::START);
+        EventLog {
+            inner: Arc::new(Inner { db, commits }),
+        }
+    }
+
+    pub async fn connect(url: &str) -> Result<EventLog, Error> {
+        Ok(EventLog::new(Db::connect(url).await?))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// A receiver that changes after every commit made through this process.
+    pub fn subscribe_commits(&self) -> watch::Receiver<Cursor> {
+        self.inner.commits.subscribe()
+    }
+
+    pub(crate) fn tx_column(&self) -> &'static str {
+        match self.db().kind() {
+            DbKind::Postgres => "tx_id::text::bigint AS tx",
+            DbKind::Sqlite => "position AS tx",
+        }
+    }
+
+    /// Appends `events` to one stream, atomically, checking `expected`.
+    /// The answer to an idempotent request is stored in the same transaction.
+    /// Returns once the transaction is durable.
+    #[tracing::instrument(skip_all, fields(stream_type, stream_id, n = events.len()))]
+    pub async fn append(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+        idempotency: Option<IdempotencyWrite>,
+    ) -> Result<Appended, Error> {
+        let mut tx = self.db().begin().await?;
+        let appended = self
+            .append_in(&mut tx, stream_type, stream_id, expected, events, meta)
+            .await?;
+        if let Some(idem) = idempotency {
+            idem.store(&mut tx, appended.version).await?;
+        }
+        tx.commit().await?;
+        self.announce(&appended);
+        Ok(appended)
+    }
+
+    /// Tells in-process subscribers about a commit made with [`EventLog::append_in`].
+    pub fn announce(&self, appended: &Appended) {
+        if let Some(cursor) = appended.last_cursor() {
+            self.inner.commits.send_if_modified(|c| {
+                if cursor > *c {
+                    *c = cursor;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    /// Appends inside a transaction the caller commits (then calls
+    /// [`EventLog::announce`]). The event insert must be the transaction's
+    /// first write; see the comment below.
+    pub async fn append_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+    ) -> Result<Appended, Error> {
+        let head: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(stream_type)
+        .bind(stream_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (actual, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+        if !expected.matches(actual) {
+            return Err(Error::Conflict {
+                stream: format!("{stream_type}/{stream_id}"),
+                expected,
+                actual: Some(actual),
+            });
+        }
+
+        let occurred_at = format_time(meta.occurred_at);
+        let mut recorded = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let payload_text = serde_json::to_string(&event.payload)?;
+            let version = actual + 1 + i as i64;
+            let event_id = uuid::Uuid::now_v7().to_string();
+            let hash = event_hash(&HashInput {
+                prev_hash: &prev_hash,
+                stream_type,
+                stream_id,
+                version,
+                event_id: &event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                occurred_at: &occurred_at,
+                actor_user: &meta.actor.user,
+                actor_agency: &meta.actor.agency,
+                correlation_id: &meta.correlation_id,
+                causation_id: meta.causation_id.as_deref(),
+                payload: &payload_text,
+            });
+            recorded.push(RecordedEvent {
+                position: 0,
+                tx: 0,
+                stream_type: stream_type.to_string(),
+                stream_id: stream_id.to_string(),
+                version,
+                event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                occurred_at: occurred_at.clone(),
+                actor: meta.actor.clone(),
+                correlation_id: meta.correlation_id.clone(),
+                causation_id: meta.causation_id.clone(),
+                payload: event.payload,
+                payload_text,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
+
+        if !recorded.is_empty() {
+            // The event insert is the transaction's first write, so on
+            // PostgreSQL its transaction id is taken after the stream head was
+            // read: a later version of a stream always has a later tx id.
+            let mut sql = String::from(
+                "INSERT INTO events (stream_type, stream_id, version, event_id, event_type, \
+                 schema_version, occurred_at, actor_user, actor_agency, correlation_id, \
+                 causation_id, payload, prev_hash, hash) VALUES ",
+            );
+            for i in 0..recorded.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for c in 0..14 {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", i * 14 + c + 1));
+                }
+                sql.push(')');
+            }
+            sql.push_str(&format!(" RETURNING version, position, {}", self.tx_column()));
+            let mut query = sqlx::query(&sql);
+            for e in &recorded {
+                query = query
+                    .bind(&e.stream_type)
+                    .bind(&e.stream_id)
+                    .bind(e.version)
+                    .bind(&e.event_id)
+                    .bind(&e.event_type)
+                    .bind(e.schema_version)
+                    .bind(&e.occurred_at)
+                    .bind(&e.actor.user)
+                    .bind(&e.actor.agency)
+                    .bind(&e.correlation_id)
+                    .bind(e.causation_id.clone())
+                    .bind(&e.payload_text)
+                    .bind(&e.prev_hash)
+                    .bind(&e.hash);
+            }
+            let rows = match query.fetch_all(&mut **tx).await {
+                Ok(rows) => rows,
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(Error::Conflict {
+                        stream: format!("{stream_type}/{stream_id}"),
+                        expected,
+                        actual: None,
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for row in rows {
+                let version: i64 = row.try_get(0)?;
+                let event = &mut recorded[(version - actual - 1) as usize];
+                event.position = row.try_get(1)?;
+                event.tx = row.try_get(2)?;
+            }
+        }
+
+        let version = actual + recorded.len() as i64;
+        Ok(Appended {
+            events: recorded,
+            version,
+        })
+    }
+
+    /// Every event of one stream, in version order.
+    pub async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let sql = format!(
+            "SELECT {COLUMNS}, {} FROM events WHERE stream_type = $1 AND stream_id = $2 \
+             ORDER BY version",
+            self.tx_column()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(stream_type)
+            .bind(stream_id)
+            .fetch_all(self.db().writer())
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// The current version of a stream (0 when it does not exist).
+    pub async fn stream_version(&self, stream_type: &str, stream_id: &str) -> Result<i64, Error> {
+        let v: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM events WHERE stream_type = $1 AND stream_id = $2",
+        )
+        .bind(stream_type)
+        .bind(stream_id)
+        .fetch_one(self.db().reader())
+        .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Up to `limit` events after `after`, in commit order, never past an
+    /// event whose transaction might still commit before an earlier one: on
+    /// PostgreSQL only transactions older than every running one are read.
+    pub async fn read_after(&self, after: Cursor, limit: i64) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = match self.db().kind() {
+            DbKind::Postgres => {
+                let sql = format!(
+                    "SELECT {COLUMNS}, {} FROM events \
+                     WHERE (tx_id, position) > (($1::bigint)::text::xid8, $2) \
+                       AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY tx_id, position LIMIT $3",
+                    self.tx_column()
+                );
+                sqlx::query(&sql)
+                    .bind(after.tx)
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(self.db().reader())
+                    .await?
+            }
+            DbKind::Sqlite => {
+                let sql = format!(
+                    "SELECT {COLUMNS}, {} FROM events WHERE position > $1 \
+                     ORDER BY position LIMIT $2",
+                    self.tx_column()
+                );
+                // The writer connection sees every commit made so far.
+                sqlx::query(&sql)
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(self.db().reader())
+                    .await?
+            }
+        };
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// The highest global position allocated so far (0 for an empty log).
+    pub async fn head_position(&self) -> Result<i64, Error> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(self.db().reader())
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Number of events in the log.
+    pub async fn count(&self) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(self.db().reader())
+            .await?)
+    }
+
+    /// The event with this id, if any.
+    pub async fn event_by_id(&self, event_id: &str) -> Result<Option<RecordedEvent>, Error> {
+        let sql = format!(
+            "SELECT {COLUMNS}, {} FROM events WHERE event_id = $1",
+            self.tx_column()
+        );
+        let row = sqlx::query(&sql)
+            .bind(event_id)
+            .fetch_optional(self.db().reader())
+            .await?;
+        row.as_ref().map(decode_row).transpose()
+    }
+}
+
+pub(crate) fn decode_row(row: &AnyRow) -> Result<RecordedEvent, Error> {
+    let payload_text: String = row.try_get("payload")?;
+    // A payload that is not JSON (only possible by tampering) decodes as
+    // null: consumers then quarantine it, and `verify` reports the hash.
+    let payload = serde_json::from_str(&payload_text).unwrap_or(serde_json::Value::Null);
+    Ok(RecordedEvent {
+        position: row.try_get("position")?,
+        tx: row.try_get("tx")?,
+        stream_type: row.try_get("stream_type")?,
+        stream_id: row.try_get("stream_id")?,
+        version: row.try_get("version")?,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get("schema_version")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor: Actor {
+            user: row.try_get("actor_user")?,
+            agency: row.try_get("actor_agency")?,
+        },
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        payload,
+        payload_text,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}

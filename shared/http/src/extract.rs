@@ -1,0 +1,245 @@
+//! Extractors that turn a request into checked values or a problem answer.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use verkosto_auth::{AuthError, Principal, Role, Verifier};
+use verkosto_eventlog::{request_hash, Actor, CommandMeta, Execution, IdempotencyWrite};
+
+use crate::problem::Problem;
+use crate::request_id::RequestId;
+
+/// A JSON body, parsed strictly; the raw bytes are kept for idempotency.
+/// Errors name the field: `agency: missing field`, `kind: unknown variant`.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                let ct = ct.split(';').next().unwrap_or("").trim();
+                ct == "application/json" || ct.ends_with("+json")
+            });
+        if !is_json {
+            return Err(Problem::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Content-Type must be application/json",
+            ));
+        }
+        let raw = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(e.status(), "too-large", "the request body is too large")
+            } else {
+                Problem::bad_request(format!("body: {}", e.body_text()))
+            }
+        })?;
+        let value = parse_json(&raw)?;
+        Ok(JsonBody { value, raw })
+    }
+}
+
+/// Parses JSON, naming the field at fault in the problem.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| Problem::bad_request("body: not valid UTF-8"))?;
+    let de = &mut serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let field = if path == "." || path.is_empty() {
+                "body".to_string()
+            } else {
+                path
+            };
+            let message = strip_position(&inner.to_string());
+            if inner.is_syntax() || inner.is_eof() {
+                Err(Problem::bad_request(format!("body: malformed JSON: {message}")))
+            } else if let Some(missing) = missing_field(&message) {
+                let name = if field == "body" {
+                    missing.to_string()
+                } else {
+                    format!("{field}.{missing}")
+                };
+                Err(Problem::invalid(&name, "is required"))
+            } else {
+                Err(Problem::invalid(&field, message))
+            }
+        }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// The verified caller. 401 without a valid token.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<&Principal, Problem> {
+        if roles.iter().any(|r| self.0.has_role(*r)) {
+            Ok(&self.0)
+        } else {
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            Err(Problem::forbidden(format!(
+                "this needs the role {}",
+                names.join(" or ")
+            )))
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.0.user.clone(),
+            agency: self.0.agency.clone(),
+        }
+    }
+}
+
+/// What the auth extractor needs from the app state.
+#[derive(Clone)]
+pub struct AuthState {
+    pub verifier: Arc<Verifier>,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = AuthState::from_ref(state);
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            Problem::unauthorized("Authorization: a Bearer token is required")
+        })?;
+        match auth.verifier.verify(token).await {
+            Ok(p) => {
+                tracing::Span::current().record("user", p.user.as_str());
+                Ok(Caller(p))
+            }
+            Err(AuthError::KeysUnavailable(e)) => {
+                tracing::error!(error = %e, "signing keys unavailable");
+                Err(Problem::unavailable("token keys are unavailable"))
+            }
+            Err(e) => Err(Problem::unauthorized(format!("Authorization: {e}"))),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+/// The conditions a write may carry: `If-Match` and `Idempotency-Key`,
+/// with the request id, method and path.
+#[derive(Clone, Debug)]
+pub struct WriteConditions {
+    pub if_match: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WriteConditions {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let if_match = match parts.headers.get(header::IF_MATCH) {
+            None => None,
+            Some(v) => Some(parse_if_match(v.to_str().unwrap_or(""))?),
+        };
+        let idempotency_key = match parts.headers.get("idempotency-key") {
+            None => None,
+            Some(v) => {
+                let key = v.to_str().unwrap_or("").trim();
+                if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(Problem::bad_request(
+                        "Idempotency-Key: must be 1 to 255 printable ASCII characters",
+                    ));
+                }
+                Some(key.to_string())
+            }
+        };
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        Ok(WriteConditions {
+            if_match,
+            idempotency_key,
+            request_id,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
+/// `"7"`, `W/"7"` or `7` → 7.
+pub fn parse_if_match(value: &str) -> Result<i64, Problem> {
+    let v = value.trim().trim_start_matches("W/").trim_matches('"');
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| Problem::bad_request("If-Match: must be a version number in quotes, like \"3\""))
+}
+
+impl WriteConditions {
+    /// The execution settings for a command by `caller` with this raw body.
+    /// `respond` builds the answer from the stream's new version; it is
+    /// stored with the events when an idempotency key was given.
+    pub fn execution(
+        &self,
+        caller: &Caller,
+        raw_body: &[u8],
+        respond: impl Fn(i64) -> (u16, serde_json::Value) + Send + Sync + 'static,
+    ) -> Execution {
+        let mut meta = CommandMeta::new(caller.actor());
+        meta.correlation_id = self.request_id.clone();
+        Execution {
+            meta,
+            if_match: self.if_match,
+            idempotency: self.idempotency_key.as_ref().map(|key| IdempotencyWrite {
+                scope: caller.0.user.clone(),
+                key: key.clone(),
+                request_hash: request_hash(&self.method, &self.path, raw_body),
+                respond: Arc::new(respond),
+            }),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! HTTP conventions shared by every service: problem JSON for every error,
+//! request ids, the body limit, the bearer-token extractor, `If-Match` and
+//! `Idempotency-Key`.
+//!
+//! Never: send an error's cause to the client (it goes to the log), or let a
+//! panic or a bad input become anything but a problem answer.
+
+mod extract;
+mod problem;
+pub mod request_id;
+
+pub use extract::{parse_if_match, parse_json, AuthState, Caller, JsonBody, WriteConditions};
+pub use problem::Problem;
+pub use request_id::RequestId;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use verkosto_eventlog::Outcome;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Wraps a router in the shared layers: request ids, a tracing span per
+/// request, the body limit, problem answers for unknown routes, and panics
+/// turned into a 500 problem.
+pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(|| async { Problem::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed here")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            Problem::internal().into_response()
+        }))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default();
+                let request_id = req
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route,
+                    request_id,
+                    user = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// The answer to a command: the fresh answer, or the stored one on a retry.
+pub fn command_response<A>(
+    outcome: Outcome<A>,
+    fresh: impl FnOnce(&verkosto_eventlog::Appended) -> (u16, serde_json::Value),
+) -> Response {
+    let (status, body) = match outcome {
+        Outcome::Committed { appended, .. } => fresh(&appended),
+        Outcome::Replayed(answer) => (answer.status, answer.response),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    if status == StatusCode::NO_CONTENT {
+        return status.into_response();
+    }
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,162 @@
+//! RFC 9457 problem details: the one shape of every error answer.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer. `detail` names the offending field for bad input.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("https://verkosto.fi/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    /// 400: the request cannot be read (malformed JSON, bad header).
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 422: a field's value breaks a rule. `detail` should start with the field.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            format!("{field}: {}", detail.into()),
+        );
+        p.field = Some(field.to_string());
+        p
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404, also for things that exist but the caller may not know of.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    pub fn precondition_failed(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::PRECONDITION_FAILED, "stale-version", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// 500. The cause is logged by the caller, never sent.
+    pub fn internal() -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred; it has been logged",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, axum::Json(&self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// Maps the log's errors once. Causes of 5xx go to the log, not the client.
+impl From<verkosto_eventlog::Error> for Problem {
+    fn from(e: verkosto_eventlog::Error) -> Problem {
+        use verkosto_eventlog::Error as E;
+        match e {
+            E::Conflict { .. } => Problem::precondition_failed(e.to_string()),
+            E::Busy(_) | E::IdempotencyRace => {
+                Problem::new(StatusCode::CONFLICT, "busy", "the resource is busy; retry")
+            }
+            E::Database(ref db) if is_unavailable(db) => {
+                tracing::error!(error = %e, "database unavailable");
+                Problem::unavailable("the store is unavailable; the write was not accepted")
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+fn is_unavailable(e: &verkosto_eventlog::SqlxError) -> bool {
+    use verkosto_eventlog::SqlxError as S;
+    match e {
+        S::Io(_) | S::PoolTimedOut | S::PoolClosed | S::WorkerCrashed => true,
+        S::Database(d) => {
+            // Disk full, I/O error, cannot connect, admin shutdown, read-only.
+            let code = d.code().unwrap_or_default();
+            matches!(
+                code.as_ref(),
+                "53100" | "58030" | "57P01" | "57P02" | "57P03" | "25006" | "13" | "10" | "8"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Errors of a command run: domain rejections carry their own problem.
+impl<E> From<verkosto_eventlog::ExecuteError<E>> for Problem
+where
+    E: std::error::Error + Into<Problem>,
+{
+    fn from(e: verkosto_eventlog::ExecuteError<E>) -> Problem {
+        use verkosto_eventlog::ExecuteError as X;
+        match e {
+            X::Rejected(domain) => domain.into(),
+            X::PreconditionFailed { expected, actual } => Problem::precondition_failed(format!(
+                "If-Match: version {expected} is stale; the current version is {actual}"
+            )),
+            X::IdempotencyKeyReused => Problem::invalid(
+                "Idempotency-Key",
+                "this key was already used with a different request",
+            ),
+            X::Log(e) => e.into(),
+        }
+    }
+}

@@ -12,9 +12,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use verkosto_auth::Verifier;
 use verkosto_bus::{Relay, StreamSettings};
-use verkosto_eventlog::{Cursor, Db, EventLog, Progress, Projection};
+use verkosto_eventlog::{Db, EventLog, Progress, Projection};
 use verkosto_http::AuthState;
 
 use crate::config::{ServeArgs, Target};

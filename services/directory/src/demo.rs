@@ -19,32 +19,108 @@ pub struct DemoAgency {
 }
 
 pub const AGENCIES: &[DemoAgency] = &[
-    DemoAgency { id: "police-helsinki", kind: AgencyKind::Police, fi: "Helsingin poliisilaitos", sv: "Polisinrättningen i Helsingfors", en: "Helsinki Police Department" },
-    DemoAgency { id: "social-helsinki", kind: AgencyKind::SocialServices, fi: "Helsingin sosiaalipalvelut", sv: "Helsingfors socialtjänst", en: "Helsinki Social Services" },
-    DemoAgency { id: "health-hus", kind: AgencyKind::HealthCare, fi: "HUS", sv: "HUS", en: "HUS Helsinki University Hospital" },
-    DemoAgency { id: "ngo-support", kind: AgencyKind::Ngo, fi: "Rikosuhrien tuki ry", sv: "Stöd för brottsoffer rf", en: "Victim Support NGO" },
-    DemoAgency { id: "migri", kind: AgencyKind::Immigration, fi: "Maahanmuuttovirasto", sv: "Migrationsverket", en: "Finnish Immigration Service" },
-    DemoAgency { id: "child-welfare-helsinki", kind: AgencyKind::ChildWelfare, fi: "Helsingin lastensuojelu", sv: "Helsingfors barnskydd", en: "Helsinki Child Welfare" },
-    DemoAgency { id: "assistance-system", kind: AgencyKind::AssistanceSystem, fi: "Ihmiskaupan uhrien auttamisjärjestelmä", sv: "Hjälpsystemet för offer för människohandel", en: "Assistance System for Victims of Human Trafficking" },
+    DemoAgency {
+        id: "police-helsinki",
+        kind: AgencyKind::Police,
+        fi: "Helsingin poliisilaitos",
+        sv: "Polisinrättningen i Helsingfors",
+        en: "Helsinki Police Department",
+    },
+    DemoAgency {
+        id: "social-helsinki",
+        kind: AgencyKind::SocialServices,
+        fi: "Helsingin sosiaalipalvelut",
+        sv: "Helsingfors socialtjänst",
+        en: "Helsinki Social Services",
+    },
+    DemoAgency {
+        id: "health-hus",
+        kind: AgencyKind::HealthCare,
+        fi: "HUS",
+        sv: "HUS",
+        en: "HUS Helsinki University Hospital",
+    },
+    DemoAgency {
+        id: "ngo-support",
+        kind: AgencyKind::Ngo,
+        fi: "Rikosuhrien tuki ry",
+        sv: "Stöd för brottsoffer rf",
+        en: "Victim Support NGO",
+    },
+    DemoAgency {
+        id: "migri",
+        kind: AgencyKind::Immigration,
+        fi: "Maahanmuuttovirasto",
+        sv: "Migrationsverket",
+        en: "Finnish Immigration Service",
+    },
+    DemoAgency {
+        id: "child-welfare-helsinki",
+        kind: AgencyKind::ChildWelfare,
+        fi: "Helsingin lastensuojelu",
+        sv: "Helsingfors barnskydd",
+        en: "Helsinki Child Welfare",
+    },
+    DemoAgency {
+        id: "assistance-system",
+        kind: AgencyKind::AssistanceSystem,
+        fi: "Ihmiskaupan uhrien auttamisjärjestelmä",
+        sv: "Hjälpsystemet för offer för människohandel",
+        en: "Assistance System for Victims of Human Trafficking",
+    },
 ];
 
 /// `(user, agency, roles, display name)`
 pub const USERS: &[(&str, &str, &[Role], &str)] = &[
-    ("fiona", "assistance-system", &[Role::Facilitator], "Fiona Facilitator"),
-    ("liisa", "police-helsinki", &[Role::Liaison], "Liisa Poliisi"),
-    ("sami", "social-helsinki", &[Role::Liaison, Role::Facilitator], "Sami Sosiaali"),
+    (
+        "fiona",
+        "assistance-system",
+        &[Role::Facilitator],
+        "Fiona Facilitator",
+    ),
+    (
+        "liisa",
+        "police-helsinki",
+        &[Role::Liaison],
+        "Liisa Poliisi",
+    ),
+    (
+        "sami",
+        "social-helsinki",
+        &[Role::Liaison, Role::Facilitator],
+        "Sami Sosiaali",
+    ),
     ("hanna", "health-hus", &[Role::Liaison], "Hanna Hoitaja"),
-    ("nora", "ngo-support", &[Role::Liaison, Role::Facilitator], "Nora NGO"),
+    (
+        "nora",
+        "ngo-support",
+        &[Role::Liaison, Role::Facilitator],
+        "Nora NGO",
+    ),
     ("matti", "migri", &[Role::Liaison], "Matti Migri"),
-    ("lasse", "child-welfare-helsinki", &[Role::Liaison], "Lasse Lastensuojelu"),
+    (
+        "lasse",
+        "child-welfare-helsinki",
+        &[Role::Liaison],
+        "Lasse Lastensuojelu",
+    ),
     ("aino", "system", &[Role::Auditor], "Aino Auditor"),
 ];
 
 /// Registers whatever of the demo data is missing.
 pub async fn load(directory: &Directory) -> Result<(), Problem> {
-    let existing: BTreeSet<String> = directory.agencies().await?.into_iter().map(|a| a.id).collect();
+    let existing: BTreeSet<String> = directory
+        .agencies()
+        .await?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     for a in AGENCIES.iter().filter(|a| !existing.contains(a.id)) {
-        let name = LocalizedName { fi: a.fi.into(), sv: a.sv.into(), en: a.en.into() };
+        let name = LocalizedName {
+            fi: a.fi.into(),
+            sv: a.sv.into(),
+            en: a.en.into(),
+        };
         directory
             .register_agency(a.id.into(), a.kind, name, execution())
             .await?;
@@ -65,5 +141,8 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
 }
 
 fn execution() -> Execution {
-    Execution::new(CommandMeta::new(Actor { user: "demo-loader".into(), agency: "system".into() }))
+    Execution::new(CommandMeta::new(Actor {
+        user: "demo-loader".into(),
+        agency: "system".into(),
+    }))
 }

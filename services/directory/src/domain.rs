@@ -14,7 +14,9 @@ use verkosto_http::Problem;
 pub fn check_id(field: &str, id: &str) -> Result<(), Problem> {
     let ok = (2..=64).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
@@ -31,10 +33,19 @@ pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), Problem> {
         return Err(Problem::invalid(field, "must not be empty"));
     }
     if text.chars().count() > max {
-        return Err(Problem::invalid(field, format!("must be at most {max} characters")));
+        return Err(Problem::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Problem::invalid(field, "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Problem::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -238,7 +249,9 @@ impl Aggregate for User {
                 display_name,
             } => {
                 if self.id.is_some() {
-                    return Err(Refused(Problem::conflict(format!("id: user {id} already exists"))));
+                    return Err(Refused(Problem::conflict(format!(
+                        "id: user {id} already exists"
+                    ))));
                 }
                 sink.write(
                     UserEvent::UserRegistered {

@@ -19,7 +19,11 @@ impl Projection for DirectoryProjection {
         event.stream_type == "agency" || event.stream_type == "user"
     }
 
-    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
         let poison = |e: Error| ApplyError::Poison(e.to_string());
         match event.stream_type.as_str() {
             "agency" => match decode_event::<Agency>(event).map_err(poison)? {
@@ -62,8 +66,12 @@ impl Projection for DirectoryProjection {
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
-        sqlx::query("DELETE FROM dir_agencies").execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM dir_users").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM dir_agencies")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM dir_users")
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 }

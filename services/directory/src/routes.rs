@@ -14,7 +14,9 @@ use verkosto_auth::{DevIssuer, Principal, Role};
 use verkosto_eventlog::{AggregateStore, EventLog, Execution, Outcome, Progress};
 use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
 
-use crate::domain::{check_id, check_text, Agency, AgencyCommand, AgencyKind, LocalizedName, User, UserCommand};
+use crate::domain::{
+    check_id, check_text, Agency, AgencyCommand, AgencyKind, LocalizedName, User, UserCommand,
+};
 
 /// The directory service: its aggregates, its read model's progress, and
 /// (in dev mode) the token issuer.
@@ -93,13 +95,12 @@ impl Directory {
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<UserView>, Problem> {
-        let row: Option<(String, String, String, String)> = sqlx::query_as(
-            "SELECT id, agency, roles, display_name FROM dir_users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.log.db().reader())
-        .await
-        .map_err(verkosto_eventlog::Error::from)?;
+        let row: Option<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, agency, roles, display_name FROM dir_users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.log.db().reader())
+                .await
+                .map_err(verkosto_eventlog::Error::from)?;
         Ok(row.map(|(id, agency, roles, display_name)| UserView {
             id,
             agency,
@@ -120,7 +121,12 @@ impl Directory {
         name.check()?;
         let store = AggregateStore::<Agency>::new(self.log.clone());
         let outcome = store
-            .execute(&id.clone(), AgencyCommand::Register { id, kind, name }, &(), execution)
+            .execute(
+                &id.clone(),
+                AgencyCommand::Register { id, kind, name },
+                &(),
+                execution,
+            )
             .await?;
         self.wait_for_read_model(&outcome).await;
         Ok(outcome)
@@ -141,7 +147,10 @@ impl Directory {
             return Err(Problem::invalid("roles", "must name at least one role"));
         }
         if agency != "system" && self.agency(&agency).await?.is_none() {
-            return Err(Problem::invalid("agency", format!("unknown agency {agency}")));
+            return Err(Problem::invalid(
+                "agency",
+                format!("unknown agency {agency}"),
+            ));
         }
         if id == "admin" {
             return Err(Problem::conflict("id: user admin is built in"));
@@ -214,7 +223,9 @@ async fn dev_token(
         }
     };
     let token = issuer.issue(&principal, Duration::from_secs(12 * 3600));
-    Ok(Json(json!({ "token": token, "user": principal.user, "agency": principal.agency, "roles": principal.roles })))
+    Ok(Json(
+        json!({ "token": token, "user": principal.user, "agency": principal.agency, "roles": principal.roles }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -244,7 +255,10 @@ async fn create_agency(
     }))
 }
 
-async fn list_agencies(State(d): State<Directory>, _caller: Caller) -> Result<Json<serde_json::Value>, Problem> {
+async fn list_agencies(
+    State(d): State<Directory>,
+    _caller: Caller,
+) -> Result<Json<serde_json::Value>, Problem> {
     Ok(Json(json!({ "agencies": d.agencies().await? })))
 }
 
@@ -275,7 +289,9 @@ async fn create_user(
         (201, json!({ "id": answer_id, "version": version }))
     });
     let id2 = id.clone();
-    let outcome = d.register_user(id, agency, roles, display_name, execution).await?;
+    let outcome = d
+        .register_user(id, agency, roles, display_name, execution)
+        .await?;
     Ok(command_response(outcome, |a| {
         (201, json!({ "id": id2, "version": a.version }))
     }))

@@ -32,7 +32,10 @@ impl Running {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("workers did not stop in time");
             self.tasks.abort_all();
         }
@@ -93,7 +96,9 @@ async fn shutdown_signal(token: CancellationToken) {
     let terminate = async {
         #[cfg(unix)]
         {
-            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
                 s.recv().await;
                 return;
             }
@@ -204,18 +209,21 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         relay: relay_status,
         target: args.target,
     };
-    let app = verkosto_http::conventions(api.merge(
-        Router::new()
-            .route("/healthz", get(health::healthz))
-            .route("/readyz", get(health::readyz))
-            .route("/metrics", get(health::metrics))
-            .with_state(health),
-    ));
+    let app = verkosto_http::conventions(
+        api.merge(
+            Router::new()
+                .route("/healthz", get(health::healthz))
+                .route("/readyz", get(health::readyz))
+                .route("/metrics", get(health::metrics))
+                .with_state(health),
+        ),
+    );
 
     let addr = listener.local_addr()?;
     let token = shutdown.clone();
     tasks.spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await });
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await });
         if let Err(e) = server.await {
             tracing::error!(error = %e, "http server failed");
         }
@@ -246,4 +254,3 @@ async fn run_sealer(log: EventLog, shutdown: CancellationToken) {
         }
     }
 }
-

@@ -16,10 +16,9 @@ pub fn verifier(args: &ServeArgs) -> anyhow::Result<(Verifier, Option<DevIssuer>
         tracing::warn!("dev auth is on: anyone can get a token at /api/v1/dev/token");
         return Ok((verifier, Some(issuer)));
     }
-    let url = args
-        .jwks_url
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("dev auth is off: --jwks-url and --jwt-issuer are required"))?;
+    let url = args.jwks_url.clone().ok_or_else(|| {
+        anyhow::anyhow!("dev auth is off: --jwks-url and --jwt-issuer are required")
+    })?;
     let issuer = args
         .jwt_issuer
         .clone()

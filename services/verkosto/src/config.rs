@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "verkosto", version, about = "Multi-agency case conferences for victims of human trafficking")]
+#[command(
+    name = "verkosto",
+    version,
+    about = "Multi-agency case conferences for victims of human trafficking"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -44,10 +48,15 @@ pub enum AuditCommand {
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Directory of the embedded store (SQLite file `verkosto.db`).
-    #[arg(long, env = "VERKOSTO_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "VERKOSTO_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
     /// PostgreSQL URL; when given, the distributed mode is used.
-    #[arg(long, env = "VERKOSTO_DATABASE_URL")]
+    #[arg(long, global = true, env = "VERKOSTO_DATABASE_URL")]
     pub database_url: Option<String>,
 }
 
@@ -102,7 +111,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VERKOSTO_TARGET", value_enum, default_value = "all")]
     pub target: Target,
     /// NATS server (distributed mode).
-    #[arg(long, env = "VERKOSTO_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "VERKOSTO_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
     /// JetStream replicas of the events stream (3 on a cluster).
     #[arg(long, env = "VERKOSTO_STREAM_REPLICAS", default_value_t = 1)]
@@ -117,7 +130,12 @@ pub struct ServeArgs {
     #[arg(long, env = "VERKOSTO_JWT_AUDIENCE", default_value = "verkosto")]
     pub jwt_audience: String,
     /// Accepted signing algorithms, comma-separated.
-    #[arg(long, env = "VERKOSTO_JWT_ALGORITHMS", default_value = "RS256,ES256,EdDSA", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "VERKOSTO_JWT_ALGORITHMS",
+        default_value = "RS256,ES256,EdDSA",
+        value_delimiter = ','
+    )]
     pub jwt_algorithms: Vec<String>,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]

@@ -26,38 +26,74 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready: the store answers, and NATS is connected where it is used.
 pub async fn readyz(State(h): State<Health>) -> Response {
-    let store = sqlx::query("SELECT 1").execute(h.log.db().reader()).await.is_ok();
+    let store = sqlx::query("SELECT 1")
+        .execute(h.log.db().reader())
+        .await
+        .is_ok();
     let bus = h
         .nats
         .as_ref()
         .map(|c| c.connection_state() == async_nats::connection::State::Connected);
     let ready = store && bus.unwrap_or(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": ready, "store": store, "bus": bus }))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "store": store, "bus": bus })),
+    )
+        .into_response()
 }
 
 /// Prometheus text format.
 pub async fn metrics(State(h): State<Health>) -> Response {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: i64| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
     };
     let head = h.log.head_position().await.unwrap_or(-1);
-    gauge("verkosto_log_head_position", "Highest global position in the event log.", head);
+    gauge(
+        "verkosto_log_head_position",
+        "Highest global position in the event log.",
+        head,
+    );
     if let Some(relay) = &h.relay {
         let s = *relay.borrow();
-        gauge("verkosto_relay_published_position", "Position of the last event on the stream.", s.published.position);
-        gauge("verkosto_relay_lag_events", "Positions between the log head and the stream.", (head - s.published.position).max(0));
-        gauge("verkosto_relay_stream_sequence", "Last sequence of the JetStream stream.", s.stream_sequence as i64);
-        gauge("verkosto_relay_rewinds_total", "Times the relay found the stream behind and republished.", s.rewinds as i64);
+        gauge(
+            "verkosto_relay_published_position",
+            "Position of the last event on the stream.",
+            s.published.position,
+        );
+        gauge(
+            "verkosto_relay_lag_events",
+            "Positions between the log head and the stream.",
+            (head - s.published.position).max(0),
+        );
+        gauge(
+            "verkosto_relay_stream_sequence",
+            "Last sequence of the JetStream stream.",
+            s.stream_sequence as i64,
+        );
+        gauge(
+            "verkosto_relay_rewinds_total",
+            "Times the relay found the stream behind and republished.",
+            s.rewinds as i64,
+        );
     }
-    let checkpoints: Vec<(String, i64)> = sqlx::query_as("SELECT name, position FROM checkpoints ORDER BY name")
-        .fetch_all(h.log.db().reader())
-        .await
-        .unwrap_or_default();
+    let checkpoints: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, position FROM checkpoints ORDER BY name")
+            .fetch_all(h.log.db().reader())
+            .await
+            .unwrap_or_default();
     out.push_str("# HELP verkosto_consumer_position Last position applied by each consumer.\n# TYPE verkosto_consumer_position gauge\n");
     for (name, position) in checkpoints {
-        out.push_str(&format!("verkosto_consumer_position{{consumer=\"{name}\"}} {position}\n"));
+        out.push_str(&format!(
+            "verkosto_consumer_position{{consumer=\"{name}\"}} {position}\n"
+        ));
     }
     let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
         .fetch_one(h.log.db().reader())

@@ -29,7 +29,10 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
 pub fn generate() -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     let envelope = schema_for!(verkosto_eventlog::RecordedEvent);
-    files.insert("envelope.schema.json".to_string(), pretty(&envelope.to_value()));
+    files.insert(
+        "envelope.schema.json".to_string(),
+        pretty(&envelope.to_value()),
+    );
     let mut channels = serde_json::Map::new();
     let mut messages = serde_json::Map::new();
     let mut operations = serde_json::Map::new();
@@ -108,7 +111,9 @@ fn pretty(v: &Value) -> String {
 pub fn stale_files(dir: &Path) -> Vec<String> {
     generate()
         .into_iter()
-        .filter(|(path, content)| std::fs::read_to_string(dir.join(path)).ok().as_deref() != Some(content.as_str()))
+        .filter(|(path, content)| {
+            std::fs::read_to_string(dir.join(path)).ok().as_deref() != Some(content.as_str())
+        })
         .map(|(path, _)| path)
         .collect()
 }
@@ -130,6 +135,9 @@ pub fn run(dir: &Path, write: bool) -> anyhow::Result<()> {
         println!("proto/ is up to date");
         Ok(())
     } else {
-        anyhow::bail!("proto/ is stale ({}); run `verkosto proto --write`", stale.join(", "))
+        anyhow::bail!(
+            "proto/ is stale ({}); run `verkosto proto --write`",
+            stale.join(", ")
+        )
     }
 }

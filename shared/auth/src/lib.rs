@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
+pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,12 @@ impl Verifier {
 
     /// Production: keys from the identity provider's JWKS URL, fetched on
     /// first use and again when an unknown `kid` appears (at most every 30 s).
-    pub fn jwks(url: String, issuer: String, audience: String, algorithms: Vec<Algorithm>) -> Verifier {
+    pub fn jwks(
+        url: String,
+        issuer: String,
+        audience: String,
+        algorithms: Vec<Algorithm>,
+    ) -> Verifier {
         Verifier {
             inner: Arc::new(VerifierInner {
                 issuer,
@@ -197,7 +202,9 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e
+            .kind()
+        {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::ImmatureSignature => AuthError::Invalid("token not yet valid".into()),
             ErrorKind::InvalidIssuer => AuthError::Invalid("wrong issuer".into()),
@@ -205,12 +212,16 @@ impl Verifier {
             ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
             ErrorKind::MissingRequiredClaim(c) => AuthError::Invalid(format!("missing claim {c}")),
             ErrorKind::InvalidAlgorithm => AuthError::Invalid("algorithm not accepted".into()),
-            ErrorKind::Json(_) => AuthError::Invalid("claims sub, agency and roles are required".into()),
+            ErrorKind::Json(_) => {
+                AuthError::Invalid("claims sub, agency and roles are required".into())
+            }
             _ => AuthError::Invalid("malformed token".into()),
         })?;
         let c = data.claims;
         if c.sub.trim().is_empty() || c.agency.trim().is_empty() {
-            return Err(AuthError::Invalid("sub and agency must not be empty".into()));
+            return Err(AuthError::Invalid(
+                "sub and agency must not be empty".into(),
+            ));
         }
         let roles = c
             .roles
@@ -258,7 +269,10 @@ impl Verifier {
     }
 }
 
-fn lookup(keys: &HashMap<String, DecodingKey>, kid: Option<&str>) -> Result<DecodingKey, AuthError> {
+fn lookup(
+    keys: &HashMap<String, DecodingKey>,
+    kid: Option<&str>,
+) -> Result<DecodingKey, AuthError> {
     match kid {
         Some(kid) => keys.get(kid).cloned(),
         // Without a kid, only an unambiguous single key will do.
@@ -269,10 +283,15 @@ fn lookup(keys: &HashMap<String, DecodingKey>, kid: Option<&str>) -> Result<Deco
 }
 
 fn parse_jwks(json: &str) -> Result<HashMap<String, DecodingKey>, AuthError> {
-    let set: JwkSet = serde_json::from_str(json).map_err(|e| AuthError::KeysUnavailable(format!("bad JWKS: {e}")))?;
+    let set: JwkSet = serde_json::from_str(json)
+        .map_err(|e| AuthError::KeysUnavailable(format!("bad JWKS: {e}")))?;
     let mut keys = HashMap::new();
     for (i, jwk) in set.keys.iter().enumerate() {
-        let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("key-{i}"));
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .unwrap_or_else(|| format!("key-{i}"));
         match DecodingKey::from_jwk(jwk) {
             Ok(k) => {
                 keys.insert(kid, k);
@@ -302,7 +321,10 @@ struct DevIssuerInner {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl DevIssuer {
@@ -326,7 +348,8 @@ impl DevIssuer {
     pub fn issue_claims(&self, claims: &serde_json::Value) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(DEV_KID.into());
-        jsonwebtoken::encode(&header, claims, &self.inner.key).expect("Ed25519 signing does not fail")
+        jsonwebtoken::encode(&header, claims, &self.inner.key)
+            .expect("Ed25519 signing does not fail")
     }
 
     pub fn issuer(&self) -> &str {

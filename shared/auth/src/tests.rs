@@ -22,7 +22,10 @@ fn claims(overrides: serde_json::Value) -> serde_json::Value {
 }
 
 async fn rejected(verifier: &Verifier, token: &str) -> AuthError {
-    verifier.verify(token).await.expect_err("token must be rejected")
+    verifier
+        .verify(token)
+        .await
+        .expect_err("token must be rejected")
 }
 
 #[tokio::test]
@@ -37,7 +40,11 @@ async fn bad_tokens_are_rejected() {
     let (verifier, issuer) = Verifier::dev();
     let now = now() as i64;
     assert!(matches!(
-        rejected(&verifier, &issuer.issue_claims(&claims(json!({"exp": now - 3600})))).await,
+        rejected(
+            &verifier,
+            &issuer.issue_claims(&claims(json!({"exp": now - 3600})))
+        )
+        .await,
         AuthError::Expired
     ));
     for (name, c) in [
@@ -53,7 +60,10 @@ async fn bad_tokens_are_rejected() {
     }
     let mut no_exp = claims(json!({}));
     no_exp.as_object_mut().unwrap().remove("exp");
-    assert!(matches!(rejected(&verifier, &issuer.issue_claims(&no_exp)).await, AuthError::Invalid(_)));
+    assert!(matches!(
+        rejected(&verifier, &issuer.issue_claims(&no_exp)).await,
+        AuthError::Invalid(_)
+    ));
 }
 
 #[tokio::test]
@@ -61,7 +71,10 @@ async fn tokens_from_another_key_are_rejected() {
     let (verifier, _) = Verifier::dev();
     let (_, other) = Verifier::dev();
     let token = other.issue(&alice(), Duration::from_secs(60));
-    assert!(matches!(rejected(&verifier, &token).await, AuthError::Invalid(_)));
+    assert!(matches!(
+        rejected(&verifier, &token).await,
+        AuthError::Invalid(_)
+    ));
 }
 
 #[tokio::test]
@@ -72,21 +85,32 @@ async fn alg_none_and_tampering_are_rejected() {
 
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let unsigned = format!("{none_header}.{}.", parts[1]);
-    assert!(matches!(rejected(&verifier, &unsigned).await, AuthError::Invalid(_)));
+    assert!(matches!(
+        rejected(&verifier, &unsigned).await,
+        AuthError::Invalid(_)
+    ));
 
     let admin_payload = URL_SAFE_NO_PAD.encode(claims(json!({"roles": ["admin"]})).to_string());
     let tampered = format!("{}.{admin_payload}.{}", parts[0], parts[2]);
-    assert!(matches!(rejected(&verifier, &tampered).await, AuthError::Invalid(_)));
+    assert!(matches!(
+        rejected(&verifier, &tampered).await,
+        AuthError::Invalid(_)
+    ));
 
     // Key confusion: HS256 signed with the public key as the secret.
-    let public = URL_SAFE_NO_PAD.decode(issuer.jwks()["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let public = URL_SAFE_NO_PAD
+        .decode(issuer.jwks()["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
     let hs = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims(json!({})),
         &EncodingKey::from_secret(&public),
     )
     .unwrap();
-    assert!(matches!(rejected(&verifier, &hs).await, AuthError::Invalid(_)));
+    assert!(matches!(
+        rejected(&verifier, &hs).await,
+        AuthError::Invalid(_)
+    ));
 
     for garbage in ["", "abc", "a.b.c", "....."] {
         assert!(verifier.verify(garbage).await.is_err());
@@ -154,7 +178,11 @@ async fn keys_are_fetched_from_a_jwks_url_and_refetched_for_a_new_kid() {
     let token = issuer.issue(&alice(), Duration::from_secs(60));
     assert_eq!(verifier.verify(&token).await.unwrap(), alice());
     assert_eq!(verifier.verify(&token).await.unwrap(), alice());
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "cached after the first fetch");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "cached after the first fetch"
+    );
 
     // An unknown kid triggers no refetch within the interval (no amplification).
     let mut header = Header::new(Algorithm::EdDSA);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use verkosto_eventlog::{Cursor, EventLog, Projection};
@@ -66,35 +66,36 @@ async fn consume(
         )
         .await
         .map_err(BusError::nats)?;
+    let mut messages = consumer.messages().await.map_err(BusError::nats)?;
     loop {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(500)
-            .expires(Duration::from_millis(500))
-            .messages()
+        // Wait for one message, then take whatever else is already there.
+        let first = messages
+            .next()
             .await
+            .ok_or_else(|| BusError::Nats("the consumer's message stream ended".into()))?
             .map_err(BusError::nats)?;
-        let mut messages = Vec::new();
-        while let Some(m) = batch.next().await {
-            messages.push(m.map_err(BusError::nats)?);
-        }
-        let Some(last) = messages.last() else {
-            continue;
-        };
-        let mut events = Vec::with_capacity(messages.len());
-        for m in &messages {
-            match decode(&m.payload) {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    // The body is not ours to read; the log still has the
-                    // event, so stop rather than skip it.
-                    return Err(BusError::Nats(format!("undecodable message on the stream: {e}")));
-                }
+        let mut batch = vec![first];
+        while batch.len() < 500 {
+            match messages.next().now_or_never() {
+                Some(Some(m)) => batch.push(m.map_err(BusError::nats)?),
+                _ => break,
             }
+        }
+        let mut events = Vec::with_capacity(batch.len());
+        for m in &batch {
+            // An undecodable body is not skipped: the log still has the
+            // event, so stop and let the operator look.
+            events.push(
+                decode(&m.payload).map_err(|e| {
+                    BusError::Nats(format!("undecodable message on the stream: {e}"))
+                })?,
+            );
         }
         let at = log.apply_batch(projection, &events).await?;
         // AckPolicy::All: acknowledging the last acknowledges the batch.
-        last.ack().await.map_err(BusError::nats)?;
+        if let Some(last) = batch.last() {
+            last.ack().await.map_err(BusError::nats)?;
+        }
         progress.send_if_modified(|c| {
             let moved = at > *c;
             *c = at;

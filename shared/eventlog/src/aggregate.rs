@@ -8,7 +8,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore};
+use cqrs_es::{
+    Aggregate, AggregateContext, AggregateError, DomainEvent, EventEnvelope, EventStore,
+};
 
 use crate::idempotency::{IdempotencyWrite, StoredAnswer};
 use crate::model::{Actor, Appended, CommandMeta, ExpectedVersion, NewEvent, RecordedEvent};
@@ -152,12 +154,27 @@ where
                 }
             }
             let sink = EventSink::default();
-            loaded
+            if let Err(rejection) = loaded
                 .aggregate
                 .handle(command.clone(), services, &sink)
                 .await
-                .map_err(ExecuteError::Rejected)?;
-            let events = sink.collect().await.iter().map(encode_event::<A>).collect::<Result<Vec<_>, _>>()?;
+            {
+                // A concurrent twin of this request may have committed since
+                // the first look: then its answer, not a rejection, is ours.
+                if let Some(idem) = &execution.idempotency {
+                    if let Some(answer) = self.log.idempotent_answer(&idem.scope, &idem.key).await?
+                    {
+                        return replay(answer, &idem.request_hash);
+                    }
+                }
+                return Err(ExecuteError::Rejected(rejection));
+            }
+            let events = sink
+                .collect()
+                .await
+                .iter()
+                .map(encode_event::<A>)
+                .collect::<Result<Vec<_>, _>>()?;
             let expected = if loaded.version == 0 {
                 ExpectedVersion::NoStream
             } else {
@@ -165,7 +182,14 @@ where
             };
             match self
                 .log
-                .append(A::TYPE, id, expected, events, &execution.meta, execution.idempotency.clone())
+                .append(
+                    A::TYPE,
+                    id,
+                    expected,
+                    events,
+                    &execution.meta,
+                    execution.idempotency.clone(),
+                )
                 .await
             {
                 Ok(appended) => {
@@ -184,7 +208,16 @@ where
                     if attempt >= MAX_RETRIES {
                         return Err(Error::Busy(format!("{}/{id}", A::TYPE)).into());
                     }
-                    // Another writer got there first: decide again on the new state.
+                    // Another writer got there first. If it was this very
+                    // request (a concurrent retry), answer as it did.
+                    if let Some(idem) = &execution.idempotency {
+                        if let Some(answer) =
+                            self.log.idempotent_answer(&idem.scope, &idem.key).await?
+                        {
+                            return replay(answer, &idem.request_hash);
+                        }
+                    }
+                    // Otherwise decide again on the new state.
                     tokio::time::sleep(Duration::from_millis(attempt as u64)).await;
                 }
                 Err(Error::IdempotencyRace) => {
@@ -203,7 +236,10 @@ where
     }
 }
 
-fn replay<A>(answer: StoredAnswer, request_hash: &str) -> Result<Outcome<A>, ExecuteError<<A as Aggregate>::Error>>
+fn replay<A>(
+    answer: StoredAnswer,
+    request_hash: &str,
+) -> Result<Outcome<A>, ExecuteError<<A as Aggregate>::Error>>
 where
     A: Aggregate,
 {
@@ -266,12 +302,25 @@ where
 {
     type AC = LoadedAggregate<A>;
 
-    async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let events = self.log.read_stream(A::TYPE, aggregate_id).await.map_err(to_aggregate_error)?;
-        events.iter().map(|e| envelope(e).map_err(to_aggregate_error)).collect()
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let events = self
+            .log
+            .read_stream(A::TYPE, aggregate_id)
+            .await
+            .map_err(to_aggregate_error)?;
+        events
+            .iter()
+            .map(|e| envelope(e).map_err(to_aggregate_error))
+            .collect()
     }
 
-    async fn load_aggregate(&self, aggregate_id: &str) -> Result<Self::AC, AggregateError<A::Error>> {
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Self::AC, AggregateError<A::Error>> {
         self.load(aggregate_id).await.map_err(to_aggregate_error)
     }
 
@@ -308,6 +357,10 @@ where
             .append(A::TYPE, &context.id, expected, new_events, &meta, None)
             .await
             .map_err(to_aggregate_error)?;
-        appended.events.iter().map(|e| envelope(e).map_err(to_aggregate_error)).collect()
+        appended
+            .events
+            .iter()
+            .map(|e| envelope(e).map_err(to_aggregate_error))
+            .collect()
     }
 }

@@ -176,8 +176,11 @@ impl EventLog {
         )
         .fetch_all(self.db().reader())
         .await?;
-        let seal_at: HashMap<i64, usize> =
-            seals.iter().enumerate().map(|(i, s)| (s.position, i)).collect();
+        let seal_at: HashMap<i64, usize> = seals
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.position, i))
+            .collect();
 
         let mut first: Option<BrokenLink> = None;
         let note = |b: BrokenLink, first: &mut Option<BrokenLink>| {
@@ -200,7 +203,10 @@ impl EventLog {
             for e in &events {
                 checked += 1;
                 if recompute(e) != e.hash {
-                    note(BrokenLink::at(e, "event content does not match its hash"), &mut first);
+                    note(
+                        BrokenLink::at(e, "event content does not match its hash"),
+                        &mut first,
+                    );
                 }
                 let key = (e.stream_type.clone(), e.stream_id.clone());
                 let (want_version, want_prev) = heads
@@ -216,22 +222,34 @@ impl EventLog {
                         &mut first,
                     );
                 } else if e.prev_hash != want_prev {
-                    note(BrokenLink::at(e, "link to the stream's previous event is broken"), &mut first);
+                    note(
+                        BrokenLink::at(e, "link to the stream's previous event is broken"),
+                        &mut first,
+                    );
                 }
                 heads.insert(key, (e.version, e.hash.clone()));
                 match seal_at.get(&e.position) {
                     Some(&i) => {
                         present[i] = true;
                         if seals[i].event_hash != e.hash {
-                            note(BrokenLink::at(e, "event differs from what was sealed"), &mut first);
+                            note(
+                                BrokenLink::at(e, "event differs from what was sealed"),
+                                &mut first,
+                            );
                         }
                         if last_seal_index.is_some_and(|l| i < l) {
-                            note(BrokenLink::at(e, "event is out of its sealed order"), &mut first);
+                            note(
+                                BrokenLink::at(e, "event is out of its sealed order"),
+                                &mut first,
+                            );
                         }
                         last_seal_index = Some(i);
                     }
                     None if e.cursor() <= sealed_upto => {
-                        note(BrokenLink::at(e, "event was inserted after sealing"), &mut first);
+                        note(
+                            BrokenLink::at(e, "event was inserted after sealing"),
+                            &mut first,
+                        );
                     }
                     None => {}
                 }

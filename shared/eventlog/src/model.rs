@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// A place in the log's commit order: `(tx, position)`. On PostgreSQL `tx` is
 /// the writing transaction's id, so ordering by it follows commit visibility;
 /// on SQLite it equals the position.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Cursor {
     pub tx: i64,
     pub position: i64,
@@ -100,7 +102,10 @@ impl ExpectedVersion {
 
 /// An event as stored, with its full envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[schemars(title = "Envelope", description = "An event with its envelope, as stored in the log and published on the stream.")]
+#[schemars(
+    title = "Envelope",
+    description = "An event with its envelope, as stored in the log and published on the stream."
+)]
 pub struct RecordedEvent {
     pub position: i64,
     pub tx: i64,

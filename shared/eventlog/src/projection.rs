@@ -43,7 +43,11 @@ pub trait Projection: Send + Sync + 'static {
     }
 
     /// Applies one event inside the consumer's transaction.
-    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError>;
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError>;
 
     /// Empties the read model so that it can be rebuilt from the start.
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error>;
@@ -104,7 +108,12 @@ impl EventLog {
 
     /// Stores a checkpoint on its own (for consumers whose effect is outside
     /// this database, such as the relay's publishing).
-    pub async fn store_checkpoint(&self, name: &str, cursor: Cursor, extra: i64) -> Result<(), Error> {
+    pub async fn store_checkpoint(
+        &self,
+        name: &str,
+        cursor: Cursor,
+        extra: i64,
+    ) -> Result<(), Error> {
         let mut tx = self.db().begin().await?;
         save_checkpoint(&mut tx, name, cursor, extra).await?;
         tx.commit().await?;

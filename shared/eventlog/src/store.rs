@@ -27,7 +27,8 @@ struct Inner {
     commits: watch::Sender<Cursor>,
 }
 
-pub(crate) const COLUMNS: &str = "position, stream_type, stream_id, version, event_id, event_type, \
+pub(crate) const COLUMNS: &str =
+    "position, stream_type, stream_id, version, event_id, event_type, \
     schema_version, occurred_at, actor_user, actor_agency, correlation_id, causation_id, \
     payload, prev_hash, hash";
 
@@ -190,7 +191,10 @@ impl EventLog {
                 }
                 sql.push(')');
             }
-            sql.push_str(&format!(" RETURNING version, position, {}", self.tx_column()));
+            sql.push_str(&format!(
+                " RETURNING version, position, {}",
+                self.tx_column()
+            ));
             let mut query = sqlx::query(&sql);
             for e in &recorded {
                 query = query

@@ -83,19 +83,36 @@ async fn read_all(log: &EventLog) -> Vec<verkosto_eventlog::RecordedEvent> {
 conformance!(append_and_read_back, |log: EventLog| async move {
     let m = meta();
     let a = log
-        .append("case", "c1", ExpectedVersion::NoStream, vec![event(1), event(2)], &m, None)
+        .append(
+            "case",
+            "c1",
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+            &m,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(a.version, 2);
-    log.append("case", "c1", ExpectedVersion::Exact(2), vec![event(3)], &m, None)
-        .await
-        .unwrap();
+    log.append(
+        "case",
+        "c1",
+        ExpectedVersion::Exact(2),
+        vec![event(3)],
+        &m,
+        None,
+    )
+    .await
+    .unwrap();
     log.append("case", "c2", ExpectedVersion::Any, vec![event(9)], &m, None)
         .await
         .unwrap();
 
     let stream = log.read_stream("case", "c1").await.unwrap();
-    assert_eq!(stream.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        stream.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(stream[2].payload, json!({ "n": 3 }));
     let e = &stream[0];
     assert_eq!(e.actor, m.actor);
@@ -113,128 +130,232 @@ conformance!(append_and_read_back, |log: EventLog| async move {
     assert_eq!(log.event_by_id(&e.event_id).await.unwrap().unwrap(), *e);
 });
 
-conformance!(stale_expected_version_is_a_conflict, |log: EventLog| async move {
-    let m = meta();
-    log.append("case", "c1", ExpectedVersion::NoStream, vec![event(1)], &m, None)
+conformance!(
+    stale_expected_version_is_a_conflict,
+    |log: EventLog| async move {
+        let m = meta();
+        log.append(
+            "case",
+            "c1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+            &m,
+            None,
+        )
         .await
         .unwrap();
-    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(0), ExpectedVersion::Exact(2)] {
+        for expected in [
+            ExpectedVersion::NoStream,
+            ExpectedVersion::Exact(0),
+            ExpectedVersion::Exact(2),
+        ] {
+            let err = log
+                .append("case", "c1", expected, vec![event(2)], &m, None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Conflict {
+                        actual: Some(1),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+);
+
+conformance!(
+    two_concurrent_appends_at_one_version_one_wins,
+    |log: EventLog| async move {
+        let m = meta();
+        log.append(
+            "case",
+            "race",
+            ExpectedVersion::NoStream,
+            vec![event(0)],
+            &m,
+            None,
+        )
+        .await
+        .unwrap();
+        for round in 1..=20i64 {
+            let (a, b) = tokio::join!(
+                log.append(
+                    "case",
+                    "race",
+                    ExpectedVersion::Exact(round),
+                    vec![event(round)],
+                    &m,
+                    None
+                ),
+                log.append(
+                    "case",
+                    "race",
+                    ExpectedVersion::Exact(round),
+                    vec![event(-round)],
+                    &m,
+                    None
+                ),
+            );
+            let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
+            assert_eq!(wins, 1, "round {round}: {a:?} / {b:?}");
+            let loser = if a.is_ok() { b } else { a };
+            assert!(matches!(loser, Err(Error::Conflict { .. })), "{loser:?}");
+        }
+        assert_eq!(log.stream_version("case", "race").await.unwrap(), 21);
+    }
+);
+
+conformance!(
+    tailer_sees_every_event_once_in_order_despite_late_commits,
+    |log: EventLog| async move {
+        const WRITERS: usize = 8;
+        const PER_WRITER: i64 = 25;
+        let tailer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut at = Cursor::START;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                while seen.len() < WRITERS * PER_WRITER as usize {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "tailer saw only {}",
+                        seen.len()
+                    );
+                    let batch = log.read_after(at, 7).await.unwrap();
+                    if let Some(last) = batch.last() {
+                        at = last.cursor();
+                    }
+                    seen.extend(batch);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                seen
+            })
+        };
+        let mut writers = Vec::new();
+        for w in 0..WRITERS {
+            let log = log.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    // Take a position, then hold the transaction open before commit:
+                    // a naive "position > last" tailer would skip what commits late.
+                    let mut tx = log.db().begin().await.unwrap();
+                    let appended = log
+                        .append_in(
+                            &mut tx,
+                            "writer",
+                            &format!("w{w}"),
+                            ExpectedVersion::Exact(i),
+                            vec![event(i)],
+                            &meta(),
+                        )
+                        .await
+                        .unwrap();
+                    let delay = ((w as u64 * 7 + i as u64 * 13) % 5) * 3;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    tx.commit().await.unwrap();
+                    log.announce(&appended);
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let seen = tailer.await.unwrap();
+        let mut ids = HashSet::new();
+        let mut versions: HashMap<String, i64> = HashMap::new();
+        for (i, e) in seen.iter().enumerate() {
+            assert!(
+                ids.insert(e.event_id.clone()),
+                "event {} delivered twice",
+                e.event_id
+            );
+            if i > 0 {
+                assert!(seen[i - 1].cursor() < e.cursor(), "cursor went backwards");
+            }
+            let v = versions.entry(e.stream_id.clone()).or_insert(0);
+            assert_eq!(e.version, *v + 1, "stream {} out of order", e.stream_id);
+            *v = e.version;
+        }
+        assert_eq!(seen.len(), WRITERS * PER_WRITER as usize);
+        assert!(log
+            .read_after(seen.last().unwrap().cursor(), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);
+
+conformance!(
+    idempotent_append_stores_the_answer_with_the_events,
+    |log: EventLog| async move {
+        use std::sync::Arc;
+        use verkosto_eventlog::IdempotencyWrite;
+        let idem = || IdempotencyWrite {
+            scope: "fiona".into(),
+            key: "k-1".into(),
+            request_hash: "h".into(),
+            respond: Arc::new(|v| (201, json!({ "version": v }))),
+        };
+        log.append(
+            "case",
+            "c1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+            &meta(),
+            Some(idem()),
+        )
+        .await
+        .unwrap();
+        let answer = log
+            .idempotent_answer("fiona", "k-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (answer.status, answer.response),
+            (201, json!({ "version": 1 }))
+        );
+        assert!(log
+            .idempotent_answer("other-user", "k-1")
+            .await
+            .unwrap()
+            .is_none());
+        // The same key again cannot commit a second set of events.
         let err = log
-            .append("case", "c1", expected, vec![event(2)], &m, None)
+            .append(
+                "case",
+                "c1",
+                ExpectedVersion::Any,
+                vec![event(2)],
+                &meta(),
+                Some(idem()),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Conflict { actual: Some(1), .. }), "{err:?}");
+        assert!(matches!(err, Error::IdempotencyRace), "{err:?}");
+        assert_eq!(log.stream_version("case", "c1").await.unwrap(), 1);
     }
-});
-
-conformance!(two_concurrent_appends_at_one_version_one_wins, |log: EventLog| async move {
-    let m = meta();
-    log.append("case", "race", ExpectedVersion::NoStream, vec![event(0)], &m, None)
-        .await
-        .unwrap();
-    for round in 1..=20i64 {
-        let (a, b) = tokio::join!(
-            log.append("case", "race", ExpectedVersion::Exact(round), vec![event(round)], &m, None),
-            log.append("case", "race", ExpectedVersion::Exact(round), vec![event(-round)], &m, None),
-        );
-        let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();
-        assert_eq!(wins, 1, "round {round}: {a:?} / {b:?}");
-        let loser = if a.is_ok() { b } else { a };
-        assert!(matches!(loser, Err(Error::Conflict { .. })), "{loser:?}");
-    }
-    assert_eq!(log.stream_version("case", "race").await.unwrap(), 21);
-});
-
-conformance!(tailer_sees_every_event_once_in_order_despite_late_commits, |log: EventLog| async move {
-    const WRITERS: usize = 8;
-    const PER_WRITER: i64 = 25;
-    let tailer = {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut at = Cursor::START;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            while seen.len() < WRITERS * PER_WRITER as usize {
-                assert!(tokio::time::Instant::now() < deadline, "tailer saw only {}", seen.len());
-                let batch = log.read_after(at, 7).await.unwrap();
-                if let Some(last) = batch.last() {
-                    at = last.cursor();
-                }
-                seen.extend(batch);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            seen
-        })
-    };
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let log = log.clone();
-        writers.push(tokio::spawn(async move {
-            for i in 0..PER_WRITER {
-                // Take a position, then hold the transaction open before commit:
-                // a naive "position > last" tailer would skip what commits late.
-                let mut tx = log.db().begin().await.unwrap();
-                let appended = log
-                    .append_in(&mut tx, "writer", &format!("w{w}"), ExpectedVersion::Exact(i), vec![event(i)], &meta())
-                    .await
-                    .unwrap();
-                let delay = ((w as u64 * 7 + i as u64 * 13) % 5) * 3;
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                tx.commit().await.unwrap();
-                log.announce(&appended);
-            }
-        }));
-    }
-    for w in writers {
-        w.await.unwrap();
-    }
-    let seen = tailer.await.unwrap();
-    let mut ids = HashSet::new();
-    let mut versions: HashMap<String, i64> = HashMap::new();
-    for (i, e) in seen.iter().enumerate() {
-        assert!(ids.insert(e.event_id.clone()), "event {} delivered twice", e.event_id);
-        if i > 0 {
-            assert!(seen[i - 1].cursor() < e.cursor(), "cursor went backwards");
-        }
-        let v = versions.entry(e.stream_id.clone()).or_insert(0);
-        assert_eq!(e.version, *v + 1, "stream {} out of order", e.stream_id);
-        *v = e.version;
-    }
-    assert_eq!(seen.len(), WRITERS * PER_WRITER as usize);
-    assert!(log.read_after(seen.last().unwrap().cursor(), 10).await.unwrap().is_empty());
-});
-
-conformance!(idempotent_append_stores_the_answer_with_the_events, |log: EventLog| async move {
-    use std::sync::Arc;
-    use verkosto_eventlog::IdempotencyWrite;
-    let idem = || IdempotencyWrite {
-        scope: "fiona".into(),
-        key: "k-1".into(),
-        request_hash: "h".into(),
-        respond: Arc::new(|v| (201, json!({ "version": v }))),
-    };
-    log.append("case", "c1", ExpectedVersion::NoStream, vec![event(1)], &meta(), Some(idem()))
-        .await
-        .unwrap();
-    let answer = log.idempotent_answer("fiona", "k-1").await.unwrap().unwrap();
-    assert_eq!((answer.status, answer.response), (201, json!({ "version": 1 })));
-    assert!(log.idempotent_answer("other-user", "k-1").await.unwrap().is_none());
-    // The same key again cannot commit a second set of events.
-    let err = log
-        .append("case", "c1", ExpectedVersion::Any, vec![event(2)], &meta(), Some(idem()))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::IdempotencyRace), "{err:?}");
-    assert_eq!(log.stream_version("case", "c1").await.unwrap(), 1);
-});
+);
 
 /// Appends a few streams and seals them.
 async fn sealed_log(log: &EventLog) -> Vec<verkosto_eventlog::RecordedEvent> {
     for s in 0..3 {
         for i in 0..4 {
-            log.append("case", &format!("s{s}"), ExpectedVersion::Exact(i), vec![event(i)], &meta(), None)
-                .await
-                .unwrap();
+            log.append(
+                "case",
+                &format!("s{s}"),
+                ExpectedVersion::Exact(i),
+                vec![event(i)],
+                &meta(),
+                None,
+            )
+            .await
+            .unwrap();
         }
     }
     assert_eq!(log.seal_pending().await.unwrap(), 12);
@@ -257,7 +378,10 @@ async fn tamper(log: &EventLog, sql: &str) {
         }
         DbKind::Sqlite => {
             for t in ["events_no_update", "events_no_delete"] {
-                sqlx::query(&format!("DROP TRIGGER IF EXISTS {t}")).execute(&mut *tx).await.unwrap();
+                sqlx::query(&format!("DROP TRIGGER IF EXISTS {t}"))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -265,19 +389,42 @@ async fn tamper(log: &EventLog, sql: &str) {
     tx.commit().await.unwrap();
 }
 
-conformance!(the_log_refuses_updates_and_deletes, |log: EventLog| async move {
-    log.append("case", "c", ExpectedVersion::Any, vec![event(1)], &meta(), None)
+conformance!(
+    the_log_refuses_updates_and_deletes,
+    |log: EventLog| async move {
+        log.append(
+            "case",
+            "c",
+            ExpectedVersion::Any,
+            vec![event(1)],
+            &meta(),
+            None,
+        )
         .await
         .unwrap();
-    assert!(sqlx::query("UPDATE events SET payload = '{}'").execute(log.db().writer()).await.is_err());
-    assert!(sqlx::query("DELETE FROM events").execute(log.db().writer()).await.is_err());
-    assert_eq!(log.count().await.unwrap(), 1);
-});
+        assert!(sqlx::query("UPDATE events SET payload = '{}'")
+            .execute(log.db().writer())
+            .await
+            .is_err());
+        assert!(sqlx::query("DELETE FROM events")
+            .execute(log.db().writer())
+            .await
+            .is_err());
+        assert_eq!(log.count().await.unwrap(), 1);
+    }
+);
 
 conformance!(verify_finds_an_edited_row, |log: EventLog| async move {
     let events = sealed_log(&log).await;
     let target = &events[5];
-    tamper(&log, &format!("UPDATE events SET payload = '{{\"n\":99}}' WHERE position = {}", target.position)).await;
+    tamper(
+        &log,
+        &format!(
+            "UPDATE events SET payload = '{{\"n\":99}}' WHERE position = {}",
+            target.position
+        ),
+    )
+    .await;
     let report = log.verify(|_| {}).await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken.unwrap().position, target.position);
@@ -287,7 +434,11 @@ conformance!(verify_finds_a_deleted_row, |log: EventLog| async move {
     let events = sealed_log(&log).await;
     // The last event of its stream: only the seal chain can notice.
     let target = events.iter().rev().find(|e| e.version == 4).unwrap();
-    tamper(&log, &format!("DELETE FROM events WHERE position = {}", target.position)).await;
+    tamper(
+        &log,
+        &format!("DELETE FROM events WHERE position = {}", target.position),
+    )
+    .await;
     let report = log.verify(|_| {}).await.unwrap();
     assert!(!report.ok);
     let broken = report.first_broken.unwrap();
@@ -296,7 +447,11 @@ conformance!(verify_finds_a_deleted_row, |log: EventLog| async move {
 
     // And a middle one.
     let middle = events.iter().find(|e| e.version == 2).unwrap();
-    tamper(&log, &format!("DELETE FROM events WHERE position = {}", middle.position)).await;
+    tamper(
+        &log,
+        &format!("DELETE FROM events WHERE position = {}", middle.position),
+    )
+    .await;
     assert!(!log.verify(|_| {}).await.unwrap().ok);
 });
 
@@ -338,5 +493,8 @@ conformance!(verify_finds_swapped_rows, |log: EventLog| async move {
     .await;
     let report = log.verify(|_| {}).await.unwrap();
     assert!(!report.ok);
-    assert_eq!(report.first_broken.unwrap().position, a.position.min(b.position));
+    assert_eq!(
+        report.first_broken.unwrap().position,
+        a.position.min(b.position)
+    );
 });

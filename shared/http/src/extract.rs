@@ -57,8 +57,8 @@ where
 
 /// Parses JSON, naming the field at fault in the problem.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| Problem::bad_request("body: not valid UTF-8"))?;
+    let text =
+        std::str::from_utf8(raw).map_err(|_| Problem::bad_request("body: not valid UTF-8"))?;
     let de = &mut serde_json::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -72,7 +72,9 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
             };
             let message = strip_position(&inner.to_string());
             if inner.is_syntax() || inner.is_eof() {
-                Err(Problem::bad_request(format!("body: malformed JSON: {message}")))
+                Err(Problem::bad_request(format!(
+                    "body: malformed JSON: {message}"
+                )))
             } else if let Some(missing) = missing_field(&message) {
                 let name = if field == "body" {
                     missing.to_string()
@@ -141,9 +143,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = AuthState::from_ref(state);
-        let token = bearer(&parts.headers).ok_or_else(|| {
-            Problem::unauthorized("Authorization: a Bearer token is required")
-        })?;
+        let token = bearer(&parts.headers)
+            .ok_or_else(|| Problem::unauthorized("Authorization: a Bearer token is required"))?;
         match auth.verifier.verify(token).await {
             Ok(p) => {
                 tracing::Span::current().record("user", p.user.as_str());
@@ -213,10 +214,9 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteConditions {
 /// `"7"`, `W/"7"` or `7` → 7.
 pub fn parse_if_match(value: &str) -> Result<i64, Problem> {
     let v = value.trim().trim_start_matches("W/").trim_matches('"');
-    v.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| Problem::bad_request("If-Match: must be a version number in quotes, like \"3\""))
+    v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Problem::bad_request("If-Match: must be a version number in quotes, like \"3\"")
+    })
 }
 
 impl WriteConditions {

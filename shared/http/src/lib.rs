@@ -29,7 +29,11 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
     router
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "method not allowed here")
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "method not allowed here",
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -57,7 +61,26 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
                 )
             }),
         )
+        .layer(axum::middleware::from_fn(finish_writes))
         .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// A write, once started, runs to its end even if the client hangs up: the
+/// handler runs in its own task, so a lost reply never leaves a write cut
+/// off half way (the client's retry with its Idempotency-Key then gets the
+/// stored answer).
+async fn finish_writes(req: Request, next: axum::middleware::Next) -> Response {
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        return next.run(req).await;
+    }
+    let span = tracing::Span::current();
+    match tokio::spawn(tracing::Instrument::instrument(next.run(req), span)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "write handler failed");
+            Problem::internal().into_response()
+        }
+    }
 }
 
 /// The answer to a command: the fresh answer, or the stored one on a retry.

@@ -21,7 +21,10 @@ pub fn free_port() -> u16 {
 async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
@@ -54,7 +57,11 @@ fn pg_bin_dir() -> PathBuf {
         return dir.into();
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     versions.sort();
     versions.pop().unwrap_or_else(|| PathBuf::from("/usr/bin"))
@@ -84,7 +91,9 @@ impl PgServer {
                         admin_url: url,
                         cluster: None,
                     },
-                    Err(_) => PgServer::start_private().await.expect("start a PostgreSQL cluster"),
+                    Err(_) => PgServer::start_private()
+                        .await
+                        .expect("start a PostgreSQL cluster"),
                 }
             })
             .await
@@ -99,9 +108,15 @@ impl PgServer {
         use sqlx::Connection;
         let name = format!("verkosto_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
-        let base = self.admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&self.admin_url);
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&self.admin_url);
         Ok(format!("{base}/{name}"))
     }
 
@@ -118,7 +133,14 @@ impl PgServer {
         let out = pg_command("initdb")
             .args(["-D"])
             .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ])
             .stdout(Stdio::null())
             .output()
             .context("initdb")?;
@@ -209,7 +231,9 @@ pub fn nats_server_binary() -> Result<PathBuf> {
         if !candidate.is_file() {
             continue;
         }
-        let Ok(out) = Command::new(&candidate).arg("--version").output() else { continue };
+        let Ok(out) = Command::new(&candidate).arg("--version").output() else {
+            continue;
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         let version = text.trim().trim_start_matches("nats-server: v");
         let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -236,7 +260,9 @@ impl NatsServer {
 
     /// Starts with extra config lines (cluster blocks for the fault tests).
     pub async fn start_with(extra_config: String) -> Result<NatsServer> {
-        let dir = tempfile::Builder::new().prefix("verkosto-nats-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("verkosto-nats-")
+            .tempdir()?;
         let mut server = NatsServer {
             port: free_port(),
             dir,
@@ -325,7 +351,10 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     }
     // The test executable lives in target/<profile>/deps/.
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     profile_dir.join(name)
 }
 

@@ -1,0 +1,272 @@
+//! Identity endpoints: agencies, users and dev tokens, in both modes, with
+//! the bad input every public endpoint must refuse cleanly.
+
+use serde_json::{json, Value};
+use verkosto_e2e::{agency, both_modes, Verkosto};
+
+async fn raw_post(
+    v: &Verkosto,
+    token: &str,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let r = v
+        .http()
+        .post(v.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    verkosto_e2e::answer(r).await.unwrap()
+}
+
+fn detail(body: &Value) -> &str {
+    body["detail"].as_str().unwrap_or("")
+}
+
+both_modes!(
+    agencies_and_users_are_registered_and_listed,
+    |mode| async move {
+        let v = Verkosto::start(mode).await.unwrap();
+        let admin = v.token("admin").await.unwrap();
+        let (status, body) = v
+            .post(
+                &admin,
+                "/api/v1/agencies",
+                &agency("police-helsinki", "police"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["id"], "police-helsinki");
+        // Read-your-writes: the list shows it at once.
+        let (_, list) = v.get(&admin, "/api/v1/agencies").await.unwrap();
+        assert_eq!(list["agencies"][0]["id"], "police-helsinki");
+        assert_eq!(list["agencies"][0]["kind"], "police");
+        assert_eq!(list["agencies"][0]["name"]["sv"], "police-helsinki sv");
+
+        let user = json!({ "id": "liisa", "agency": "police-helsinki", "roles": ["liaison"], "display_name": "Liisa" });
+        let (status, body) = v.post(&admin, "/api/v1/users", &user).await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        let liisa = v.token("liisa").await.unwrap();
+        // A liaison may list agencies but not register them.
+        assert_eq!(v.get(&liisa, "/api/v1/agencies").await.unwrap().0, 200);
+        let (status, _) = v
+            .post(&liisa, "/api/v1/agencies", &agency("ngo-x", "ngo"))
+            .await
+            .unwrap();
+        assert_eq!(status, 403);
+        v.stop().await;
+    }
+);
+
+both_modes!(
+    bad_input_answers_4xx_problems_naming_the_field,
+    |mode| async move {
+        let v = Verkosto::start(mode).await.unwrap();
+        let admin = v.token("admin").await.unwrap();
+        assert_eq!(
+            v.post(
+                &admin,
+                "/api/v1/agencies",
+                &agency("health-hus", "health_care")
+            )
+            .await
+            .unwrap()
+            .0,
+            201
+        );
+
+        let (status, body) = raw_post(&v, &admin, "/api/v1/agencies", "{\"id\": \"x\",").await;
+        assert_eq!(status, 400, "{body}");
+        assert!(detail(&body).contains("malformed JSON"), "{body}");
+
+        let (status, body) = v
+            .post(
+                &admin,
+                "/api/v1/agencies",
+                &json!({ "id": "ngo-a", "kind": "ngo" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("name")),
+            "{body}"
+        );
+
+        let (status, body) = v
+            .post(
+                &admin,
+                "/api/v1/agencies",
+                &json!({ "id": "ngo-a", "kind": "ngo", "name": { "fi": "a", "sv": "b" } }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("name.en")),
+            "{body}"
+        );
+
+        let (status, body) = v
+            .post(&admin, "/api/v1/agencies", &agency("ngo-a", "pirates"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("kind")),
+            "{body}"
+        );
+        assert!(detail(&body).contains("unknown variant"), "{body}");
+
+        let (status, body) = v
+            .post(&admin, "/api/v1/agencies", &agency("Bad Id!", "ngo"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("id")),
+            "{body}"
+        );
+
+        let (status, body) = v
+            .post(
+                &admin,
+                "/api/v1/agencies",
+                &agency("health-hus", "health_care"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 409, "{body}");
+        assert!(detail(&body).starts_with("id:"), "{body}");
+
+        let mut extra = agency("ngo-b", "ngo");
+        extra["lead_agency"] = json!("police-helsinki");
+        let (status, body) = v.post(&admin, "/api/v1/agencies", &extra).await.unwrap();
+        assert_eq!(
+            status, 422,
+            "unknown fields are refused, never applied: {body}"
+        );
+
+        let huge = format!("{{\"id\":\"ngo-c\",\"kind\":\"ngo\",\"name\":{{\"fi\":\"{}\",\"sv\":\"a\",\"en\":\"a\"}}}}", "x".repeat(300_000));
+        let (status, body) = raw_post(&v, &admin, "/api/v1/agencies", huge).await;
+        assert_eq!(status, 413, "{body}");
+
+        let (status, body) =
+            raw_post(&v, &admin, "/api/v1/agencies", vec![b'{', 0xff, 0xfe, b'}']).await;
+        assert_eq!(status, 400, "{body}");
+
+        let (status, body) = v
+        .post(&admin, "/api/v1/agencies", &json!({ "id": "ngo-d", "kind": "ngo", "name": { "fi": "a\u{0}b", "sv": "a", "en": "a" } }))
+        .await
+        .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("name.fi")),
+            "{body}"
+        );
+
+        // Users: unknown agency, empty roles, unknown role, missing field.
+        for (body, field) in [
+            (
+                json!({ "id": "u1", "agency": "nowhere", "roles": ["liaison"], "display_name": "U" }),
+                "agency",
+            ),
+            (
+                json!({ "id": "u1", "agency": "health-hus", "roles": [], "display_name": "U" }),
+                "roles",
+            ),
+            (
+                json!({ "id": "u1", "agency": "health-hus", "roles": ["king"], "display_name": "U" }),
+                "roles[0]",
+            ),
+            (
+                json!({ "id": "u1", "agency": "health-hus", "roles": ["liaison"] }),
+                "display_name",
+            ),
+        ] {
+            let (status, answer) = v.post(&admin, "/api/v1/users", &body).await.unwrap();
+            assert_eq!(
+                (status, answer["field"].as_str()),
+                (422, Some(field)),
+                "{answer}"
+            );
+        }
+
+        // Nothing of the refused writes reached the log.
+        let (_, list) = v.get(&admin, "/api/v1/agencies").await.unwrap();
+        assert_eq!(list["agencies"].as_array().unwrap().len(), 1);
+        v.stop().await;
+    }
+);
+
+both_modes!(bad_tokens_answer_401, |mode| async move {
+    let v = Verkosto::start(mode).await.unwrap();
+    let admin = v.token("admin").await.unwrap();
+    for token in ["", "garbage", "a.b.c", &format!("{admin}x")] {
+        let (status, body) = v.get(token, "/api/v1/agencies").await.unwrap();
+        assert_eq!(status, 401, "{token}: {body}");
+    }
+    let r = v
+        .http()
+        .get(v.url("/api/v1/agencies"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // An expired token, signed with the right key.
+    let (_, issuer) = verkosto_auth_for_tests::issuer();
+    let expired = issuer.issue_claims(&json!({
+        "sub": "admin", "agency": "system", "roles": ["admin"], "iss": "verkosto-dev",
+        "aud": "verkosto", "iat": 1, "nbf": 1, "exp": 2,
+    }));
+    let (status, body) = v.get(&expired, "/api/v1/agencies").await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(detail(&body).contains("expired"), "{body}");
+    // Unknown users get no token.
+    let r = v
+        .http()
+        .post(v.url("/api/v1/dev/token"))
+        .json(&json!({ "user": "mallory" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    v.stop().await;
+});
+
+mod verkosto_auth_for_tests {
+    /// The dev issuer for the seed the test servers use.
+    pub fn issuer() -> (verkosto_auth::Verifier, verkosto_auth::DevIssuer) {
+        let seed: Vec<u8> = (0..32).map(|_| 1u8).collect();
+        verkosto_auth::Verifier::dev_from_seed(&seed.try_into().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn dev_tokens_are_off_without_dev_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = verkosto_e2e::serve_args(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--dev-auth",
+        "off",
+        "--jwks-url",
+        "http://127.0.0.1:9/jwks.json",
+        "--jwt-issuer",
+        "https://idp.example",
+    ]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = verkosto::app::start(args, listener).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/dev/token", running.addr))
+        .json(&json!({ "user": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    running.stop().await;
+}

@@ -1,0 +1,319 @@
+//! Support for the end-to-end tests: Verkosto started the way users start
+//! it, in either mode, and a small HTTP client.
+//!
+//! Embedded: the real app in this process on port 0 with a fresh SQLite
+//! file. Distributed: the real `verkosto` binary as a child process against
+//! a fresh PostgreSQL database and a private nats-server.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use verkosto_testkit::{ChildProcess, NatsServer, PgServer};
+
+/// Which mode a test runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Distributed,
+}
+
+/// A running Verkosto and what it runs on.
+pub struct Verkosto {
+    pub base: String,
+    pub mode: Mode,
+    pub database_url: String,
+    pub nats: Option<NatsServer>,
+    embedded: Option<verkosto::app::Running>,
+    child: Option<ChildProcess>,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+/// A fixed dev key seed, so tokens survive a restart of the process.
+pub const DEV_SEED: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+impl Verkosto {
+    pub async fn start(mode: Mode) -> Result<Verkosto> {
+        let dir = tempfile::tempdir()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        match mode {
+            Mode::Embedded => {
+                let args = serve_args(&[
+                    "--data-dir",
+                    dir.path().to_str().context("utf-8 path")?,
+                    "--dev-key-seed",
+                    DEV_SEED,
+                ]);
+                let database_url = args.store.url();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let running = verkosto::app::start(args, listener).await?;
+                Ok(Verkosto {
+                    base: format!("http://{}", running.addr),
+                    mode,
+                    database_url,
+                    nats: None,
+                    embedded: Some(running),
+                    child: None,
+                    _dir: dir,
+                    http,
+                })
+            }
+            Mode::Distributed => {
+                let database_url = PgServer::shared().await.fresh_database().await?;
+                let nats = NatsServer::start().await?;
+                let mut v = Verkosto {
+                    base: String::new(),
+                    mode,
+                    database_url,
+                    nats: Some(nats),
+                    embedded: None,
+                    child: None,
+                    _dir: dir,
+                    http,
+                };
+                v.spawn_process().await?;
+                Ok(v)
+            }
+        }
+    }
+
+    /// Starts (or restarts) the distributed process: target `all`.
+    pub async fn spawn_process(&mut self) -> Result<()> {
+        let nats = self.nats.as_ref().context("distributed mode has NATS")?;
+        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--target",
+            "all",
+            "--dev-auth",
+            "on",
+        ])
+        .args(["--dev-key-seed", DEV_SEED])
+        .args(["--database-url", &self.database_url])
+        .args(["--nats-url", &nats.url()])
+        .env("VERKOSTO_LOG", "warn");
+        let mut child = ChildProcess::spawn(cmd)?;
+        let addr = child
+            .wait_for_line("listening on ", Duration::from_secs(60))
+            .await?;
+        self.base = format!("http://{addr}");
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL the distributed process.
+    pub async fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill9().await?;
+        }
+        Ok(())
+    }
+
+    pub fn child(&mut self) -> Option<&mut ChildProcess> {
+        self.child.as_mut()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.embedded.take() {
+            r.stop().await;
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.terminate().await;
+        }
+    }
+
+    /// A log handle on the same store, for checks behind the API.
+    pub async fn log(&self) -> Result<verkosto_eventlog::EventLog> {
+        Ok(verkosto_eventlog::EventLog::connect(&self.database_url).await?)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A dev token for a user.
+    pub async fn token(&self, user: &str) -> Result<String> {
+        let r = self
+            .http
+            .post(self.url("/api/v1/dev/token"))
+            .json(&json!({ "user": user }))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "token for {user}: {}", r.status());
+        let body: Value = r.json().await?;
+        Ok(body["token"].as_str().context("token")?.to_string())
+    }
+
+    /// POST JSON with a bearer token; returns status and body.
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        answer(r).await
+    }
+}
+
+pub async fn answer(r: reqwest::Response) -> Result<(u16, Value)> {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = r.text().await?;
+    if status >= 400 {
+        anyhow::ensure!(
+            content_type == "application/problem+json",
+            "error {status} is not problem JSON ({content_type}): {text}"
+        );
+    }
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    };
+    Ok((status, body))
+}
+
+/// `ServeArgs` as the command line would build them.
+pub fn serve_args(extra: &[&str]) -> verkosto::config::ServeArgs {
+    use clap::Parser;
+    let mut argv = vec!["verkosto", "serve", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(extra);
+    match verkosto::config::Cli::parse_from(argv).command {
+        verkosto::config::Command::Serve(args) => args,
+        _ => unreachable!(),
+    }
+}
+
+/// An agency registration body.
+pub fn agency(id: &str, kind: &str) -> Value {
+    json!({ "id": id, "kind": kind, "name": { "fi": format!("{id} fi"), "sv": format!("{id} sv"), "en": format!("{id} en") } })
+}
+
+/// Runs a test body in both modes.
+#[macro_export]
+macro_rules! both_modes {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn embedded() {
+                ($body)($crate::Mode::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn distributed() {
+                ($body)($crate::Mode::Distributed).await;
+            }
+        }
+    };
+}
+
+/// Every message on the events stream, in stream order: `(cursor, event id)`.
+pub async fn stream_contents(nats_url: &str) -> Result<Vec<(verkosto_eventlog::Cursor, String)>> {
+    let js = verkosto_bus::connect(nats_url).await?;
+    let stream = js.get_stream(verkosto_bus::STREAM_NAME).await?;
+    let info = stream.get_info().await?;
+    let mut out = Vec::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if info.state.messages == 0 {
+            break;
+        }
+        let msg = stream.get_raw_message(seq).await?;
+        let cursor = msg
+            .headers
+            .get(verkosto_bus::CURSOR_HEADER)
+            .context("cursor header")?
+            .as_str()
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let id = msg
+            .headers
+            .get("Nats-Msg-Id")
+            .context("msg id")?
+            .as_str()
+            .to_string();
+        out.push((cursor, id));
+    }
+    Ok(out)
+}
+
+/// Asserts that the stream holds every event of the log exactly once, in
+/// the log's commit order, and nothing else.
+pub async fn assert_stream_matches_log(
+    log: &verkosto_eventlog::EventLog,
+    nats_url: &str,
+) -> Result<usize> {
+    let mut expected = Vec::new();
+    let mut at = verkosto_eventlog::Cursor::START;
+    loop {
+        let batch = log.read_after(at, 1000).await?;
+        let Some(last) = batch.last() else { break };
+        at = last.cursor();
+        expected.extend(batch.into_iter().map(|e| (e.cursor(), e.event_id)));
+    }
+    let actual = stream_contents(nats_url).await?;
+    let mut seen = std::collections::HashSet::new();
+    for (_, id) in &actual {
+        anyhow::ensure!(seen.insert(id.clone()), "event {id} is on the stream twice");
+    }
+    anyhow::ensure!(
+        actual.len() == expected.len(),
+        "stream has {} events, log has {}",
+        actual.len(),
+        expected.len()
+    );
+    anyhow::ensure!(
+        actual == expected,
+        "stream order differs from the log's commit order"
+    );
+    Ok(actual.len())
+}
+
+/// Waits until the stream has caught up with the log.
+pub async fn wait_for_stream(
+    log: &verkosto_eventlog::EventLog,
+    nats_url: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let want = log.count().await? as usize;
+        let have = stream_contents(nats_url)
+            .await
+            .map(|c| c.len())
+            .unwrap_or(0);
+        if have >= want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "stream stuck at {have} of {want} events"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -119,6 +119,11 @@ impl Verkosto {
     }
 
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops the app but keeps its store (and the temporary directory).
+    pub async fn halt(&mut self) {
         if let Some(r) = self.embedded.take() {
             r.stop().await;
         }

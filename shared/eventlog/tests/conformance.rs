@@ -498,3 +498,125 @@ conformance!(verify_finds_swapped_rows, |log: EventLog| async move {
         a.position.min(b.position)
     );
 });
+
+/// A tiny aggregate to drive `AggregateStore::execute`.
+mod counter {
+    use cqrs_es::event_sink::EventSink;
+    use cqrs_es::{Aggregate, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct Counter {
+        pub value: i64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub enum CounterEvent {
+        Added { by: i64, total: i64 },
+    }
+
+    impl DomainEvent for CounterEvent {
+        fn event_type(&self) -> String {
+            "Added".into()
+        }
+        fn event_version(&self) -> String {
+            "1".into()
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("negative")]
+    pub struct Negative;
+
+    impl Aggregate for Counter {
+        const TYPE: &'static str = "counter";
+        type Command = i64;
+        type Event = CounterEvent;
+        type Error = Negative;
+        type Services = ();
+
+        async fn handle(
+            &mut self,
+            by: i64,
+            _: &(),
+            sink: &EventSink<Self>,
+        ) -> Result<(), Negative> {
+            if by < 0 {
+                return Err(Negative);
+            }
+            let total = self.value + by;
+            sink.write(CounterEvent::Added { by, total }, self).await;
+            Ok(())
+        }
+
+        fn apply(&mut self, event: CounterEvent) {
+            let CounterEvent::Added { total, .. } = event;
+            self.value = total;
+        }
+    }
+}
+
+conformance!(
+    execute_never_loses_an_update_and_honours_if_match,
+    |log: EventLog| async move {
+        use verkosto_eventlog::{AggregateStore, ExecuteError, Execution, Outcome};
+        let store = AggregateStore::<counter::Counter>::new(log.clone());
+        // 16 concurrent increments without If-Match: each is decided again on conflict.
+        let runs = (0..16).map(|_| {
+            let store = store.clone();
+            async move { store.execute("c", 1, &(), Execution::new(meta())).await }
+        });
+        for r in futures::future::join_all(runs).await {
+            assert!(matches!(r, Ok(Outcome::Committed { .. })), "{:?}", r.err());
+        }
+        let loaded = store.load("c").await.unwrap();
+        assert_eq!((loaded.version, loaded.aggregate.value), (16, 16));
+
+        // If-Match: the current version passes, a stale one is refused.
+        let mut exec = Execution::new(meta());
+        exec.if_match = Some(16);
+        assert!(store.execute("c", 1, &(), exec).await.is_ok());
+        let mut stale = Execution::new(meta());
+        stale.if_match = Some(16);
+        let err = store.execute("c", 1, &(), stale).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExecuteError::PreconditionFailed {
+                    expected: 16,
+                    actual: 17
+                }
+            ),
+            "{err:?}"
+        );
+
+        // Two concurrent writers with the same If-Match: one wins, one is refused.
+        let both = (0..2).map(|_| {
+            let store = store.clone();
+            async move {
+                let mut e = Execution::new(meta());
+                e.if_match = Some(17);
+                store.execute("c", 1, &(), e).await
+            }
+        });
+        let results = futures::future::join_all(both).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        assert!(results
+            .iter()
+            .any(|r| matches!(r, Err(ExecuteError::PreconditionFailed { .. }))));
+
+        // A rejected command appends nothing.
+        assert!(matches!(
+            store.execute("c", -1, &(), Execution::new(meta())).await,
+            Err(ExecuteError::Rejected(_))
+        ));
+        assert_eq!(log.stream_version("counter", "c").await.unwrap(), 18);
+
+        // cqrs-es's own framework works on the same store.
+        let cqrs = cqrs_es::CqrsFramework::new(store.clone(), vec![], ());
+        cqrs.execute("d", 5).await.unwrap();
+        assert_eq!(store.load("d").await.unwrap().aggregate.value, 5);
+        let envelopes = cqrs_es::EventStore::load_events(&store, "d").await.unwrap();
+        assert_eq!(envelopes[0].sequence, 1);
+    }
+);

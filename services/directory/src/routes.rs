@@ -54,27 +54,39 @@ const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
 impl Directory {
     pub async fn agencies(&self) -> Result<Vec<AgencyView>, Problem> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT id, kind, name FROM dir_agencies ORDER BY id")
-                .fetch_all(self.log.db().reader())
-                .await
-                .map_err(verkosto_eventlog::Error::from)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, kind, name)| AgencyView {
-                id,
-                kind,
-                name: serde_json::from_str(&name).unwrap_or(LocalizedName {
-                    fi: String::new(),
-                    sv: String::new(),
-                    en: String::new(),
-                }),
-            })
-            .collect())
+        self.query_agencies("SELECT id, kind, name FROM dir_agencies ORDER BY id", None)
+            .await
     }
 
     pub async fn agency(&self, id: &str) -> Result<Option<AgencyView>, Problem> {
-        Ok(self.agencies().await?.into_iter().find(|a| a.id == id))
+        let found = self
+            .query_agencies(
+                "SELECT id, kind, name FROM dir_agencies WHERE id = $1",
+                Some(id),
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn query_agencies(
+        &self,
+        sql: &str,
+        id: Option<&str>,
+    ) -> Result<Vec<AgencyView>, Problem> {
+        let mut query = sqlx::query_as::<_, (String, String, String)>(sql);
+        if let Some(id) = id {
+            query = query.bind(id.to_string());
+        }
+        let rows = query
+            .fetch_all(self.log.db().reader())
+            .await
+            .map_err(verkosto_eventlog::Error::from)?;
+        rows.into_iter()
+            .map(|(id, kind, name)| {
+                let name = serde_json::from_str(&name).map_err(verkosto_eventlog::Error::from)?;
+                Ok(AgencyView { id, kind, name })
+            })
+            .collect()
     }
 
     pub async fn users(&self) -> Result<Vec<UserView>, Problem> {

@@ -296,7 +296,7 @@ impl EventLog {
                      ORDER BY position LIMIT $2",
                     self.tx_column()
                 );
-                // The writer connection sees every commit made so far.
+                // One writer at a time: the rowid already follows commit order.
                 sqlx::query(&sql)
                     .bind(after.position)
                     .bind(limit)

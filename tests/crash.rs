@@ -131,15 +131,9 @@ async fn crash_during_appends(mode: Mode) {
     };
     let log = verkosto_eventlog::EventLog::connect(&url).await.unwrap();
     let mut in_log = HashSet::new();
-    let mut at = verkosto_eventlog::Cursor::START;
-    loop {
-        let batch = log.read_after(at, 1000).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        at = last.cursor();
-        for e in batch {
-            assert_eq!(e.version, 1, "one event per agency stream");
-            assert!(in_log.insert(e.stream_id.clone()), "{} twice", e.stream_id);
-        }
+    for e in verkosto_e2e::read_everything(&log).await.unwrap() {
+        assert_eq!(e.version, 1, "one event per agency stream");
+        assert!(in_log.insert(e.stream_id.clone()), "{} twice", e.stream_id);
     }
     let missing: Vec<_> = acked.iter().filter(|id| !in_log.contains(*id)).collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");

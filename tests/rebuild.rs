@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use verkosto_e2e::{agency, both_modes, Verkosto};
-use verkosto_eventlog::{Cursor, EventLog};
+use verkosto_eventlog::EventLog;
 
 async fn directory_rows(log: &EventLog) -> Vec<(String, String, String)> {
     let mut rows: Vec<(String, String, String)> = sqlx::query_as(
@@ -40,7 +40,7 @@ both_modes!(
 
         // Redeliver every event: the checkpoint makes it a no-op.
         let projection = verkosto_directory::DirectoryProjection;
-        let all = log.read_after(Cursor::START, 1000).await.unwrap();
+        let all = verkosto_e2e::read_everything(&log).await.unwrap();
         log.apply_batch(&projection, &all).await.unwrap();
         assert_eq!(directory_rows(&log).await, before);
 

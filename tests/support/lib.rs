@@ -28,6 +28,8 @@ pub struct Verkosto {
     child: Option<ChildProcess>,
     _dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// Extra `serve` flags, kept for restarts.
+    extra: Vec<String>,
 }
 
 /// A fixed dev key seed, so tokens survive a restart of the process.
@@ -35,18 +37,31 @@ pub const DEV_SEED: &str = "0101010101010101010101010101010101010101010101010101
 
 impl Verkosto {
     pub async fn start(mode: Mode) -> Result<Verkosto> {
+        Verkosto::start_with(mode, &[]).await
+    }
+
+    /// Starts with the demo agencies and users loaded.
+    pub async fn start_demo(mode: Mode) -> Result<Verkosto> {
+        Verkosto::start_with(mode, &["--demo"]).await
+    }
+
+    /// Starts with extra `serve` flags.
+    pub async fn start_with(mode: Mode, extra: &[&str]) -> Result<Verkosto> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let dir = tempfile::tempdir()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
         match mode {
             Mode::Embedded => {
-                let args = serve_args(&[
+                let mut flags = vec![
                     "--data-dir",
                     dir.path().to_str().context("utf-8 path")?,
                     "--dev-key-seed",
                     DEV_SEED,
-                ]);
+                ];
+                flags.extend(extra.iter().map(String::as_str));
+                let args = serve_args(&flags);
                 let database_url = args.store.url();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let running = verkosto::app::start(args, listener).await?;
@@ -59,6 +74,7 @@ impl Verkosto {
                     child: None,
                     _dir: dir,
                     http,
+                    extra,
                 })
             }
             Mode::Distributed => {
@@ -73,6 +89,7 @@ impl Verkosto {
                     child: None,
                     _dir: dir,
                     http,
+                    extra,
                 };
                 v.spawn_process().await?;
                 Ok(v)
@@ -96,6 +113,7 @@ impl Verkosto {
         .args(["--dev-key-seed", DEV_SEED])
         .args(["--database-url", &self.database_url])
         .args(["--nats-url", &nats.url()])
+        .args(&self.extra)
         .env("VERKOSTO_LOG", "warn");
         let mut child = ChildProcess::spawn(cmd)?;
         let addr = child
@@ -165,6 +183,28 @@ impl Verkosto {
             .post(self.url(path))
             .bearer_auth(token)
             .json(body)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    /// PUT JSON with a bearer token.
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .delete(self.url(path))
+            .bearer_auth(token)
             .send()
             .await?;
         answer(r).await
@@ -346,5 +386,147 @@ pub async fn read_everything(
             out.len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs raw SQL as the database owner, bypassing the append-only triggers
+/// (to show that tampering is detected).
+pub async fn tamper(log: &verkosto_eventlog::EventLog, sql: &str) {
+    use verkosto_eventlog::DbKind;
+    let mut tx = log.db().writer().begin().await.unwrap();
+    match log.db().kind() {
+        DbKind::Postgres => {
+            sqlx::query("SET LOCAL session_replication_role = replica")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        DbKind::Sqlite => {
+            for t in ["events_no_update", "events_no_delete"] {
+                sqlx::query(&format!("DROP TRIGGER IF EXISTS {t}"))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    sqlx::raw_sql(sql).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The distributed mode as separate processes, one per target, sharing one
+/// PostgreSQL database and one nats-server: what a real deployment runs.
+pub struct Split {
+    pub database_url: String,
+    pub nats: NatsServer,
+    processes: Vec<(String, String, ChildProcess)>,
+    http: reqwest::Client,
+}
+
+impl Split {
+    /// Starts `targets` (e.g. `["relay", "cases", "consent"]`); the `cases`
+    /// target loads the demo directory.
+    pub async fn start(targets: &[&str]) -> Result<Split> {
+        let database_url = PgServer::shared().await.fresh_database().await?;
+        let nats = NatsServer::start().await?;
+        let mut split = Split {
+            database_url,
+            nats,
+            processes: Vec::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+        };
+        for target in targets {
+            split.spawn(target).await?;
+        }
+        Ok(split)
+    }
+
+    /// Starts one more process for `target`.
+    pub async fn spawn(&mut self, target: &str) -> Result<()> {
+        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
+            .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
+            .args(["--database-url", &self.database_url])
+            .args(["--nats-url", &self.nats.url()])
+            .env("VERKOSTO_LOG", "warn");
+        if target == "cases" {
+            cmd.arg("--demo");
+        }
+        let mut child = ChildProcess::spawn(cmd)?;
+        let addr = child
+            .wait_for_line("listening on ", Duration::from_secs(60))
+            .await?;
+        self.processes
+            .push((target.to_string(), format!("http://{addr}"), child));
+        Ok(())
+    }
+
+    /// SIGKILL every process of `target`.
+    pub async fn kill9(&mut self, target: &str) -> Result<()> {
+        let mut kept = Vec::new();
+        for (t, base, mut child) in self.processes.drain(..) {
+            if t == target {
+                child.kill9().await?;
+            } else {
+                kept.push((t, base, child));
+            }
+        }
+        self.processes = kept;
+        Ok(())
+    }
+
+    /// The base URL of the first process of `target`.
+    pub fn base(&self, target: &str) -> &str {
+        self.processes
+            .iter()
+            .find(|(t, _, _)| t == target)
+            .map(|(_, base, _)| base.as_str())
+            .unwrap_or_else(|| panic!("no {target} process"))
+    }
+
+    pub async fn token(&self, user: &str) -> Result<String> {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/dev/token", self.base("cases")))
+            .json(&json!({ "user": user }))
+            .send()
+            .await?;
+        let body: Value = r.json().await?;
+        Ok(body["token"].as_str().context("token")?.to_string())
+    }
+
+    pub async fn post(
+        &self,
+        target: &str,
+        token: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base(target)))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    pub async fn get(&self, target: &str, token: &str, path: &str) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base(target)))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    pub async fn stop(mut self) {
+        for (_, _, mut child) in self.processes.drain(..) {
+            let _ = child.terminate().await;
+        }
     }
 }

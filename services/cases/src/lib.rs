@@ -1,3 +1,23 @@
-//! The cases service. Empty for now: its aggregates, read models and routes
-//! arrive with their own issue. It will own its streams and tables only,
-//! learning of other services' events from the shared stream.
+//! The cases service: the client's case, its network, its records.
+//!
+//! Owns the `case` and `record` streams and the `cases_*` tables. Every
+//! read of client data goes through the consent guard (`verkosto-guard`),
+//! which filters by the policy and writes the access record first.
+
+pub mod domain;
+mod projection;
+mod records;
+mod routes;
+
+pub use projection::CasesProjection;
+pub use records::{RecordEvent, RecordView};
+pub use routes::{router, Cases};
+
+/// Creates the cases service's tables.
+pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
+    db.run_migrations(
+        &sqlx::migrate!("migrations/postgres"),
+        &sqlx::migrate!("migrations/sqlite"),
+    )
+    .await
+}

@@ -1,3 +1,14 @@
-//! The consent service. Empty for now: its aggregates, read models and routes
-//! arrive with their own issue. It will own its streams and tables only,
-//! learning of other services' events from the shared stream.
+//! The consent service: the one consent record per client, and the audit
+//! endpoints.
+//!
+//! Owns the `consent` stream (one per case, its id the case id). The rules
+//! that turn the record into answers live in `verkosto-policy`; this crate
+//! checks and records changes, answers the point-in-time matrix, and serves
+//! auditors (history, access log, integrity), who never see client data.
+
+mod audit;
+pub mod domain;
+mod routes;
+
+pub use audit::{replay, HistoryEntry, Replay};
+pub use routes::{matrix_answer, router, ConsentService};

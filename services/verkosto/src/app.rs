@@ -48,8 +48,11 @@ impl Running {
 }
 
 /// Which modules a target runs.
+#[derive(Default)]
 struct Modules {
     directory: bool,
+    cases: bool,
+    consent: bool,
     relay: bool,
     sealer: bool,
 }
@@ -58,26 +61,49 @@ fn modules(target: Target, distributed: bool) -> Modules {
     match target {
         Target::All => Modules {
             directory: true,
+            cases: true,
+            consent: true,
             relay: distributed,
             sealer: true,
         },
-        Target::Cases | Target::Web => Modules {
+        Target::Cases => Modules {
             directory: true,
-            relay: false,
-            sealer: false,
+            cases: true,
+            ..Modules::default()
         },
-        Target::Consent | Target::Meetings | Target::Tasks => Modules {
-            directory: false,
-            relay: false,
-            sealer: false,
+        Target::Web => Modules {
+            directory: true,
+            ..Modules::default()
         },
+        Target::Consent => Modules {
+            consent: true,
+            ..Modules::default()
+        },
+        Target::Meetings | Target::Tasks => Modules::default(),
         Target::Relay => Modules {
-            directory: false,
             relay: true,
             sealer: true,
+            ..Modules::default()
         },
     }
 }
+
+/// The consent guard's feed name for a target: one copy per process kind.
+fn guard_consumer(target: Target) -> &'static str {
+    match target {
+        Target::All => "guard-all",
+        Target::Cases => "guard-cases",
+        Target::Consent => "guard-consent",
+        Target::Meetings => "guard-meetings",
+        Target::Tasks => "guard-tasks",
+        Target::Relay => "guard-relay",
+        Target::Web => "guard-web",
+    }
+}
+
+/// How long a read waits for this process's view of a case's consent
+/// before it fails closed.
+const GUARD_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs until SIGTERM or Ctrl-C, printing `listening on <addr>` when ready.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -183,6 +209,43 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         };
         api = api.merge(verkosto_directory::router(d.clone()));
         directory = Some(d);
+    }
+
+    let guard = if modules.cases || modules.consent {
+        verkosto_guard::migrate(&db).await?;
+        let consumer = guard_consumer(args.target);
+        let progress = run_projection(Arc::new(verkosto_guard::GuardFeed::new(consumer)));
+        let access = verkosto_guard::AccessLog::start(db.clone());
+        Some(verkosto_guard::Guard::new(
+            log.clone(),
+            consumer,
+            progress,
+            access,
+            GUARD_WAIT,
+        ))
+    } else {
+        None
+    };
+
+    if modules.cases {
+        verkosto_cases::migrate(&db).await?;
+        let progress = run_projection(Arc::new(verkosto_cases::CasesProjection));
+        let cases = verkosto_cases::Cases {
+            log: log.clone(),
+            progress,
+            guard: guard.clone().context("cases need the guard")?,
+            directory: directory.clone().context("cases need the directory")?,
+            auth: auth.clone(),
+        };
+        api = api.merge(verkosto_cases::router(cases));
+    }
+    if modules.consent {
+        let consent = verkosto_consent::ConsentService {
+            log: log.clone(),
+            guard: guard.clone().context("consent needs the guard")?,
+            auth: auth.clone(),
+        };
+        api = api.merge(verkosto_consent::router(consent));
     }
 
     let mut relay_status = None;

@@ -42,6 +42,18 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the integrity chain of the whole log.
     Verify,
+    /// Print a case's consent matrix at a moment, and the changes that led to it.
+    Replay {
+        /// The case id.
+        #[arg(long = "case")]
+        case_id: String,
+        /// The moment (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the log is.

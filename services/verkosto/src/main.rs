@@ -15,6 +15,9 @@ async fn main() -> anyhow::Result<()> {
             verkosto::telemetry::init(Some(false));
             match command {
                 AuditCommand::Verify => verkosto::audit::verify(&store).await,
+                AuditCommand::Replay { case_id, at, json } => {
+                    verkosto::audit::replay(&store, &case_id, at.as_deref(), json).await
+                }
             }
         }
         Command::Proto { write, dir } => verkosto::proto::run(&dir, write),

@@ -22,6 +22,21 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
             "A user of an agency, with roles.",
             schema_for!(verkosto_directory::domain::UserEvent),
         ),
+        (
+            "case",
+            "A client's case: its header and its network, built by invitation.",
+            schema_for!(verkosto_cases::domain::CaseEvent),
+        ),
+        (
+            "record",
+            "A record of the client's information: category, author and the body's hash (the body stays in the cases service).",
+            schema_for!(verkosto_cases::RecordEvent),
+        ),
+        (
+            "consent",
+            "The client's consent record: grants, withdrawals, refusals and statutory bases. Id: the case id.",
+            schema_for!(verkosto_policy::ConsentEvent),
+        ),
     ]
 }
 

@@ -48,7 +48,9 @@ pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
 }
 
 impl IdempotencyWrite {
-    pub(crate) async fn store(
+    /// Stores the answer inside the append's transaction (for writes that
+    /// compose [`EventLog::append_in`] with their own rows).
+    pub async fn store(
         self,
         tx: &mut Transaction<'static, Any>,
         version: i64,

@@ -270,6 +270,33 @@ impl EventLog {
         Ok(v.unwrap_or(0))
     }
 
+    /// The commit-order cursor of the latest event among the streams
+    /// `stream_types` × `stream_id` (None when none exists). A consumer that
+    /// has passed it has seen every committed change to those streams.
+    pub async fn latest_cursor(
+        &self,
+        stream_types: &[&str],
+        stream_id: &str,
+    ) -> Result<Option<Cursor>, Error> {
+        let mut best: Option<Cursor> = None;
+        for stream_type in stream_types {
+            let sql = format!(
+                "SELECT position, {} FROM events WHERE stream_type = $1 AND stream_id = $2 \
+                 ORDER BY version DESC LIMIT 1",
+                self.tx_column()
+            );
+            let row: Option<(i64, i64)> = sqlx::query_as(&sql)
+                .bind(*stream_type)
+                .bind(stream_id)
+                .fetch_optional(self.db().reader())
+                .await?;
+            if let Some((position, tx)) = row {
+                best = best.max(Some(Cursor { tx, position }));
+            }
+        }
+        Ok(best)
+    }
+
     /// Up to `limit` events after `after`, in commit order, never past an
     /// event whose transaction might still commit before an earlier one: on
     /// PostgreSQL only transactions older than every running one are read.

@@ -1,0 +1,528 @@
+//! The case: its header and its network, built by invitation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use verkosto_http::Problem;
+
+/// The flags shown on every view of a case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Flags {
+    /// The client is a minor: child welfare belongs in the network.
+    #[serde(default)]
+    pub minor: bool,
+    /// The perpetrator may threaten the client: contact data and meeting
+    /// locations are hidden from all but the lead and those granted `contact`.
+    #[serde(default)]
+    pub safety_risk: bool,
+}
+
+/// Events of the `case` stream (its id is the case id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum CaseEvent {
+    CaseOpened {
+        case_id: String,
+        pseudonym: String,
+        lead_agency: String,
+        languages: Vec<String>,
+        interpreter_language: Option<String>,
+        flags: Flags,
+        at: DateTime<Utc>,
+    },
+    /// The lead invited an agency into the network (not yet a member).
+    AgencyInvited {
+        agency: String,
+        purpose: String,
+        at: DateTime<Utc>,
+    },
+    InvitationAccepted {
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    /// The invited agency said no; the lead agency gets a task with the reason.
+    InvitationDeclined {
+        agency: String,
+        reason: String,
+        lead_agency: String,
+        at: DateTime<Utc>,
+    },
+    InvitationWithdrawn {
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    MemberRemoved {
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    FlagsChanged {
+        flags: Flags,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CaseEvent {
+    fn event_type(&self) -> String {
+        match self {
+            CaseEvent::CaseOpened { .. } => "CaseOpened",
+            CaseEvent::AgencyInvited { .. } => "AgencyInvited",
+            CaseEvent::InvitationAccepted { .. } => "InvitationAccepted",
+            CaseEvent::InvitationDeclined { .. } => "InvitationDeclined",
+            CaseEvent::InvitationWithdrawn { .. } => "InvitationWithdrawn",
+            CaseEvent::MemberRemoved { .. } => "MemberRemoved",
+            CaseEvent::FlagsChanged { .. } => "FlagsChanged",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub purpose: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub id: Option<String>,
+    pub pseudonym: String,
+    pub lead_agency: String,
+    pub languages: Vec<String>,
+    pub interpreter_language: Option<String>,
+    pub flags: Flags,
+    /// Member agencies, the lead included.
+    pub members: BTreeSet<String>,
+    pub invited: BTreeMap<String, Invitation>,
+}
+
+#[derive(Clone, Debug)]
+pub enum CaseCommand {
+    Open {
+        case_id: String,
+        pseudonym: String,
+        lead_agency: String,
+        languages: Vec<String>,
+        interpreter_language: Option<String>,
+        flags: Flags,
+        at: DateTime<Utc>,
+    },
+    Invite {
+        by: String,
+        agency: String,
+        purpose: String,
+        at: DateTime<Utc>,
+    },
+    Accept {
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    Decline {
+        agency: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// Withdraws an invitation or removes a member.
+    Remove {
+        by: String,
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    SetFlags {
+        by: String,
+        flags: Flags,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A refused case command, already in its HTTP shape.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub Problem);
+
+impl From<Refused> for Problem {
+    fn from(r: Refused) -> Problem {
+        r.0
+    }
+}
+
+fn refuse(p: Problem) -> Result<(), Refused> {
+    Err(Refused(p))
+}
+
+/// The answer for anyone outside the network: the case's existence is not revealed.
+pub fn not_found(case_id: &str) -> Problem {
+    Problem::not_found(format!("no case {case_id}"))
+}
+
+impl Case {
+    pub fn is_member(&self, agency: &str) -> bool {
+        self.members.contains(agency)
+    }
+
+    /// 404 unless `agency` is in the network, 403 unless it is the lead.
+    pub fn check_lead(&self, agency: &str) -> Result<(), Refused> {
+        let id = self.id.as_deref().unwrap_or_default();
+        if !self.is_member(agency) {
+            return refuse(not_found(id));
+        }
+        if agency != self.lead_agency {
+            return refuse(Problem::forbidden(
+                "only the lead agency's facilitator may do this",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Aggregate for Case {
+    const TYPE: &'static str = "case";
+    type Command = CaseCommand;
+    type Event = CaseEvent;
+    type Error = Refused;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: CaseCommand,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Refused> {
+        if self.id.is_none() && !matches!(command, CaseCommand::Open { .. }) {
+            return refuse(Problem::not_found("no such case"));
+        }
+        let event = match command {
+            CaseCommand::Open {
+                case_id,
+                pseudonym,
+                lead_agency,
+                languages,
+                interpreter_language,
+                flags,
+                at,
+            } => {
+                if self.id.is_some() {
+                    return refuse(Problem::conflict(format!("case {case_id} exists")));
+                }
+                CaseEvent::CaseOpened {
+                    case_id,
+                    pseudonym,
+                    lead_agency,
+                    languages,
+                    interpreter_language,
+                    flags,
+                    at,
+                }
+            }
+            CaseCommand::Invite {
+                by,
+                agency,
+                purpose,
+                at,
+            } => {
+                self.check_lead(&by)?;
+                if self.is_member(&agency) {
+                    return refuse(Problem::conflict(format!(
+                        "agency: {agency} is already a member"
+                    )));
+                }
+                if self.invited.contains_key(&agency) {
+                    return refuse(Problem::conflict(format!(
+                        "agency: {agency} is already invited"
+                    )));
+                }
+                CaseEvent::AgencyInvited {
+                    agency,
+                    purpose,
+                    at,
+                }
+            }
+            CaseCommand::Accept { agency, at } => {
+                if !self.invited.contains_key(&agency) {
+                    // Only the invited may act here; to anyone else the case does not exist.
+                    return refuse(if self.is_member(&agency) {
+                        Problem::conflict("agency: already a member")
+                    } else {
+                        not_found(self.id.as_deref().unwrap_or_default())
+                    });
+                }
+                CaseEvent::InvitationAccepted { agency, at }
+            }
+            CaseCommand::Decline { agency, reason, at } => {
+                if !self.invited.contains_key(&agency) {
+                    return refuse(if self.is_member(&agency) {
+                        Problem::conflict("agency: already a member")
+                    } else {
+                        not_found(self.id.as_deref().unwrap_or_default())
+                    });
+                }
+                CaseEvent::InvitationDeclined {
+                    agency,
+                    reason,
+                    lead_agency: self.lead_agency.clone(),
+                    at,
+                }
+            }
+            CaseCommand::Remove { by, agency, at } => {
+                self.check_lead(&by)?;
+                if agency == self.lead_agency {
+                    return refuse(Problem::invalid(
+                        "agency",
+                        "the lead agency keeps the client's file and cannot be removed",
+                    ));
+                }
+                if self.invited.contains_key(&agency) {
+                    CaseEvent::InvitationWithdrawn { agency, at }
+                } else if self.is_member(&agency) {
+                    CaseEvent::MemberRemoved { agency, at }
+                } else {
+                    return refuse(Problem::not_found(format!(
+                        "agency: {agency} is neither a member nor invited"
+                    )));
+                }
+            }
+            CaseCommand::SetFlags { by, flags, at } => {
+                self.check_lead(&by)?;
+                if flags == self.flags {
+                    return Ok(());
+                }
+                CaseEvent::FlagsChanged { flags, at }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: CaseEvent) {
+        match event {
+            CaseEvent::CaseOpened {
+                case_id,
+                pseudonym,
+                lead_agency,
+                languages,
+                interpreter_language,
+                flags,
+                ..
+            } => {
+                self.id = Some(case_id);
+                self.members.insert(lead_agency.clone());
+                self.pseudonym = pseudonym;
+                self.lead_agency = lead_agency;
+                self.languages = languages;
+                self.interpreter_language = interpreter_language;
+                self.flags = flags;
+            }
+            CaseEvent::AgencyInvited {
+                agency,
+                purpose,
+                at,
+            } => {
+                self.invited.insert(agency, Invitation { purpose, at });
+            }
+            CaseEvent::InvitationAccepted { agency, .. } => {
+                self.invited.remove(&agency);
+                self.members.insert(agency);
+            }
+            CaseEvent::InvitationDeclined { agency, .. }
+            | CaseEvent::InvitationWithdrawn { agency, .. } => {
+                self.invited.remove(&agency);
+            }
+            CaseEvent::MemberRemoved { agency, .. } => {
+                self.members.remove(&agency);
+            }
+            CaseEvent::FlagsChanged { flags, .. } => {
+                self.flags = flags;
+            }
+        }
+    }
+}
+
+/// The languages the lead agencies work in.
+pub const WORKING_LANGUAGES: [&str; 3] = ["fi", "sv", "en"];
+
+/// Checks a language tag: an ISO 639 code of 2 or 3 lowercase letters.
+pub fn check_language(field: &str, code: &str) -> Result<(), Problem> {
+    let ok = (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            field,
+            "must be an ISO 639 language code of 2 or 3 lowercase letters, like \"ro\"",
+        ))
+    }
+}
+
+/// The warnings shown on the case header.
+pub fn warnings(
+    flags: Flags,
+    languages: &[String],
+    interpreter_language: Option<&str>,
+    network_has_child_welfare: bool,
+) -> Vec<&'static str> {
+    let mut warnings = Vec::new();
+    if flags.minor && !network_has_child_welfare {
+        warnings.push("minor_without_child_welfare");
+    }
+    let shared_language = languages
+        .iter()
+        .any(|l| WORKING_LANGUAGES.contains(&l.as_str()));
+    if !shared_language && interpreter_language.is_none() {
+        warnings.push("no_interpreter_language");
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    fn t() -> DateTime<Utc> {
+        "2026-11-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn opened() -> CaseEvent {
+        CaseEvent::CaseOpened {
+            case_id: "case-1".into(),
+            pseudonym: "A-1027".into(),
+            lead_agency: "ngo-support".into(),
+            languages: vec!["ro".into()],
+            interpreter_language: Some("ro".into()),
+            flags: Flags::default(),
+            at: t(),
+        }
+    }
+
+    fn invited(agency: &str) -> CaseEvent {
+        CaseEvent::AgencyInvited {
+            agency: agency.into(),
+            purpose: "health assessment".into(),
+            at: t(),
+        }
+    }
+
+    fn status(result: Result<Vec<CaseEvent>, Refused>) -> u16 {
+        result.unwrap_err().0.status
+    }
+
+    #[test]
+    fn the_lead_invites_and_the_invited_accepts() {
+        TestFramework::<Case>::with(())
+            .given(vec![opened()])
+            .when(CaseCommand::Invite {
+                by: "ngo-support".into(),
+                agency: "health-hus".into(),
+                purpose: "health assessment".into(),
+                at: t(),
+            })
+            .then_expect_events(vec![invited("health-hus")]);
+        TestFramework::<Case>::with(())
+            .given(vec![opened(), invited("health-hus")])
+            .when(CaseCommand::Accept {
+                agency: "health-hus".into(),
+                at: t(),
+            })
+            .then_expect_events(vec![CaseEvent::InvitationAccepted {
+                agency: "health-hus".into(),
+                at: t(),
+            }]);
+    }
+
+    #[test]
+    fn only_the_lead_invites_and_outsiders_do_not_see_the_case() {
+        let member = CaseEvent::InvitationAccepted {
+            agency: "health-hus".into(),
+            at: t(),
+        };
+        let invite = |by: &str| CaseCommand::Invite {
+            by: by.into(),
+            agency: "migri".into(),
+            purpose: "residence".into(),
+            at: t(),
+        };
+        let by_member = TestFramework::<Case>::with(())
+            .given(vec![opened(), invited("health-hus"), member])
+            .when(invite("health-hus"))
+            .inspect_result();
+        assert_eq!(status(by_member), 403);
+        let by_outsider = TestFramework::<Case>::with(())
+            .given(vec![opened()])
+            .when(invite("police-helsinki"))
+            .inspect_result();
+        assert_eq!(status(by_outsider), 404);
+    }
+
+    #[test]
+    fn an_agency_that_was_not_invited_cannot_accept() {
+        let result = TestFramework::<Case>::with(())
+            .given(vec![opened()])
+            .when(CaseCommand::Accept {
+                agency: "police-helsinki".into(),
+                at: t(),
+            })
+            .inspect_result();
+        assert_eq!(status(result), 404);
+    }
+
+    #[test]
+    fn removing_withdraws_an_invitation_or_a_membership_but_never_the_lead() {
+        TestFramework::<Case>::with(())
+            .given(vec![opened(), invited("health-hus")])
+            .when(CaseCommand::Remove {
+                by: "ngo-support".into(),
+                agency: "health-hus".into(),
+                at: t(),
+            })
+            .then_expect_events(vec![CaseEvent::InvitationWithdrawn {
+                agency: "health-hus".into(),
+                at: t(),
+            }]);
+        let lead = TestFramework::<Case>::with(())
+            .given(vec![opened()])
+            .when(CaseCommand::Remove {
+                by: "ngo-support".into(),
+                agency: "ngo-support".into(),
+                at: t(),
+            })
+            .inspect_result();
+        assert_eq!(status(lead), 422);
+    }
+
+    #[test]
+    fn a_decline_carries_the_lead_agency_for_its_task() {
+        TestFramework::<Case>::with(())
+            .given(vec![opened(), invited("health-hus")])
+            .when(CaseCommand::Decline {
+                agency: "health-hus".into(),
+                reason: "no capacity".into(),
+                at: t(),
+            })
+            .then_expect_events(vec![CaseEvent::InvitationDeclined {
+                agency: "health-hus".into(),
+                reason: "no capacity".into(),
+                lead_agency: "ngo-support".into(),
+                at: t(),
+            }]);
+    }
+
+    #[test]
+    fn warnings_name_what_is_missing() {
+        let minor = Flags {
+            minor: true,
+            safety_risk: false,
+        };
+        assert_eq!(
+            warnings(minor, &["ro".into()], None, false),
+            vec!["minor_without_child_welfare", "no_interpreter_language"]
+        );
+        assert!(warnings(minor, &["ro".into()], Some("ro"), true).is_empty());
+        assert!(warnings(Flags::default(), &["ro".into(), "en".into()], None, false).is_empty());
+    }
+}

@@ -1,0 +1,241 @@
+//! The client's records: `POST/GET /api/v1/cases/{id}/records`.
+//!
+//! A record is written once, in one category, and never changed: a
+//! correction is a new record that names the one it corrects. The body
+//! stays in this service's table; the `RecordAdded` event on the shared
+//! stream carries only its SHA-256, so the chain still vouches for it.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use verkosto_auth::Role;
+use verkosto_directory::domain::check_text;
+use verkosto_eventlog::{
+    format_time, Appended, Error as LogError, ExpectedVersion, NewEvent, StoredAnswer,
+};
+use verkosto_http::{Caller, JsonBody, Problem, RequestId, WriteConditions};
+use verkosto_policy::Category;
+
+use crate::routes::{guard_problem, Cases};
+
+/// Events of the `record` stream (its id is the record id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordEvent {
+    RecordAdded {
+        record_id: String,
+        case_id: String,
+        category: Category,
+        author_agency: String,
+        corrects: Option<String>,
+        /// SHA-256 of the body, hex: the body itself stays in the cases service.
+        body_sha256: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A record as a reader sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordView {
+    pub id: String,
+    pub category: Category,
+    pub body: String,
+    pub author_agency: String,
+    pub recorded_at: String,
+    pub corrects: Option<String>,
+}
+
+pub(crate) fn routes() -> Router<Cases> {
+    Router::new().route(
+        "/api/v1/cases/{id}/records",
+        post(add_record).get(list_records),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRecord {
+    category: Category,
+    body: String,
+    #[serde(default)]
+    corrects: Option<String>,
+}
+
+const MAX_BODY_CHARS: usize = 20_000;
+
+async fn add_record(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(case_id): Path<String>,
+    body: JsonBody<NewRecord>,
+) -> Result<Response, Problem> {
+    c.member_view(&case_id, &caller.0.agency).await?;
+    caller.require(&[Role::Facilitator, Role::Liaison])?;
+    let NewRecord {
+        category,
+        body: text,
+        corrects,
+    } = body.value;
+    check_text("body", &text, MAX_BODY_CHARS)?;
+    if let Some(corrected) = &corrects {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM cases_records WHERE id = $1 AND case_id = $2")
+                .bind(corrected)
+                .bind(&case_id)
+                .fetch_optional(c.log.db().reader())
+                .await
+                .map_err(LogError::from)?;
+        if found.is_none() {
+            return Err(Problem::invalid(
+                "corrects",
+                format!("no record {corrected} in this case"),
+            ));
+        }
+    }
+    let record_id = format!("rec-{}", uuid::Uuid::now_v7().simple());
+    let answer = {
+        let id = record_id.clone();
+        move |_version: i64| (201, json!({ "id": id }))
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    if let Some(idem) = &execution.idempotency {
+        if let Some(stored) = c.log.idempotent_answer(&idem.scope, &idem.key).await? {
+            return replay(stored, &idem.request_hash);
+        }
+    }
+    let at = execution.meta.occurred_at;
+    let event = RecordEvent::RecordAdded {
+        record_id: record_id.clone(),
+        case_id: case_id.clone(),
+        category,
+        author_agency: caller.0.agency.clone(),
+        corrects: corrects.clone(),
+        body_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        at,
+    };
+    let new_event = NewEvent {
+        event_type: "RecordAdded".into(),
+        schema_version: 1,
+        payload: serde_json::to_value(&event).map_err(LogError::from)?,
+    };
+
+    let mut tx = c.log.db().begin().await?;
+    let appended: Appended = c
+        .log
+        .append_in(
+            &mut tx,
+            "record",
+            &record_id,
+            ExpectedVersion::NoStream,
+            vec![new_event],
+            &execution.meta,
+        )
+        .await?;
+    let position = appended.events[0].position;
+    sqlx::query(
+        "INSERT INTO cases_records (id, case_id, position, category, body, author_agency, author_user, corrects, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&record_id)
+    .bind(&case_id)
+    .bind(position)
+    .bind(category.as_str())
+    .bind(&text)
+    .bind(&caller.0.agency)
+    .bind(&caller.0.user)
+    .bind(&corrects)
+    .bind(format_time(at))
+    .execute(&mut *tx)
+    .await
+    .map_err(LogError::from)?;
+    if let Some(idem) = &execution.idempotency {
+        match idem.clone().store(&mut tx, appended.version).await {
+            Ok(()) => {}
+            Err(LogError::IdempotencyRace) => {
+                drop(tx);
+                let stored = c
+                    .log
+                    .idempotent_answer(&idem.scope, &idem.key)
+                    .await?
+                    .ok_or(LogError::IdempotencyRace)?;
+                return replay(stored, &idem.request_hash);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await.map_err(LogError::from)?;
+    c.log.announce(&appended);
+    let (status, body) = answer(appended.version);
+    Ok(respond(status, body))
+}
+
+fn replay(stored: StoredAnswer, request_hash: &str) -> Result<Response, Problem> {
+    if stored.request_hash != request_hash {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "this key was already used with a different request",
+        ));
+    }
+    Ok(respond(stored.status, stored.response))
+}
+
+fn respond(status: u16, body: Value) -> Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+    (status, Json(body)).into_response()
+}
+
+type RecordRow = (String, String, String, String, String, Option<String>);
+
+async fn list_records(
+    State(c): State<Cases>,
+    caller: Caller,
+    Path(case_id): Path<String>,
+    request_id: Option<Extension<RequestId>>,
+) -> Result<Json<Value>, Problem> {
+    let access = c.member_view(&case_id, &caller.0.agency).await?;
+    caller.require(&[Role::Facilitator, Role::Liaison])?;
+    let rows: Vec<RecordRow> = sqlx::query_as(
+        "SELECT id, category, body, author_agency, recorded_at, corrects FROM cases_records \
+         WHERE case_id = $1 ORDER BY position",
+    )
+    .bind(&case_id)
+    .fetch_all(c.log.db().reader())
+    .await
+    .map_err(LogError::from)?;
+
+    let mut filter = access.filter(&caller.0.agency, Utc::now());
+    let mut records = Vec::new();
+    for (id, category, body, author_agency, recorded_at, corrects) in rows {
+        let Ok(category) = category.parse::<Category>() else {
+            tracing::error!(record = %id, "record with an unknown category withheld");
+            continue;
+        };
+        if filter.allows_item(category, Some(&author_agency)) {
+            records.push(RecordView {
+                id,
+                category,
+                body,
+                author_agency,
+                recorded_at,
+                corrects,
+            });
+        }
+    }
+    let mut record = filter.record(&caller.0.user, "cases", "records");
+    record.request_id = request_id.map(|r| r.0 .0.clone());
+    // Durable before the data leaves.
+    c.guard.record_access(record).await.map_err(guard_problem)?;
+    Ok(Json(json!({
+        "records": records,
+        "withheld": filter.withheld(),
+        "consent_version": filter.consent_version(),
+        "consent_fresh": filter.fresh(),
+    })))
+}

@@ -1,0 +1,432 @@
+//! `/api/v1/cases`, its network, and `/api/v1/invitations`.
+
+use std::time::Duration;
+
+use axum::extract::{FromRef, Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use verkosto_auth::Role;
+use verkosto_directory::domain::check_text;
+use verkosto_directory::Directory;
+use verkosto_eventlog::{format_time, AggregateStore, EventLog, Execution, Outcome, Progress};
+use verkosto_guard::{CaseAccess, Guard};
+use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
+
+use crate::domain::{self, check_language, not_found, Case, CaseCommand, Flags};
+
+/// The cases service.
+#[derive(Clone)]
+pub struct Cases {
+    pub log: EventLog,
+    /// The `cases_*` read model's progress.
+    pub progress: Progress,
+    pub guard: Guard,
+    pub directory: Directory,
+    pub auth: AuthState,
+}
+
+impl FromRef<Cases> for AuthState {
+    fn from_ref(c: &Cases) -> AuthState {
+        c.auth.clone()
+    }
+}
+
+/// How long a write waits for its own read model before answering.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+
+/// Who may work with cases at all.
+const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
+
+impl Cases {
+    fn store(&self) -> AggregateStore<Case> {
+        AggregateStore::new(self.log.clone())
+    }
+
+    /// Runs a case command, then waits until the read model has it.
+    async fn execute(
+        &self,
+        case_id: &str,
+        command: CaseCommand,
+        execution: Execution,
+    ) -> Result<Outcome<Case>, Problem> {
+        let outcome = self
+            .store()
+            .execute(case_id, command, &(), execution)
+            .await?;
+        if let Outcome::Committed { appended, .. } = &outcome {
+            if let Some(cursor) = appended.last_cursor() {
+                if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
+                    tracing::warn!(%cursor, "cases read model is behind");
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The case as the guard sees it, or 404 unless `agency` is a member.
+    pub async fn member_view(&self, case_id: &str, agency: &str) -> Result<CaseAccess, Problem> {
+        let access = self
+            .guard
+            .case(case_id)
+            .await
+            .map_err(guard_problem)?
+            .filter(|c| c.is_member(agency))
+            .ok_or_else(|| not_found(case_id))?;
+        Ok(access)
+    }
+
+    /// 404 unless `caller`'s agency is in the case's network (or, with
+    /// `invited_too`, invited to it); then 403 unless it has one of `roles`.
+    /// Membership comes first, so an outsider never learns the case exists.
+    async fn gate(
+        &self,
+        case_id: &str,
+        caller: &Caller,
+        roles: &[Role],
+        invited_too: bool,
+    ) -> Result<(), Problem> {
+        let case = self.store().load(case_id).await?.aggregate;
+        let agency = caller.0.agency.as_str();
+        let visible = case.is_member(agency) || invited_too && case.invited.contains_key(agency);
+        if !visible {
+            return Err(not_found(case_id));
+        }
+        caller.require(roles)?;
+        Ok(())
+    }
+
+    async fn has_child_welfare(&self, members: &std::collections::BTreeSet<String>) -> bool {
+        for agency in members {
+            if let Ok(Some(a)) = self.directory.agency(agency).await {
+                if a.kind == "child_welfare" {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+pub(crate) fn guard_problem(e: verkosto_guard::GuardError) -> Problem {
+    tracing::error!(error = %e, "consent guard failed");
+    Problem::unavailable("the consent state or the access log is unavailable; nothing was read")
+}
+
+pub fn router(cases: Cases) -> Router {
+    Router::new()
+        .route("/api/v1/cases", post(open_case).get(list_cases))
+        .route("/api/v1/cases/{id}", get(get_case))
+        .route("/api/v1/cases/{id}/flags", put(set_flags))
+        .route("/api/v1/cases/{id}/members", post(invite))
+        .route("/api/v1/cases/{id}/members/{agency}", delete(remove_member))
+        .route("/api/v1/invitations", get(invitations))
+        .route("/api/v1/cases/{id}/invitations/accept", post(accept))
+        .route("/api/v1/cases/{id}/invitations/decline", post(decline))
+        .merge(crate::records::routes())
+        .with_state(cases)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCase {
+    pseudonym: String,
+    languages: Vec<String>,
+    #[serde(default)]
+    interpreter_language: Option<String>,
+    #[serde(default)]
+    flags: Flags,
+}
+
+async fn open_case(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    body: JsonBody<NewCase>,
+) -> Result<Response, Problem> {
+    caller.require(&[Role::Facilitator])?;
+    let NewCase {
+        pseudonym,
+        languages,
+        interpreter_language,
+        flags,
+    } = body.value;
+    check_text("pseudonym", &pseudonym, 64)?;
+    if languages.is_empty() || languages.len() > 10 {
+        return Err(Problem::invalid(
+            "languages",
+            "must name 1 to 10 languages the client speaks",
+        ));
+    }
+    for (i, l) in languages.iter().enumerate() {
+        check_language(&format!("languages[{i}]"), l)?;
+    }
+    if let Some(l) = &interpreter_language {
+        check_language("interpreter_language", l)?;
+    }
+    let case_id = format!("case-{}", uuid::Uuid::now_v7().simple());
+    let lead = caller.0.agency.clone();
+    let answer = {
+        let (id, lead) = (case_id.clone(), lead.clone());
+        move |version: i64| {
+            (
+                201,
+                json!({ "id": id, "lead_agency": lead, "version": version }),
+            )
+        }
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    let at = execution.meta.occurred_at;
+    let command = CaseCommand::Open {
+        case_id: case_id.clone(),
+        pseudonym,
+        lead_agency: lead,
+        languages,
+        interpreter_language,
+        flags,
+        at,
+    };
+    let outcome = c.execute(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+async fn list_cases(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
+    let rows: Vec<(String, String, String, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT h.id, h.pseudonym, h.lead_agency, h.minor, h.safety_risk, h.opened_at, h.version \
+         FROM cases_headers h JOIN cases_network n ON n.case_id = h.id \
+         WHERE n.agency = $1 AND n.status = 'member' ORDER BY h.opened_at DESC, h.id",
+    )
+    .bind(&caller.0.agency)
+    .fetch_all(c.log.db().reader())
+    .await
+    .map_err(verkosto_eventlog::Error::from)?;
+    let cases: Vec<Value> = rows
+        .into_iter()
+        .map(
+            |(id, pseudonym, lead, minor, safety_risk, opened_at, version)| {
+                json!({
+                    "id": id,
+                    "pseudonym": pseudonym,
+                    "lead_agency": lead,
+                    "flags": { "minor": minor != 0, "safety_risk": safety_risk != 0 },
+                    "opened_at": opened_at,
+                    "version": version,
+                })
+            },
+        )
+        .collect();
+    Ok(Json(json!({ "cases": cases })))
+}
+
+async fn get_case(
+    State(c): State<Cases>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let access = c.member_view(&id, &caller.0.agency).await?;
+    // The header itself comes straight from the case's stream: exact.
+    let loaded = c.store().load(&id).await?;
+    let case = loaded.aggregate;
+    if !case.is_member(&caller.0.agency) {
+        return Err(not_found(&id));
+    }
+    let invited: Vec<Value> = case
+        .invited
+        .iter()
+        .map(|(agency, inv)| {
+            json!({ "agency": agency, "purpose": inv.purpose, "invited_at": format_time(inv.at) })
+        })
+        .collect();
+    let warnings = domain::warnings(
+        case.flags,
+        &case.languages,
+        case.interpreter_language.as_deref(),
+        c.has_child_welfare(&case.members).await,
+    );
+    let body = json!({
+        "id": id,
+        "pseudonym": case.pseudonym,
+        "lead_agency": case.lead_agency,
+        "members": case.members,
+        "invited": invited,
+        "flags": case.flags,
+        "languages": case.languages,
+        "interpreter_language": case.interpreter_language,
+        "version": loaded.version,
+        "consent_version": access.consent_version(),
+        "warnings": warnings,
+    });
+    Ok((
+        [(axum::http::header::ETAG, format!("\"{}\"", loaded.version))],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn set_flags(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(id): Path<String>,
+    body: JsonBody<Flags>,
+) -> Result<Response, Problem> {
+    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    let flags = body.value;
+    let answer = move |version: i64| (200, json!({ "flags": flags, "version": version }));
+    let execution = conditions.execution(&caller, &body.raw, answer);
+    let command = CaseCommand::SetFlags {
+        by: caller.0.agency.clone(),
+        flags,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = c.execute(&id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invite {
+    agency: String,
+    purpose: String,
+}
+
+async fn invite(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(id): Path<String>,
+    body: JsonBody<Invite>,
+) -> Result<Response, Problem> {
+    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    let Invite { agency, purpose } = body.value;
+    check_text("purpose", &purpose, 500)?;
+    if c.directory.agency(&agency).await?.is_none() {
+        return Err(Problem::invalid(
+            "agency",
+            format!("unknown agency {agency}"),
+        ));
+    }
+    let answer = {
+        let agency = agency.clone();
+        move |version: i64| {
+            (
+                201,
+                json!({ "status": "invited", "agency": agency, "version": version }),
+            )
+        }
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    let command = CaseCommand::Invite {
+        by: caller.0.agency.clone(),
+        agency,
+        purpose,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = c.execute(&id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+async fn remove_member(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path((id, agency)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    let execution = conditions.execution(&caller, b"", |_| (204, Value::Null));
+    let command = CaseCommand::Remove {
+        by: caller.0.agency.clone(),
+        agency,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = c.execute(&id, command, execution).await?;
+    Ok(command_response(outcome, |_| (204, Value::Null)))
+}
+
+/// `(case_id, pseudonym, lead_agency, purpose, invited_at)`
+type InvitationRow = (String, String, String, Option<String>, Option<String>);
+
+async fn invitations(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
+    caller.require(&CASE_WORKERS)?;
+    let rows: Vec<InvitationRow> = sqlx::query_as(
+        "SELECT n.case_id, h.pseudonym, h.lead_agency, n.purpose, n.invited_at \
+         FROM cases_network n JOIN cases_headers h ON h.id = n.case_id \
+         WHERE n.agency = $1 AND n.status = 'invited' ORDER BY n.invited_at, n.case_id",
+    )
+    .bind(&caller.0.agency)
+    .fetch_all(c.log.db().reader())
+    .await
+    .map_err(verkosto_eventlog::Error::from)?;
+    let invitations: Vec<Value> = rows
+        .into_iter()
+        .map(|(case_id, pseudonym, lead, purpose, invited_at)| {
+            json!({
+                "case_id": case_id,
+                "pseudonym": pseudonym,
+                "lead_agency": lead,
+                "purpose": purpose,
+                "invited_at": invited_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "invitations": invitations })))
+}
+
+async fn accept(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(id): Path<String>,
+    raw: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    c.gate(&id, &caller, &CASE_WORKERS, true).await?;
+    // The body is optional; when given it must be JSON (`{}`).
+    if !raw.is_empty() {
+        verkosto_http::parse_json::<Value>(&raw)?;
+    }
+    let agency = caller.0.agency.clone();
+    let answer = {
+        let agency = agency.clone();
+        move |version: i64| {
+            (
+                200,
+                json!({ "status": "member", "agency": agency, "version": version }),
+            )
+        }
+    };
+    let execution = conditions.execution(&caller, &raw, answer.clone());
+    let command = CaseCommand::Accept {
+        agency,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = c.execute(&id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decline {
+    reason: String,
+}
+
+async fn decline(
+    State(c): State<Cases>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(id): Path<String>,
+    body: JsonBody<Decline>,
+) -> Result<Response, Problem> {
+    c.gate(&id, &caller, &CASE_WORKERS, true).await?;
+    check_text("reason", &body.value.reason, 1000)?;
+    let answer = |version: i64| (200, json!({ "status": "declined", "version": version }));
+    let execution = conditions.execution(&caller, &body.raw, answer);
+    let command = CaseCommand::Decline {
+        agency: caller.0.agency.clone(),
+        reason: body.value.reason,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = c.execute(&id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}

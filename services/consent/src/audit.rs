@@ -1,0 +1,143 @@
+//! `/api/v1/audit/...`: what auditors see. History and logs, never client
+//! data: the consent record's events, who read what under which consent,
+//! and the integrity of the whole log.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use verkosto_auth::Role;
+use verkosto_eventlog::{EventLog, RecordedEvent};
+use verkosto_http::{Caller, Problem};
+use verkosto_policy::{ConsentEvent, ConsentState};
+
+use crate::routes::ConsentService;
+
+pub(crate) fn routes() -> Router<ConsentService> {
+    Router::new()
+        .route(
+            "/api/v1/audit/cases/{id}/consent/history",
+            get(consent_history),
+        )
+        .route("/api/v1/audit/cases/{id}/access-log", get(access_log))
+        .route("/api/v1/audit/verify", get(verify))
+}
+
+/// One consent change as the auditor sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: String,
+    pub actor: verkosto_eventlog::Actor,
+    pub data: Value,
+    pub event_id: String,
+    pub hash: String,
+}
+
+impl From<&RecordedEvent> for HistoryEntry {
+    fn from(e: &RecordedEvent) -> HistoryEntry {
+        HistoryEntry {
+            seq: e.version,
+            event_type: e.event_type.clone(),
+            at: e.occurred_at.clone(),
+            actor: e.actor.clone(),
+            data: e.payload.get(&e.event_type).cloned().unwrap_or(Value::Null),
+            event_id: e.event_id.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+/// A case's consent record and the facts needed to evaluate it, read
+/// straight from the log (for auditors, who need no projection).
+pub struct Replay {
+    pub case_id: String,
+    pub lead_agency: String,
+    pub events: Vec<RecordedEvent>,
+    pub state: ConsentState,
+}
+
+/// Replays a case's consent record from the log; None if the case does not exist.
+pub async fn replay(log: &EventLog, case_id: &str) -> Result<Option<Replay>, Problem> {
+    let case_events = log.read_stream("case", case_id).await?;
+    let Some(opened) = case_events.first() else {
+        return Ok(None);
+    };
+    let lead_agency = opened
+        .payload
+        .pointer("/CaseOpened/lead_agency")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let events = log.read_stream("consent", case_id).await?;
+    let mut state = ConsentState::new(lead_agency.clone());
+    for e in &events {
+        let event: ConsentEvent = serde_json::from_value(e.payload.clone()).map_err(|err| {
+            tracing::error!(position = e.position, error = %err, "undecodable consent event");
+            Problem::internal()
+        })?;
+        state.apply(&event);
+    }
+    Ok(Some(Replay {
+        case_id: case_id.to_string(),
+        lead_agency,
+        events,
+        state,
+    }))
+}
+
+impl Replay {
+    /// The events recorded at or before `at`.
+    pub fn timeline(&self, at: DateTime<Utc>) -> Vec<HistoryEntry> {
+        let n = self.state.version_at(at) as usize;
+        self.events[..n].iter().map(HistoryEntry::from).collect()
+    }
+}
+
+async fn consent_history(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    Path(case_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    let replay = replay(&s.log, &case_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
+    let events: Vec<HistoryEntry> = replay.events.iter().map(HistoryEntry::from).collect();
+    Ok(Json(json!({
+        "case_id": case_id,
+        "lead_agency": replay.lead_agency,
+        "consent_version": replay.state.version(),
+        "events": events,
+    })))
+}
+
+async fn access_log(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    Path(case_id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    if s.log.stream_version("case", &case_id).await? == 0 {
+        return Err(Problem::not_found(format!("no case {case_id}")));
+    }
+    let entries = verkosto_guard::read_case_log(s.log.db(), &case_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "access log read failed");
+            Problem::internal()
+        })?;
+    Ok(Json(json!({ "case_id": case_id, "reads": entries })))
+}
+
+async fn verify(State(s): State<ConsentService>, caller: Caller) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    let report = s.log.verify(|_| {}).await?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(|_| Problem::internal())?,
+    ))
+}

@@ -1,0 +1,420 @@
+//! `/api/v1/cases/{id}/consent...`: changes by the lead facilitator, and
+//! the point-in-time matrix for members.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{FromRef, Path, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use verkosto_auth::Role;
+use verkosto_directory::domain::{check_id, check_text};
+use verkosto_eventlog::{format_time, AggregateStore, EventLog, Outcome};
+use verkosto_guard::{CaseAccess, Guard};
+use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
+use verkosto_policy::{matrix, Category, ConsentState, Decision, Obtained};
+
+use crate::domain::{agencies_in, Consent, ConsentCommand, Network};
+
+/// The consent service.
+#[derive(Clone)]
+pub struct ConsentService {
+    pub log: EventLog,
+    pub guard: Guard,
+    pub auth: AuthState,
+}
+
+impl FromRef<ConsentService> for AuthState {
+    fn from_ref(c: &ConsentService) -> AuthState {
+        c.auth.clone()
+    }
+}
+
+pub fn router(service: ConsentService) -> Router {
+    Router::new()
+        .route("/api/v1/cases/{id}/consent", get(consent_matrix))
+        .route("/api/v1/cases/{id}/consent/grants", post(grant))
+        .route(
+            "/api/v1/cases/{id}/consent/grants/{grant_id}/withdraw",
+            post(withdraw),
+        )
+        .route("/api/v1/cases/{id}/consent/refusals", post(refuse))
+        .route(
+            "/api/v1/cases/{id}/consent/refusals/{refusal_id}/lift",
+            post(lift_refusal),
+        )
+        .route(
+            "/api/v1/cases/{id}/consent/statutory",
+            post(record_statutory),
+        )
+        .route(
+            "/api/v1/cases/{id}/consent/statutory/{basis_id}/end",
+            post(end_statutory),
+        )
+        .merge(crate::audit::routes())
+        .with_state(service)
+}
+
+impl ConsentService {
+    /// The case, fresh; 404 unless the caller's agency is a member.
+    async fn member_view(&self, case_id: &str, caller: &Caller) -> Result<CaseAccess, Problem> {
+        let access = self.guard.case(case_id).await.map_err(|e| {
+            tracing::error!(error = %e, "consent guard failed");
+            Problem::unavailable("the consent state is unavailable")
+        })?;
+        let access = access
+            .filter(|c| c.is_member(&caller.0.agency))
+            .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
+        if !access.fresh {
+            // Changes need the current network; never decide on a stale one.
+            return Err(Problem::unavailable(
+                "this service's view of the case is behind; try again",
+            ));
+        }
+        Ok(access)
+    }
+
+    /// The network for a change by the lead facilitator (404, 403 otherwise).
+    async fn lead_network(&self, case_id: &str, caller: &Caller) -> Result<Network, Problem> {
+        // Membership first: to an outsider the case does not exist (404, never 403).
+        let access = self.member_view(case_id, caller).await?;
+        caller.require(&[Role::Facilitator])?;
+        if access.lead_agency != caller.0.agency {
+            return Err(Problem::forbidden(
+                "only the lead agency's facilitator changes consent",
+            ));
+        }
+        Ok(Network {
+            lead: access.lead_agency,
+            members: access.members,
+        })
+    }
+
+    async fn change(
+        &self,
+        case_id: &str,
+        command: ConsentCommand,
+        execution: verkosto_eventlog::Execution,
+    ) -> Result<Outcome<Consent>, Problem> {
+        let store = AggregateStore::<Consent>::new(self.log.clone());
+        Ok(store.execute(case_id, command, &(), execution).await?)
+    }
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGrant {
+    recipient: String,
+    categories: BTreeSet<Category>,
+    purpose: String,
+    #[serde(default)]
+    valid_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    valid_until: Option<DateTime<Utc>>,
+    obtained: Obtained,
+}
+
+async fn grant(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(case_id): Path<String>,
+    body: JsonBody<NewGrant>,
+) -> Result<Response, Problem> {
+    let network = s.lead_network(&case_id, &caller).await?;
+    let NewGrant {
+        recipient,
+        categories,
+        purpose,
+        valid_from,
+        valid_until,
+        obtained,
+    } = body.value;
+    check_id("recipient", &recipient)?;
+    check_text("purpose", &purpose, 500)?;
+    check_text("obtained.language", &obtained.language, 16)?;
+    if let Some(i) = &obtained.interpreter {
+        check_text("obtained.interpreter", i, 200)?;
+    }
+    let grant_id = new_id("grant");
+    let answer = {
+        let id = grant_id.clone();
+        move |v: i64| (201, json!({ "grant_id": id, "consent_version": v }))
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    let command = ConsentCommand::Grant {
+        grant_id,
+        recipient,
+        categories,
+        purpose,
+        valid_from,
+        valid_until,
+        obtained,
+        network,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+async fn withdraw(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path((case_id, grant_id)): Path<(String, String)>,
+    body: JsonBody<Reason>,
+) -> Result<Response, Problem> {
+    s.lead_network(&case_id, &caller).await?;
+    check_text("reason", &body.value.reason, 1000)?;
+    let answer = |v: i64| (200, json!({ "consent_version": v }));
+    let execution = conditions.execution(&caller, &body.raw, answer);
+    let command = ConsentCommand::Withdraw {
+        grant_id,
+        reason: body.value.reason,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRefusal {
+    agency: String,
+    /// Missing or empty: every category.
+    #[serde(default)]
+    categories: BTreeSet<Category>,
+}
+
+async fn refuse(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(case_id): Path<String>,
+    body: JsonBody<NewRefusal>,
+) -> Result<Response, Problem> {
+    let network = s.lead_network(&case_id, &caller).await?;
+    let NewRefusal { agency, categories } = body.value;
+    check_id("agency", &agency)?;
+    let refusal_id = new_id("refusal");
+    let answer = {
+        let id = refusal_id.clone();
+        move |v: i64| (201, json!({ "refusal_id": id, "consent_version": v }))
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    let command = ConsentCommand::Refuse {
+        refusal_id,
+        agency,
+        categories,
+        network,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+async fn lift_refusal(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path((case_id, refusal_id)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    s.lead_network(&case_id, &caller).await?;
+    if !raw.is_empty() {
+        verkosto_http::parse_json::<Value>(&raw)?;
+    }
+    let answer = |v: i64| (200, json!({ "consent_version": v }));
+    let execution = conditions.execution(&caller, &raw, answer);
+    let command = ConsentCommand::LiftRefusal {
+        refusal_id,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStatutory {
+    recipient: String,
+    categories: BTreeSet<Category>,
+    law_reference: String,
+    #[serde(default)]
+    valid_until: Option<DateTime<Utc>>,
+}
+
+async fn record_statutory(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path(case_id): Path<String>,
+    body: JsonBody<NewStatutory>,
+) -> Result<Response, Problem> {
+    let network = s.lead_network(&case_id, &caller).await?;
+    let NewStatutory {
+        recipient,
+        categories,
+        law_reference,
+        valid_until,
+    } = body.value;
+    check_id("recipient", &recipient)?;
+    check_text("law_reference", &law_reference, 300)?;
+    let basis_id = new_id("basis");
+    let answer = {
+        let id = basis_id.clone();
+        move |v: i64| (201, json!({ "basis_id": id, "consent_version": v }))
+    };
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
+    let command = ConsentCommand::RecordStatutory {
+        basis_id,
+        recipient,
+        categories,
+        law_reference,
+        valid_until,
+        network,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+async fn end_statutory(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    conditions: WriteConditions,
+    Path((case_id, basis_id)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    s.lead_network(&case_id, &caller).await?;
+    if !raw.is_empty() {
+        verkosto_http::parse_json::<Value>(&raw)?;
+    }
+    let answer = |v: i64| (200, json!({ "consent_version": v }));
+    let execution = conditions.execution(&caller, &raw, answer);
+    let command = ConsentCommand::EndStatutory {
+        basis_id,
+        at: execution.meta.occurred_at,
+    };
+    let outcome = s.change(&case_id, command, execution).await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtQuery {
+    at: Option<String>,
+}
+
+/// Parses `?at=`: RFC 3339 with an offset.
+fn parse_at(raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
+    match raw {
+        None => Ok(Utc::now()),
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                Problem::bad_request(
+                    "at: must be an RFC 3339 time with an offset, like 2026-11-22T10:00:00Z",
+                )
+            }),
+    }
+}
+
+async fn consent_matrix(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    Path(case_id): Path<String>,
+    query: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
+    let at = parse_at(query.at.as_deref())?;
+    let access = s.member_view(&case_id, &caller).await?;
+    Ok(Json(matrix_answer(
+        &access.case_id,
+        &access.members,
+        &access.consent,
+        at,
+    )))
+}
+
+/// The matrix answer: every agency in `members` and every agency the record
+/// names, with each category's decision at `at`.
+pub fn matrix_answer(
+    case_id: &str,
+    members: &BTreeSet<String>,
+    state: &ConsentState,
+    at: DateTime<Utc>,
+) -> Value {
+    let mut agencies: BTreeSet<String> = members.clone();
+    agencies.insert(state.lead.clone());
+    agencies.extend(agencies_in(state));
+    let rows = matrix(state, agencies.iter().map(String::as_str), at);
+    let rows: BTreeMap<String, BTreeMap<&str, Value>> = rows
+        .into_iter()
+        .map(|(agency, row)| {
+            let row = row
+                .into_iter()
+                .map(|(category, decision)| (category.as_str(), cell(&decision)))
+                .collect();
+            (agency, row)
+        })
+        .collect();
+    let grants: Vec<Value> = state
+        .grants
+        .values()
+        .filter(|g| g.granted_at <= at)
+        .map(|g| {
+            json!({
+                "grant_id": g.id,
+                "recipient": g.recipient,
+                "categories": g.categories,
+                "purpose": g.purpose,
+                "valid_from": format_time(g.valid_from),
+                "valid_until": g.valid_until.map(format_time),
+                "obtained": g.obtained,
+                "granted_at": format_time(g.granted_at),
+                "withdrawn_at": g.withdrawn_at.filter(|w| *w <= at).map(format_time),
+            })
+        })
+        .collect();
+    json!({
+        "case_id": case_id,
+        "consent_version": state.version_at(at),
+        "as_of": format_time(at),
+        "lead_agency": state.lead,
+        "matrix": rows,
+        "grants": grants,
+    })
+}
+
+fn cell(decision: &Decision) -> Value {
+    let mut cell = json!({ "allowed": decision.allowed(), "basis": decision.word() });
+    match decision {
+        Decision::Allowed(verkosto_policy::Basis::Consent { grant_id })
+        | Decision::Denied(verkosto_policy::Denial::Withdrawn { grant_id })
+        | Decision::Denied(verkosto_policy::Denial::Expired { grant_id }) => {
+            cell["grant_id"] = json!(grant_id);
+        }
+        Decision::Allowed(verkosto_policy::Basis::Statutory { basis_id }) => {
+            cell["basis_id"] = json!(basis_id);
+        }
+        Decision::Denied(verkosto_policy::Denial::Refused { refusal_id }) => {
+            cell["refusal_id"] = json!(refusal_id);
+        }
+        _ => {}
+    }
+    cell
+}

@@ -1,0 +1,268 @@
+//! The guard on both backends: a fresh view after every committed change,
+//! failing closed when the feed is behind, and the batched access log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use verkosto_eventlog::{Actor, CommandMeta, Db, EventLog, ExpectedVersion, NewEvent, Progress};
+use verkosto_guard::{AccessLog, AccessRecord, Guard, GuardFeed};
+use verkosto_policy::Category;
+
+struct Backend {
+    log: EventLog,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    let log = EventLog::connect(&url).await.unwrap();
+    verkosto_guard::migrate(log.db()).await.unwrap();
+    Backend {
+        log,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Backend {
+    let url = verkosto_testkit::PgServer::shared()
+        .await
+        .fresh_database()
+        .await
+        .unwrap();
+    let log = EventLog::new(Db::connect_with(&url, 20).await.unwrap());
+    verkosto_guard::migrate(log.db()).await.unwrap();
+    Backend { log, _dir: None }
+}
+
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let b = super::sqlite().await;
+                ($body)(b.log.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let b = super::postgres().await;
+                ($body)(b.log.clone()).await;
+            }
+        }
+    };
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta::new(Actor {
+        user: "fiona".into(),
+        agency: "ngo-support".into(),
+    })
+}
+
+async fn append(
+    log: &EventLog,
+    stream_type: &str,
+    case: &str,
+    event_type: &str,
+    body: serde_json::Value,
+) {
+    log.append(
+        stream_type,
+        case,
+        ExpectedVersion::Any,
+        vec![NewEvent {
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload: json!({ event_type: body }),
+        }],
+        &meta(),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+async fn open_case(log: &EventLog, case: &str) {
+    append(
+        log,
+        "case",
+        case,
+        "CaseOpened",
+        json!({ "case_id": case, "pseudonym": "A-1", "lead_agency": "ngo-support", "languages": ["ro"],
+                "interpreter_language": null, "flags": { "minor": false, "safety_risk": true },
+                "at": "2026-11-01T10:00:00Z" }),
+    )
+    .await;
+    append(
+        log,
+        "case",
+        case,
+        "AgencyInvited",
+        json!({ "agency": "health-hus", "purpose": "p", "at": "2026-11-01T10:00:00Z" }),
+    )
+    .await;
+    append(
+        log,
+        "case",
+        case,
+        "InvitationAccepted",
+        json!({ "agency": "health-hus", "at": "2026-11-01T10:00:00Z" }),
+    )
+    .await;
+}
+
+async fn grant(log: &EventLog, case: &str, id: &str) {
+    append(
+        log,
+        "consent",
+        case,
+        "ConsentGranted",
+        json!({ "grant_id": id, "recipient": "health-hus", "categories": ["health"], "purpose": "care",
+                "valid_from": "2026-11-01T10:00:00Z", "valid_until": null,
+                "obtained": { "method": "written", "language": "ro" },
+                "at": "2026-11-01T10:01:00Z" }),
+    )
+    .await;
+}
+
+/// A guard whose feed runs in this process, like the embedded mode.
+fn running_guard(log: &EventLog, shutdown: &CancellationToken) -> Guard {
+    let (tx, progress) = Progress::channel();
+    tokio::spawn(verkosto_eventlog::run_local(
+        log.clone(),
+        Arc::new(GuardFeed::new("guard-test")),
+        tx,
+        Duration::from_millis(50),
+        shutdown.clone(),
+    ));
+    let access = AccessLog::start(log.db().clone());
+    Guard::new(
+        log.clone(),
+        "guard-test",
+        progress,
+        access,
+        Duration::from_secs(5),
+    )
+}
+
+both_backends!(
+    every_committed_change_is_in_the_next_view,
+    |log: EventLog| async move {
+        let shutdown = CancellationToken::new();
+        let guard = running_guard(&log, &shutdown);
+        assert!(guard.case("case-1").await.unwrap().is_none());
+        open_case(&log, "case-1").await;
+        for n in 0..20 {
+            grant(&log, "case-1", &format!("g{n}")).await;
+            // No sleeping: the view waits for the feed itself.
+            let view = guard.case("case-1").await.unwrap().unwrap();
+            assert!(view.fresh);
+            assert_eq!(view.consent_version(), n + 1);
+            assert!(view.is_member("health-hus"));
+            assert!(view.safety_risk);
+        }
+        let view = guard.case("case-1").await.unwrap().unwrap();
+        let now = chrono::Utc::now();
+        assert!(view.decide("health-hus", Category::Health, now).allowed());
+        assert!(!view.decide("health-hus", Category::Legal, now).allowed());
+        assert_eq!(guard.cases_of("health-hus").await.unwrap(), vec!["case-1"]);
+        shutdown.cancel();
+    }
+);
+
+both_backends!(
+    a_feed_that_is_behind_fails_closed,
+    |log: EventLog| async move {
+        // The feed runs until the grant, then stops (as when the stream is
+        // down); a later withdrawal must not be answered from the old state.
+        let shutdown = CancellationToken::new();
+        let guard = running_guard(&log, &shutdown);
+        open_case(&log, "case-1").await;
+        grant(&log, "case-1", "g1").await;
+        let view = guard.case("case-1").await.unwrap().unwrap();
+        assert!(view.fresh);
+        shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let (_tx, stuck) = Progress::channel();
+        let behind = Guard::new(
+            log.clone(),
+            "guard-test",
+            stuck,
+            AccessLog::start(log.db().clone()),
+            Duration::from_millis(200),
+        );
+        append(
+            &log,
+            "consent",
+            "case-1",
+            "ConsentWithdrawn",
+            json!({ "grant_id": "g1", "reason": "asked", "at": "2026-11-01T10:02:00Z" }),
+        )
+        .await;
+        let view = behind.case("case-1").await.unwrap().unwrap();
+        assert!(!view.fresh);
+        let now = chrono::Utc::now();
+        for category in Category::ALL {
+            assert!(!view.decide("health-hus", category, now).allowed());
+            assert!(!view.decide("ngo-support", category, now).allowed());
+        }
+        let mut filter = view.filter("health-hus", now);
+        assert!(!filter.allows_item(Category::Health, Some("health-hus")));
+        assert!(!filter.fresh());
+    }
+);
+
+both_backends!(
+    concurrent_reads_are_all_logged_durably,
+    |log: EventLog| async move {
+        let access = AccessLog::start(log.db().clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..300 {
+            let access = access.clone();
+            tasks.spawn(async move {
+                access
+                    .record(AccessRecord {
+                        case_id: format!("case-{}", n % 3),
+                        reader_user: "hanna".into(),
+                        reader_agency: "health-hus".into(),
+                        service: "cases".into(),
+                        resource: "records".into(),
+                        returned: vec![Category::Health],
+                        withheld: vec![Category::Contact, Category::Narrative],
+                        items_returned: 1,
+                        items_withheld: 2,
+                        consent_version: n,
+                        consent_fresh: true,
+                        read_at: chrono::Utc::now(),
+                        request_id: Some(format!("req-{n}")),
+                    })
+                    .await
+                    .unwrap();
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        // Acknowledged means stored: every record is there, from a new connection.
+        let entries = verkosto_guard::read_case_log(log.db(), "case-1")
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 100);
+        assert_eq!(entries[0].categories_returned, vec!["health"]);
+        assert_eq!(entries[0].categories_withheld, vec!["contact", "narrative"]);
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_log")
+            .fetch_one(log.db().writer())
+            .await
+            .unwrap();
+        assert_eq!(total, 300);
+        // The access log is append-only.
+        assert!(sqlx::query("DELETE FROM access_log")
+            .execute(log.db().writer())
+            .await
+            .is_err());
+    }
+);

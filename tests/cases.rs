@@ -272,3 +272,228 @@ both_modes!(bad_case_input_names_the_field, |mode| async move {
     assert_eq!(list["records"][1]["corrects"], first_id);
     v.stop().await;
 });
+
+both_modes!(
+    five_agencies_each_read_exactly_what_decide_allows,
+    |mode| async move {
+        use verkosto_policy::{decide, decide_item, Category, ConsentEvent, ConsentState};
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let fiona = v.token("fiona").await.unwrap();
+        let aino = v.token("aino").await.unwrap();
+        let case = open(
+            &v,
+            &fiona,
+            json!({ "pseudonym": "F-5", "languages": ["ro"], "interpreter_language": "ro",
+                    "flags": { "minor": false, "safety_risk": true } }),
+        )
+        .await;
+        let path = format!("/api/v1/cases/{case}");
+        let members = [
+            ("health-hus", "hanna"),
+            ("police-helsinki", "liisa"),
+            ("social-helsinki", "sami"),
+            ("ngo-support", "nora"),
+        ];
+        let mut tokens = vec![("assistance-system".to_string(), fiona.clone())];
+        for (agency, user) in members {
+            let token = v.token(user).await.unwrap();
+            v.post(
+                &fiona,
+                &format!("{path}/members"),
+                &json!({ "agency": agency, "purpose": "support" }),
+            )
+            .await
+            .unwrap();
+            let (status, _) = v
+                .post(&token, &format!("{path}/invitations/accept"), &json!({}))
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            tokens.push((agency.to_string(), token));
+        }
+        // Migri declines: it never joins.
+        let matti = v.token("matti").await.unwrap();
+        v.post(
+            &fiona,
+            &format!("{path}/members"),
+            &json!({ "agency": "migri", "purpose": "residence" }),
+        )
+        .await
+        .unwrap();
+        let (status, _) = v
+            .post(
+                &matti,
+                &format!("{path}/invitations/decline"),
+                &json!({ "reason": "no residence matter" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        let (_, header) = v.get(&fiona, &path).await.unwrap();
+        assert_eq!(header["members"].as_array().unwrap().len(), 5);
+
+        // Records in many categories, by the lead and by members.
+        for (i, category) in [
+            "narrative",
+            "health",
+            "contact",
+            "legal",
+            "residence",
+            "social",
+            "identity",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (agency, token) = &tokens[i % tokens.len()];
+            let (status, body) = v
+                .post(
+                    token,
+                    &format!("{path}/records"),
+                    &json!({ "category": category, "body": format!("{category} by {agency}") }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{body}");
+        }
+        // A mixed consent record.
+        let consent = format!("{path}/consent");
+        let obtained = json!({ "method": "written", "language": "ro" });
+        let grant = |to: &str, cats: Value| json!({ "recipient": to, "categories": cats, "purpose": "p", "obtained": obtained });
+        for body in [
+            grant("health-hus", json!(["health", "narrative", "contact"])),
+            grant(
+                "social-helsinki",
+                json!(["social", "narrative", "residence"]),
+            ),
+            grant("ngo-support", json!(["narrative", "identity"])),
+        ] {
+            let (status, answer) = v
+                .post(&fiona, &format!("{consent}/grants"), &body)
+                .await
+                .unwrap();
+            assert_eq!(status, 201, "{answer}");
+        }
+        v.post(
+            &fiona,
+            &format!("{consent}/refusals"),
+            &json!({ "agency": "ngo-support", "categories": ["identity"] }),
+        )
+        .await
+        .unwrap();
+        v.post(
+            &fiona,
+            &format!("{consent}/statutory"),
+            &json!({ "recipient": "police-helsinki", "categories": ["legal", "narrative"], "law_reference": "Criminal Investigation Act 805/2011" }),
+        )
+        .await
+        .unwrap();
+
+        // The consent record as the auditor replays it, and the records as the lead sees them.
+        let (_, history) = v
+            .get(
+                &aino,
+                &format!("/api/v1/audit/cases/{case}/consent/history"),
+            )
+            .await
+            .unwrap();
+        let events: Vec<ConsentEvent> = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                serde_json::from_value(json!({ e["type"].as_str().unwrap(): e["data"] })).unwrap()
+            })
+            .collect();
+        let state = ConsentState::from_events("assistance-system", &events);
+        let (_, all) = v.get(&fiona, &format!("{path}/records")).await.unwrap();
+        let all = all["records"].as_array().unwrap().clone();
+        assert_eq!(all.len(), 7);
+
+        let now = chrono::Utc::now();
+        for (agency, token) in &tokens {
+            let expected: Vec<&str> = all
+                .iter()
+                .filter(|r| {
+                    let category: Category = r["category"].as_str().unwrap().parse().unwrap();
+                    let author = r["author_agency"].as_str().unwrap();
+                    if category == Category::Contact {
+                        // Safety risk: only an explicit basis, never authorship.
+                        decide(&state, agency, category, now).allowed()
+                    } else {
+                        decide_item(&state, agency, category, author, now).allowed()
+                    }
+                })
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
+            let (status, got) = v.get(token, &format!("{path}/records")).await.unwrap();
+            assert_eq!(status, 200);
+            let got_ids: Vec<&str> = got["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(got_ids, expected, "{agency}");
+            assert_eq!(
+                got["withheld"],
+                (all.len() - expected.len()) as u64,
+                "{agency}"
+            );
+            assert_eq!(got["consent_version"], 5);
+        }
+
+        // The one who declined, like any outsider, gets 404 on every case endpoint.
+        let get_paths = ["", "/records", "/plan", "/consent"];
+        for p in get_paths {
+            assert_eq!(
+                v.get(&matti, &format!("{path}{p}")).await.unwrap().0,
+                404,
+                "GET {p}"
+            );
+        }
+        let post_paths = [
+            "/members",
+            "/records",
+            "/invitations/accept",
+            "/invitations/decline",
+            "/plan/draft/propose",
+            "/plan/versions/1/approve",
+            "/plan/versions/1/request-changes",
+            "/plan/versions/1/client-agreement",
+            "/consent/grants",
+            "/consent/refusals",
+            "/consent/statutory",
+            "/consent/grants/g/withdraw",
+        ];
+        for p in post_paths {
+            let (status, body) = v
+                .post(&matti, &format!("{path}{p}"), &json!({}))
+                .await
+                .unwrap();
+            assert_eq!(status, 404, "POST {p}: {body}");
+        }
+        assert_eq!(
+            v.put(&matti, &format!("{path}/plan/draft"), &json!({}))
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+        assert_eq!(
+            v.put(&matti, &format!("{path}/flags"), &json!({}))
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+        assert_eq!(
+            v.delete(&matti, &format!("{path}/members/health-hus"))
+                .await
+                .unwrap()
+                .0,
+            404
+        );
+        v.stop().await;
+    }
+);

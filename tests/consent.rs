@@ -197,7 +197,7 @@ both_modes!(
         let (status, then) = v
             .get(
                 &s.hanna,
-                &format!("/api/v1/cases/{}/consent?at={at}", s.case),
+                &format!("/api/v1/cases/{}/consent?at={at}&grants=true", s.case),
             )
             .await
             .unwrap();
@@ -210,6 +210,12 @@ both_modes!(
             grant_id.as_str()
         );
         assert_eq!(then["matrix"]["health-hus"]["legal"]["basis"], "none");
+        assert_eq!(then["grants"][0]["grant_id"], grant_id.as_str());
+        assert_eq!(
+            then["grants"][0]["obtained"]["interpreter"],
+            "booked interpreter"
+        );
+        assert_eq!(now["grants"], Value::Null);
         v.stop().await;
     }
 );

@@ -5,6 +5,8 @@
 //! which filters by the policy and writes the access record first.
 
 pub mod domain;
+pub mod plan;
+mod plan_api;
 mod projection;
 mod records;
 mod routes;

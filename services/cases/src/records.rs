@@ -22,7 +22,7 @@ use verkosto_eventlog::{
 use verkosto_http::{Caller, JsonBody, Problem, RequestId, WriteConditions};
 use verkosto_policy::Category;
 
-use crate::routes::{guard_problem, Cases};
+use crate::routes::{guard_problem, Cases, Member};
 
 /// Events of the `record` stream (its id is the record id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -72,11 +72,11 @@ async fn add_record(
     State(c): State<Cases>,
     caller: Caller,
     conditions: WriteConditions,
+    member: Member,
     Path(case_id): Path<String>,
     body: JsonBody<NewRecord>,
 ) -> Result<Response, Problem> {
-    c.member_view(&case_id, &caller.0.agency).await?;
-    caller.require(&[Role::Facilitator, Role::Liaison])?;
+    member.allow(&caller, &[Role::Facilitator, Role::Liaison])?;
     let NewRecord {
         category,
         body: text,

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRef, Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRef, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -38,10 +41,10 @@ impl FromRef<Cases> for AuthState {
 const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
 /// Who may work with cases at all.
-const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
+pub(crate) const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
 
 impl Cases {
-    fn store(&self) -> AggregateStore<Case> {
+    pub(crate) fn store(&self) -> AggregateStore<Case> {
         AggregateStore::new(self.log.clone())
     }
 
@@ -78,26 +81,6 @@ impl Cases {
         Ok(access)
     }
 
-    /// 404 unless `caller`'s agency is in the case's network (or, with
-    /// `invited_too`, invited to it); then 403 unless it has one of `roles`.
-    /// Membership comes first, so an outsider never learns the case exists.
-    async fn gate(
-        &self,
-        case_id: &str,
-        caller: &Caller,
-        roles: &[Role],
-        invited_too: bool,
-    ) -> Result<(), Problem> {
-        let case = self.store().load(case_id).await?.aggregate;
-        let agency = caller.0.agency.as_str();
-        let visible = case.is_member(agency) || invited_too && case.invited.contains_key(agency);
-        if !visible {
-            return Err(not_found(case_id));
-        }
-        caller.require(roles)?;
-        Ok(())
-    }
-
     async fn has_child_welfare(&self, members: &std::collections::BTreeSet<String>) -> bool {
         for agency in members {
             if let Ok(Some(a)) = self.directory.agency(agency).await {
@@ -107,6 +90,39 @@ impl Cases {
             }
         }
         false
+    }
+}
+
+/// The case, for a caller whose agency is in its network (or, on the
+/// `/invitations/` paths, invited to it). Extracted before the body, so an
+/// outsider gets 404 whatever it sends: it never learns the case exists.
+pub(crate) struct Member(pub Case);
+
+impl FromRequestParts<Cases> for Member {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Cases) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, c).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, c)
+            .await
+            .map_err(|_| Problem::not_found("no such case"))?;
+        let id = params.get("id").map(String::as_str).unwrap_or_default();
+        let case = c.store().load(id).await?.aggregate;
+        let agency = caller.0.agency.as_str();
+        let invitation_path = parts.uri.path().contains("/invitations/");
+        if case.is_member(agency) || invitation_path && case.invited.contains_key(agency) {
+            Ok(Member(case))
+        } else {
+            Err(not_found(id))
+        }
+    }
+}
+
+impl Member {
+    /// The case, once the caller has one of `roles` (403 otherwise).
+    pub(crate) fn allow(self, caller: &Caller, roles: &[Role]) -> Result<Case, Problem> {
+        caller.require(roles)?;
+        Ok(self.0)
     }
 }
 
@@ -126,6 +142,7 @@ pub fn router(cases: Cases) -> Router {
         .route("/api/v1/cases/{id}/invitations/accept", post(accept))
         .route("/api/v1/cases/{id}/invitations/decline", post(decline))
         .merge(crate::records::routes())
+        .merge(crate::plan_api::routes())
         .with_state(cases)
 }
 
@@ -268,11 +285,12 @@ async fn get_case(
 async fn set_flags(
     State(c): State<Cases>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(id): Path<String>,
     body: JsonBody<Flags>,
 ) -> Result<Response, Problem> {
-    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    member.allow(&caller, &[Role::Facilitator])?;
     let flags = body.value;
     let answer = move |version: i64| (200, json!({ "flags": flags, "version": version }));
     let execution = conditions.execution(&caller, &body.raw, answer);
@@ -295,11 +313,12 @@ struct Invite {
 async fn invite(
     State(c): State<Cases>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(id): Path<String>,
     body: JsonBody<Invite>,
 ) -> Result<Response, Problem> {
-    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    member.allow(&caller, &[Role::Facilitator])?;
     let Invite { agency, purpose } = body.value;
     check_text("purpose", &purpose, 500)?;
     if c.directory.agency(&agency).await?.is_none() {
@@ -331,10 +350,11 @@ async fn invite(
 async fn remove_member(
     State(c): State<Cases>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path((id, agency)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    c.gate(&id, &caller, &[Role::Facilitator], false).await?;
+    member.allow(&caller, &[Role::Facilitator])?;
     let execution = conditions.execution(&caller, b"", |_| (204, Value::Null));
     let command = CaseCommand::Remove {
         by: caller.0.agency.clone(),
@@ -342,6 +362,11 @@ async fn remove_member(
         at: execution.meta.occurred_at,
     };
     let outcome = c.execute(&id, command, execution).await?;
+    if let Outcome::Committed { aggregate, .. } = &outcome {
+        // The removed agency's approval is no longer needed: the pending
+        // plan version may now be complete.
+        crate::plan_api::reconcile(&c, &id, aggregate, &caller).await?;
+    }
     Ok(command_response(outcome, |_| (204, Value::Null)))
 }
 
@@ -377,11 +402,12 @@ async fn invitations(State(c): State<Cases>, caller: Caller) -> Result<Json<Valu
 async fn accept(
     State(c): State<Cases>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(id): Path<String>,
     raw: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    c.gate(&id, &caller, &CASE_WORKERS, true).await?;
+    member.allow(&caller, &CASE_WORKERS)?;
     // The body is optional; when given it must be JSON (`{}`).
     if !raw.is_empty() {
         verkosto_http::parse_json::<Value>(&raw)?;
@@ -414,11 +440,12 @@ struct Decline {
 async fn decline(
     State(c): State<Cases>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(id): Path<String>,
     body: JsonBody<Decline>,
 ) -> Result<Response, Problem> {
-    c.gate(&id, &caller, &CASE_WORKERS, true).await?;
+    member.allow(&caller, &CASE_WORKERS)?;
     check_text("reason", &body.value.reason, 1000)?;
     let answer = |version: i64| (200, json!({ "status": "declined", "version": version }));
     let execution = conditions.execution(&caller, &body.raw, answer);

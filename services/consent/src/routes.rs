@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{FromRef, Path, Query, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -76,11 +79,29 @@ impl ConsentService {
         }
         Ok(access)
     }
+}
 
-    /// The network for a change by the lead facilitator (404, 403 otherwise).
-    async fn lead_network(&self, case_id: &str, caller: &Caller) -> Result<Network, Problem> {
-        // Membership first: to an outsider the case does not exist (404, never 403).
-        let access = self.member_view(case_id, caller).await?;
+/// A fresh view of the case, for a caller whose agency is in its network.
+/// Extracted before the body, so an outsider gets 404 whatever it sends.
+struct Member(CaseAccess);
+
+impl FromRequestParts<ConsentService> for Member {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, s: &ConsentService) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, s).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, s)
+            .await
+            .map_err(|_| Problem::not_found("no such case"))?;
+        let id = params.get("id").map(String::as_str).unwrap_or_default();
+        Ok(Member(s.member_view(id, &caller).await?))
+    }
+}
+
+impl Member {
+    /// The network for a change by the lead facilitator (403 otherwise).
+    fn lead_network(self, caller: &Caller) -> Result<Network, Problem> {
+        let access = self.0;
         caller.require(&[Role::Facilitator])?;
         if access.lead_agency != caller.0.agency {
             return Err(Problem::forbidden(
@@ -92,7 +113,9 @@ impl ConsentService {
             members: access.members,
         })
     }
+}
 
+impl ConsentService {
     async fn change(
         &self,
         case_id: &str,
@@ -124,11 +147,12 @@ struct NewGrant {
 async fn grant(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(case_id): Path<String>,
     body: JsonBody<NewGrant>,
 ) -> Result<Response, Problem> {
-    let network = s.lead_network(&case_id, &caller).await?;
+    let network = member.lead_network(&caller)?;
     let NewGrant {
         recipient,
         categories,
@@ -173,11 +197,12 @@ struct Reason {
 async fn withdraw(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path((case_id, grant_id)): Path<(String, String)>,
     body: JsonBody<Reason>,
 ) -> Result<Response, Problem> {
-    s.lead_network(&case_id, &caller).await?;
+    member.lead_network(&caller)?;
     check_text("reason", &body.value.reason, 1000)?;
     let answer = |v: i64| (200, json!({ "consent_version": v }));
     let execution = conditions.execution(&caller, &body.raw, answer);
@@ -202,11 +227,12 @@ struct NewRefusal {
 async fn refuse(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(case_id): Path<String>,
     body: JsonBody<NewRefusal>,
 ) -> Result<Response, Problem> {
-    let network = s.lead_network(&case_id, &caller).await?;
+    let network = member.lead_network(&caller)?;
     let NewRefusal { agency, categories } = body.value;
     check_id("agency", &agency)?;
     let refusal_id = new_id("refusal");
@@ -229,11 +255,12 @@ async fn refuse(
 async fn lift_refusal(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path((case_id, refusal_id)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    s.lead_network(&case_id, &caller).await?;
+    member.lead_network(&caller)?;
     if !raw.is_empty() {
         verkosto_http::parse_json::<Value>(&raw)?;
     }
@@ -260,11 +287,12 @@ struct NewStatutory {
 async fn record_statutory(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path(case_id): Path<String>,
     body: JsonBody<NewStatutory>,
 ) -> Result<Response, Problem> {
-    let network = s.lead_network(&case_id, &caller).await?;
+    let network = member.lead_network(&caller)?;
     let NewStatutory {
         recipient,
         categories,
@@ -295,11 +323,12 @@ async fn record_statutory(
 async fn end_statutory(
     State(s): State<ConsentService>,
     caller: Caller,
+    member: Member,
     conditions: WriteConditions,
     Path((case_id, basis_id)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    s.lead_network(&case_id, &caller).await?;
+    member.lead_network(&caller)?;
     if !raw.is_empty() {
         verkosto_http::parse_json::<Value>(&raw)?;
     }
@@ -317,6 +346,9 @@ async fn end_statutory(
 #[serde(deny_unknown_fields)]
 struct AtQuery {
     at: Option<String>,
+    /// `true`: also list the grants in force at `at`, with their ids.
+    #[serde(default)]
+    grants: bool,
 }
 
 /// Parses `?at=`: RFC 3339 with an offset.
@@ -339,15 +371,14 @@ async fn consent_matrix(
     Path(case_id): Path<String>,
     query: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
+    let access = s.member_view(&case_id, &caller).await?;
     let Query(query) = query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
     let at = parse_at(query.at.as_deref())?;
-    let access = s.member_view(&case_id, &caller).await?;
-    Ok(Json(matrix_answer(
-        &access.case_id,
-        &access.members,
-        &access.consent,
-        at,
-    )))
+    let mut answer = matrix_answer(&access.case_id, &access.members, &access.consent, at);
+    if query.grants {
+        answer["grants"] = grants_in_force(&access.consent, at);
+    }
+    Ok(Json(answer))
 }
 
 /// The matrix answer: every agency in `members` and every agency the record
@@ -372,10 +403,21 @@ pub fn matrix_answer(
             (agency, row)
         })
         .collect();
+    json!({
+        "case_id": case_id,
+        "consent_version": state.version_at(at),
+        "as_of": format_time(at),
+        "lead_agency": state.lead,
+        "matrix": rows,
+    })
+}
+
+/// The grants in force at `at`, with how each was obtained.
+pub fn grants_in_force(state: &ConsentState, at: DateTime<Utc>) -> Value {
     let grants: Vec<Value> = state
         .grants
         .values()
-        .filter(|g| g.granted_at <= at)
+        .filter(|g| g.in_force(at))
         .map(|g| {
             json!({
                 "grant_id": g.id,
@@ -386,18 +428,10 @@ pub fn matrix_answer(
                 "valid_until": g.valid_until.map(format_time),
                 "obtained": g.obtained,
                 "granted_at": format_time(g.granted_at),
-                "withdrawn_at": g.withdrawn_at.filter(|w| *w <= at).map(format_time),
             })
         })
         .collect();
-    json!({
-        "case_id": case_id,
-        "consent_version": state.version_at(at),
-        "as_of": format_time(at),
-        "lead_agency": state.lead,
-        "matrix": rows,
-        "grants": grants,
-    })
+    Value::Array(grants)
 }
 
 fn cell(decision: &Decision) -> Value {

@@ -28,6 +28,11 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
             schema_for!(verkosto_cases::domain::CaseEvent),
         ),
         (
+            "plan",
+            "The one agreed plan of a case: drafts, proposed versions, approvals, the client's agreement. Id: the case id.",
+            schema_for!(verkosto_cases::plan::PlanEvent),
+        ),
+        (
             "record",
             "A record of the client's information: category, author and the body's hash (the body stays in the cases service).",
             schema_for!(verkosto_cases::RecordEvent),

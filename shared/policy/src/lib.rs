@@ -130,32 +130,26 @@ pub fn decide(
         return Decision::Denied(Denial::None);
     };
     // Ids in order: among several that apply, the smallest id is named.
-    if let Some(basis) = facts
-        .statutory
-        .iter()
+    if let Some(basis) = ids(&facts.statutory, category)
         .map(|id| &state.statutory[id])
-        .find(|b| b.categories.contains(&category) && b.in_force(at))
+        .find(|b| b.in_force(at))
     {
         return Decision::Allowed(Basis::Statutory {
             basis_id: basis.id.clone(),
         });
     }
-    if let Some(refusal) = facts
-        .refusals
-        .iter()
+    if let Some(refusal) = ids(&facts.refusals, category)
         .map(|id| &state.refusals[id])
-        .find(|r| r.categories.contains(&category) && r.in_force(at))
+        .find(|r| r.in_force(at))
     {
         return Decision::Denied(Denial::Refused {
             refusal_id: refusal.id.clone(),
         });
     }
     let covering = || {
-        facts
-            .grants
-            .iter()
+        ids(&facts.grants, category)
             .map(|id| &state.grants[id])
-            .filter(move |g| g.categories.contains(&category) && g.granted_at <= at)
+            .filter(move |g| g.granted_at <= at)
     };
     if let Some(grant) = covering().find(|g| g.in_force(at)) {
         return Decision::Allowed(Basis::Consent {
@@ -180,6 +174,14 @@ pub fn decide(
         });
     }
     Decision::Denied(Denial::None)
+}
+
+/// The ids indexed under `category`, in id order.
+fn ids(
+    by: &BTreeMap<Category, std::collections::BTreeSet<String>>,
+    category: Category,
+) -> impl Iterator<Item = &String> {
+    by.get(&category).into_iter().flatten()
 }
 
 /// [`decide`] for an item written by `author`: an agency always sees what it

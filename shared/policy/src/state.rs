@@ -186,12 +186,19 @@ pub struct ConsentState {
     pub(crate) by_agency: BTreeMap<String, AgencyFacts>,
 }
 
-/// The ids of one agency's grants, refusals and statutory bases, in id order.
+/// The ids of one agency's grants, refusals and statutory bases, by the
+/// category they cover, in id order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct AgencyFacts {
-    pub grants: BTreeSet<String>,
-    pub refusals: BTreeSet<String>,
-    pub statutory: BTreeSet<String>,
+    pub grants: BTreeMap<Category, BTreeSet<String>>,
+    pub refusals: BTreeMap<Category, BTreeSet<String>>,
+    pub statutory: BTreeMap<Category, BTreeSet<String>>,
+}
+
+fn index(by: &mut BTreeMap<Category, BTreeSet<String>>, categories: &BTreeSet<Category>, id: &str) {
+    for c in categories {
+        by.entry(*c).or_default().insert(id.to_string());
+    }
 }
 
 impl ConsentState {
@@ -237,7 +244,7 @@ impl ConsentState {
                 if self.grants.contains_key(&grant_id) {
                     return;
                 }
-                self.facts(&recipient).grants.insert(grant_id.clone());
+                index(&mut self.facts(&recipient).grants, &categories, &grant_id);
                 self.grants.insert(
                     grant_id.clone(),
                     Grant {
@@ -267,7 +274,7 @@ impl ConsentState {
                 if self.refusals.contains_key(&refusal_id) {
                     return;
                 }
-                self.facts(&agency).refusals.insert(refusal_id.clone());
+                index(&mut self.facts(&agency).refusals, &categories, &refusal_id);
                 self.refusals.insert(
                     refusal_id.clone(),
                     Refusal {
@@ -295,7 +302,11 @@ impl ConsentState {
                 if self.statutory.contains_key(&basis_id) {
                     return;
                 }
-                self.facts(&recipient).statutory.insert(basis_id.clone());
+                index(
+                    &mut self.facts(&recipient).statutory,
+                    &categories,
+                    &basis_id,
+                );
                 self.statutory.insert(
                     basis_id.clone(),
                     StatutoryBasis {

@@ -1,0 +1,581 @@
+//! The one agreed plan: the client's goals in their own words, and the
+//! measures each agency is responsible for.
+//!
+//! Draft → propose (version n) → every member agency approves (or requests
+//! changes, which sends it back to draft) → the client's agreement is
+//! recorded → version n is *the agreed plan*. An agreed version stands
+//! until the next one is agreed. The stream is `plan`, its id the case id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use verkosto_http::Problem;
+use verkosto_policy::{Category, Method};
+
+use crate::domain::Refused;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    pub id: String,
+    pub category: Category,
+    pub responsible_agency: String,
+    pub description: String,
+    pub due: Option<NaiveDate>,
+}
+
+/// What a plan version says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanContent {
+    /// The client's goals, in their own words.
+    pub goals: Vec<String>,
+    pub measures: Vec<Measure>,
+}
+
+/// How the client agreed to a version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAgreement {
+    pub method: Method,
+    pub language: String,
+    #[serde(default)]
+    pub interpreter: Option<String>,
+}
+
+/// Events of the `plan` stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum PlanEvent {
+    PlanDraftSaved {
+        content: PlanContent,
+        at: DateTime<Utc>,
+    },
+    PlanProposed {
+        plan_version: u32,
+        content: PlanContent,
+        at: DateTime<Utc>,
+    },
+    PlanApproved {
+        plan_version: u32,
+        agency: String,
+        at: DateTime<Utc>,
+    },
+    PlanChangesRequested {
+        plan_version: u32,
+        agency: String,
+        comment: String,
+        at: DateTime<Utc>,
+    },
+    ClientAgreementRecorded {
+        plan_version: u32,
+        agreement: ClientAgreement,
+        at: DateTime<Utc>,
+    },
+    /// Version n is now the agreed plan. Carries each measure with its
+    /// responsible agency, for the tasks service.
+    PlanAgreed {
+        plan_version: u32,
+        case_id: String,
+        lead_agency: String,
+        measures: Vec<Measure>,
+        approved_by: Vec<String>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for PlanEvent {
+    fn event_type(&self) -> String {
+        match self {
+            PlanEvent::PlanDraftSaved { .. } => "PlanDraftSaved",
+            PlanEvent::PlanProposed { .. } => "PlanProposed",
+            PlanEvent::PlanApproved { .. } => "PlanApproved",
+            PlanEvent::PlanChangesRequested { .. } => "PlanChangesRequested",
+            PlanEvent::ClientAgreementRecorded { .. } => "ClientAgreementRecorded",
+            PlanEvent::PlanAgreed { .. } => "PlanAgreed",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingVersion {
+    pub plan_version: u32,
+    pub content: PlanContent,
+    pub proposed_at: DateTime<Utc>,
+    /// Agency → when it approved.
+    pub approvals: BTreeMap<String, DateTime<Utc>>,
+    pub client_agreement: Option<ClientAgreement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgreedVersion {
+    pub plan_version: u32,
+    pub content: PlanContent,
+    pub approved_by: Vec<String>,
+    pub client_agreement: Option<ClientAgreement>,
+    pub agreed_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub draft: Option<PlanContent>,
+    pub pending: Option<PendingVersion>,
+    pub agreed: Option<AgreedVersion>,
+    /// The last version number given out.
+    pub last_version: u32,
+}
+
+/// The case's network when the command was given.
+#[derive(Clone, Debug, Default)]
+pub struct Network {
+    pub case_id: String,
+    pub lead: String,
+    pub members: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum PlanCommand {
+    SaveDraft {
+        content: PlanContent,
+        network: Network,
+        at: DateTime<Utc>,
+    },
+    Propose {
+        at: DateTime<Utc>,
+    },
+    Approve {
+        plan_version: u32,
+        agency: String,
+        network: Network,
+        at: DateTime<Utc>,
+    },
+    RequestChanges {
+        plan_version: u32,
+        agency: String,
+        comment: String,
+        at: DateTime<Utc>,
+    },
+    RecordClientAgreement {
+        plan_version: u32,
+        agreement: ClientAgreement,
+        network: Network,
+        at: DateTime<Utc>,
+    },
+    /// Agrees the pending version if the network's change completed it
+    /// (a member that had not approved was removed).
+    Reconcile {
+        network: Network,
+        at: DateTime<Utc>,
+    },
+}
+
+fn invalid(field: &str, detail: impl Into<String>) -> Refused {
+    Refused(Problem::invalid(field, detail))
+}
+
+/// Checks a draft against the network: goals and measures well formed,
+/// every responsible agency a member.
+pub fn check_content(content: &PlanContent, network: &Network) -> Result<(), Problem> {
+    use verkosto_directory::domain::check_text;
+    if content.goals.is_empty() || content.goals.len() > 30 {
+        return Err(Problem::invalid(
+            "goals",
+            "must hold 1 to 30 goals, in the client's own words",
+        ));
+    }
+    for (i, goal) in content.goals.iter().enumerate() {
+        check_text(&format!("goals[{i}]"), goal, 2000)?;
+    }
+    if content.measures.len() > 100 {
+        return Err(Problem::invalid(
+            "measures",
+            "must hold at most 100 measures",
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    for (i, m) in content.measures.iter().enumerate() {
+        let field = |name: &str| format!("measures[{i}].{name}");
+        verkosto_directory::domain::check_id(&field("id"), &m.id)
+            .or_else(|_| check_text(&field("id"), &m.id, 64))?;
+        if !ids.insert(&m.id) {
+            return Err(Problem::invalid(
+                &field("id"),
+                format!("{} is used twice", m.id),
+            ));
+        }
+        check_text(&field("description"), &m.description, 2000)?;
+        if !network.members.contains(&m.responsible_agency) {
+            return Err(Problem::invalid(
+                &field("responsible_agency"),
+                format!("{} is not in this case's network", m.responsible_agency),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// The agencies whose approval the pending version still needs.
+    pub fn awaiting(&self, network: &Network) -> Vec<String> {
+        match &self.pending {
+            None => Vec::new(),
+            Some(p) => network
+                .members
+                .iter()
+                .filter(|m| !p.approvals.contains_key(*m))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn pending(&self, plan_version: u32) -> Result<&PendingVersion, Refused> {
+        match &self.pending {
+            Some(p) if p.plan_version == plan_version => Ok(p),
+            Some(p) => Err(invalid(
+                "plan_version",
+                format!(
+                    "version {plan_version} is not pending; version {} is",
+                    p.plan_version
+                ),
+            )),
+            None => Err(invalid(
+                "plan_version",
+                format!("version {plan_version} is not pending; no version is"),
+            )),
+        }
+    }
+
+    /// The `PlanAgreed` event, if the pending version (after `extra`
+    /// approvals and agreement) is complete under `network`.
+    fn agreed_if_complete(
+        &self,
+        network: &Network,
+        extra_approval: Option<&str>,
+        agreement: Option<&ClientAgreement>,
+        at: DateTime<Utc>,
+    ) -> Option<PlanEvent> {
+        let p = self.pending.as_ref()?;
+        let agreed = agreement.or(p.client_agreement.as_ref()).is_some();
+        let approved = |m: &String| p.approvals.contains_key(m) || extra_approval == Some(m);
+        if !agreed || !network.members.iter().all(approved) {
+            return None;
+        }
+        Some(PlanEvent::PlanAgreed {
+            plan_version: p.plan_version,
+            case_id: network.case_id.clone(),
+            lead_agency: network.lead.clone(),
+            measures: p.content.measures.clone(),
+            approved_by: network.members.iter().cloned().collect(),
+            at,
+        })
+    }
+}
+
+impl Aggregate for Plan {
+    const TYPE: &'static str = "plan";
+    type Command = PlanCommand;
+    type Event = PlanEvent;
+    type Error = Refused;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: PlanCommand,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Refused> {
+        let mut events = Vec::new();
+        match command {
+            PlanCommand::SaveDraft {
+                content,
+                network,
+                at,
+            } => {
+                if let Some(p) = &self.pending {
+                    return Err(Refused(Problem::conflict(format!(
+                        "plan_version: version {} is pending; request changes to it before editing",
+                        p.plan_version
+                    ))));
+                }
+                check_content(&content, &network).map_err(Refused)?;
+                events.push(PlanEvent::PlanDraftSaved { content, at });
+            }
+            PlanCommand::Propose { at } => {
+                if let Some(p) = &self.pending {
+                    return Err(Refused(Problem::conflict(format!(
+                        "plan_version: version {} is already pending",
+                        p.plan_version
+                    ))));
+                }
+                let content = self
+                    .draft
+                    .clone()
+                    .ok_or_else(|| invalid("draft", "there is no draft to propose"))?;
+                events.push(PlanEvent::PlanProposed {
+                    plan_version: self.last_version + 1,
+                    content,
+                    at,
+                });
+            }
+            PlanCommand::Approve {
+                plan_version,
+                agency,
+                network,
+                at,
+            } => {
+                let p = self.pending(plan_version)?;
+                if p.approvals.contains_key(&agency) {
+                    return Ok(());
+                }
+                let agreed = self.agreed_if_complete(&network, Some(&agency), None, at);
+                events.push(PlanEvent::PlanApproved {
+                    plan_version,
+                    agency,
+                    at,
+                });
+                events.extend(agreed);
+            }
+            PlanCommand::RequestChanges {
+                plan_version,
+                agency,
+                comment,
+                at,
+            } => {
+                self.pending(plan_version)?;
+                events.push(PlanEvent::PlanChangesRequested {
+                    plan_version,
+                    agency,
+                    comment,
+                    at,
+                });
+            }
+            PlanCommand::RecordClientAgreement {
+                plan_version,
+                agreement,
+                network,
+                at,
+            } => {
+                let p = self.pending(plan_version)?;
+                if p.client_agreement.is_some() {
+                    return Err(invalid(
+                        "plan_version",
+                        format!(
+                            "the client's agreement to version {plan_version} is already recorded"
+                        ),
+                    ));
+                }
+                let agreed = self.agreed_if_complete(&network, None, Some(&agreement), at);
+                events.push(PlanEvent::ClientAgreementRecorded {
+                    plan_version,
+                    agreement,
+                    at,
+                });
+                events.extend(agreed);
+            }
+            PlanCommand::Reconcile { network, at } => {
+                events.extend(self.agreed_if_complete(&network, None, None, at));
+            }
+        }
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: PlanEvent) {
+        match event {
+            PlanEvent::PlanDraftSaved { content, .. } => self.draft = Some(content),
+            PlanEvent::PlanProposed {
+                plan_version,
+                content,
+                at,
+            } => {
+                self.last_version = plan_version;
+                self.draft = None;
+                self.pending = Some(PendingVersion {
+                    plan_version,
+                    content,
+                    proposed_at: at,
+                    approvals: BTreeMap::new(),
+                    client_agreement: None,
+                });
+            }
+            PlanEvent::PlanApproved { agency, at, .. } => {
+                if let Some(p) = &mut self.pending {
+                    p.approvals.insert(agency, at);
+                }
+            }
+            PlanEvent::PlanChangesRequested { .. } => {
+                // Back to draft: the proposed content is where editing resumes.
+                if let Some(p) = self.pending.take() {
+                    self.draft = Some(p.content);
+                }
+            }
+            PlanEvent::ClientAgreementRecorded { agreement, .. } => {
+                if let Some(p) = &mut self.pending {
+                    p.client_agreement = Some(agreement);
+                }
+            }
+            PlanEvent::PlanAgreed {
+                approved_by, at, ..
+            } => {
+                if let Some(p) = self.pending.take() {
+                    self.agreed = Some(AgreedVersion {
+                        plan_version: p.plan_version,
+                        content: p.content,
+                        approved_by,
+                        client_agreement: p.client_agreement,
+                        agreed_at: at,
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    fn t() -> DateTime<Utc> {
+        "2026-11-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn network(members: &[&str]) -> Network {
+        Network {
+            case_id: "case-1".into(),
+            lead: "ngo-support".into(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    fn content() -> PlanContent {
+        PlanContent {
+            goals: vec!["I want to feel safe".into()],
+            measures: vec![Measure {
+                id: "m1".into(),
+                category: Category::Health,
+                responsible_agency: "health-hus".into(),
+                description: "Health check".into(),
+                due: None,
+            }],
+        }
+    }
+
+    fn proposed() -> Vec<PlanEvent> {
+        vec![
+            PlanEvent::PlanDraftSaved {
+                content: content(),
+                at: t(),
+            },
+            PlanEvent::PlanProposed {
+                plan_version: 1,
+                content: content(),
+                at: t(),
+            },
+        ]
+    }
+
+    fn agreement() -> ClientAgreement {
+        ClientAgreement {
+            method: Method::Verbal,
+            language: "ro".into(),
+            interpreter: Some("booked".into()),
+        }
+    }
+
+    #[test]
+    fn the_last_approval_after_the_clients_agreement_agrees_the_version() {
+        let mut given = proposed();
+        given.push(PlanEvent::ClientAgreementRecorded {
+            plan_version: 1,
+            agreement: agreement(),
+            at: t(),
+        });
+        given.push(PlanEvent::PlanApproved {
+            plan_version: 1,
+            agency: "ngo-support".into(),
+            at: t(),
+        });
+        TestFramework::<Plan>::with(())
+            .given(given)
+            .when(PlanCommand::Approve {
+                plan_version: 1,
+                agency: "health-hus".into(),
+                network: network(&["ngo-support", "health-hus"]),
+                at: t(),
+            })
+            .then_expect_events(vec![
+                PlanEvent::PlanApproved {
+                    plan_version: 1,
+                    agency: "health-hus".into(),
+                    at: t(),
+                },
+                PlanEvent::PlanAgreed {
+                    plan_version: 1,
+                    case_id: "case-1".into(),
+                    lead_agency: "ngo-support".into(),
+                    measures: content().measures,
+                    approved_by: vec!["health-hus".into(), "ngo-support".into()],
+                    at: t(),
+                },
+            ]);
+    }
+
+    #[test]
+    fn an_agency_that_joined_while_pending_must_approve_too() {
+        let mut given = proposed();
+        given.push(PlanEvent::PlanApproved {
+            plan_version: 1,
+            agency: "ngo-support".into(),
+            at: t(),
+        });
+        TestFramework::<Plan>::with(())
+            .given(given)
+            .when(PlanCommand::RecordClientAgreement {
+                plan_version: 1,
+                agreement: agreement(),
+                network: network(&["ngo-support", "migri"]),
+                at: t(),
+            })
+            .then_expect_events(vec![PlanEvent::ClientAgreementRecorded {
+                plan_version: 1,
+                agreement: agreement(),
+                at: t(),
+            }]);
+    }
+
+    #[test]
+    fn approving_a_version_that_is_not_pending_names_the_field() {
+        let result = TestFramework::<Plan>::with(())
+            .given(proposed())
+            .when(PlanCommand::Approve {
+                plan_version: 2,
+                agency: "health-hus".into(),
+                network: network(&["ngo-support", "health-hus"]),
+                at: t(),
+            })
+            .inspect_result();
+        let problem = result.unwrap_err().0;
+        assert_eq!(problem.status, 422);
+        assert!(problem.detail.starts_with("plan_version"));
+    }
+
+    #[test]
+    fn a_measure_for_an_agency_outside_the_network_is_refused() {
+        let err = check_content(&content(), &network(&["ngo-support"])).unwrap_err();
+        assert!(
+            err.detail.starts_with("measures[0].responsible_agency"),
+            "{}",
+            err.detail
+        );
+    }
+}

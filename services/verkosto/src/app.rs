@@ -53,6 +53,7 @@ struct Modules {
     directory: bool,
     cases: bool,
     consent: bool,
+    meetings: bool,
     relay: bool,
     sealer: bool,
 }
@@ -63,6 +64,7 @@ fn modules(target: Target, distributed: bool) -> Modules {
             directory: true,
             cases: true,
             consent: true,
+            meetings: true,
             relay: distributed,
             sealer: true,
         },
@@ -79,7 +81,11 @@ fn modules(target: Target, distributed: bool) -> Modules {
             consent: true,
             ..Modules::default()
         },
-        Target::Meetings | Target::Tasks => Modules::default(),
+        Target::Meetings => Modules {
+            meetings: true,
+            ..Modules::default()
+        },
+        Target::Tasks => Modules::default(),
         Target::Relay => Modules {
             relay: true,
             sealer: true,
@@ -211,7 +217,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         directory = Some(d);
     }
 
-    let guard = if modules.cases || modules.consent {
+    let guard = if modules.cases || modules.consent || modules.meetings {
         verkosto_guard::migrate(&db).await?;
         let consumer = guard_consumer(args.target);
         let progress = run_projection(Arc::new(verkosto_guard::GuardFeed::new(consumer)));
@@ -246,6 +252,19 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             auth: auth.clone(),
         };
         api = api.merge(verkosto_consent::router(consent));
+    }
+
+    if modules.meetings {
+        verkosto_meetings::migrate(&db).await?;
+        let progress = run_projection(Arc::new(verkosto_meetings::MeetingsProjection));
+        let meetings = verkosto_meetings::Meetings {
+            log: log.clone(),
+            progress,
+            guard: guard.clone().context("meetings need the guard")?,
+            auth: auth.clone(),
+            interpreter_lead_time: Duration::from_secs(args.interpreter_lead_time_hours * 3600),
+        };
+        api = api.merge(verkosto_meetings::router(meetings));
     }
 
     let mut relay_status = None;

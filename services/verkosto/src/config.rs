@@ -149,6 +149,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub jwt_algorithms: Vec<String>,
+    /// How many hours ahead a meeting that needs an interpreter must be set
+    /// (sooner only with a stated reason).
+    #[arg(
+        long,
+        env = "VERKOSTO_INTERPRETER_LEAD_TIME_HOURS",
+        default_value_t = 24
+    )]
+    pub interpreter_lead_time_hours: u64,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
     pub db_pool: u32,

@@ -54,6 +54,7 @@ struct Modules {
     cases: bool,
     consent: bool,
     meetings: bool,
+    tasks: bool,
     relay: bool,
     sealer: bool,
 }
@@ -65,6 +66,7 @@ fn modules(target: Target, distributed: bool) -> Modules {
             cases: true,
             consent: true,
             meetings: true,
+            tasks: true,
             relay: distributed,
             sealer: true,
         },
@@ -85,7 +87,10 @@ fn modules(target: Target, distributed: bool) -> Modules {
             meetings: true,
             ..Modules::default()
         },
-        Target::Tasks => Modules::default(),
+        Target::Tasks => Modules {
+            tasks: true,
+            ..Modules::default()
+        },
         Target::Relay => Modules {
             relay: true,
             sealer: true,
@@ -217,7 +222,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         directory = Some(d);
     }
 
-    let guard = if modules.cases || modules.consent || modules.meetings {
+    let guard = if modules.cases || modules.consent || modules.meetings || modules.tasks {
         verkosto_guard::migrate(&db).await?;
         let consumer = guard_consumer(args.target);
         let progress = run_projection(Arc::new(verkosto_guard::GuardFeed::new(consumer)));
@@ -265,6 +270,36 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             interpreter_lead_time: Duration::from_secs(args.interpreter_lead_time_hours * 3600),
         };
         api = api.merge(verkosto_meetings::router(meetings));
+    }
+
+    if modules.tasks {
+        verkosto_tasks::migrate(&db).await?;
+        let progress = run_projection(Arc::new(verkosto_tasks::TasksProjection));
+        run_projection(Arc::new(verkosto_tasks::TaskReactions { log: log.clone() }));
+        let clock = verkosto_tasks::Clock::default();
+        let sweep = Arc::new(tokio::sync::Notify::new());
+        tasks.spawn(verkosto_tasks::overdue::run_sweeper(
+            log.clone(),
+            clock.clone(),
+            sweep.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(verkosto_tasks::webhooks::run_delivery(
+            db.clone(),
+            clock.clone(),
+            verkosto_tasks::webhooks::Delivery::default(),
+            shutdown.clone(),
+        ));
+        let service = verkosto_tasks::Tasks {
+            log: log.clone(),
+            progress,
+            guard: guard.clone().context("tasks need the guard")?,
+            auth: auth.clone(),
+            clock,
+            sweep,
+            dev_clock: args.dev_clock,
+        };
+        api = api.merge(verkosto_tasks::router(service));
     }
 
     let mut relay_status = None;

@@ -157,6 +157,10 @@ pub struct ServeArgs {
         default_value_t = 24
     )]
     pub interpreter_lead_time_hours: u64,
+    /// Serve `POST /api/v1/dev/clock`, which moves the tasks service's clock
+    /// forward (for tests of due dates; never in production).
+    #[arg(long, env = "VERKOSTO_DEV_CLOCK")]
+    pub dev_clock: bool,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
     pub db_pool: u32,

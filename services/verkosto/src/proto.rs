@@ -33,6 +33,16 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
             schema_for!(verkosto_cases::plan::PlanEvent),
         ),
         (
+            "task",
+            "A task for one agency, from one source (action item, plan measure, no-show, declined invitation, manual).",
+            schema_for!(verkosto_tasks::domain::TaskEvent),
+        ),
+        (
+            "webhook",
+            "An agency's webhook registration (the secret stays in the tasks service).",
+            schema_for!(verkosto_tasks::WebhookEvent),
+        ),
+        (
             "record",
             "A record of the client's information: category, author and the body's hash (the body stays in the cases service).",
             schema_for!(verkosto_cases::RecordEvent),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row, Transaction};
 use tokio::sync::watch;
 
 use crate::db::{Db, DbKind};
@@ -111,13 +111,29 @@ impl EventLog {
         events: Vec<NewEvent>,
         meta: &CommandMeta,
     ) -> Result<Appended, Error> {
+        self.append_on(tx, stream_type, stream_id, expected, events, meta)
+            .await
+    }
+
+    /// [`EventLog::append_in`] on a connection inside a transaction the
+    /// caller owns, e.g. a consumer's (reactions that create new streams in
+    /// the same transaction as their checkpoint).
+    pub async fn append_on(
+        &self,
+        conn: &mut AnyConnection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+    ) -> Result<Appended, Error> {
         let head: Option<(i64, String)> = sqlx::query_as(
             "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
              ORDER BY version DESC LIMIT 1",
         )
         .bind(stream_type)
         .bind(stream_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let (actual, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
         if !expected.matches(actual) {
@@ -213,7 +229,7 @@ impl EventLog {
                     .bind(&e.prev_hash)
                     .bind(&e.hash);
             }
-            let rows = match query.fetch_all(&mut **tx).await {
+            let rows = match query.fetch_all(&mut *conn).await {
                 Ok(rows) => rows,
                 Err(e) if is_unique_violation(&e) => {
                     return Err(Error::Conflict {

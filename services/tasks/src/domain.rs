@@ -1,0 +1,432 @@
+//! The task: one piece of work for one agency, from one source.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use verkosto_http::Problem;
+use verkosto_policy::Category;
+
+/// Where a task came from. `kind` + `reference` identify the source; a
+/// source gives exactly one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Source {
+    /// `action_item`, `plan_measure`, `no_show`, `invitation_declined` or `manual`.
+    pub kind: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+impl Source {
+    /// The task id for this source: the same source always gives the same
+    /// id, so a redelivered or replayed event cannot make a second task.
+    pub fn task_id(&self) -> String {
+        let digest = Sha256::digest(format!("{}\n{}", self.kind, self.reference));
+        format!("task-{}", &hex::encode(digest)[..32])
+    }
+}
+
+/// Events of the `task` stream (its id is the task id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum TaskEvent {
+    TaskCreated {
+        task_id: String,
+        case_id: String,
+        lead_agency: String,
+        source: Source,
+        description: String,
+        category: Category,
+        assignee: String,
+        due: Option<NaiveDate>,
+        at: DateTime<Utc>,
+    },
+    TaskAccepted {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    TaskCompleted {
+        by: String,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The agency would not: back to the lead facilitator.
+    TaskDeclined {
+        by: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    TaskReassigned {
+        from: String,
+        to: String,
+        at: DateTime<Utc>,
+    },
+    /// No longer needed: circumstances changed.
+    TaskCancelled {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The due date passed with the task still open: escalated to the lead.
+    TaskOverdue {
+        due: NaiveDate,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for TaskEvent {
+    fn event_type(&self) -> String {
+        match self {
+            TaskEvent::TaskCreated { .. } => "TaskCreated",
+            TaskEvent::TaskAccepted { .. } => "TaskAccepted",
+            TaskEvent::TaskCompleted { .. } => "TaskCompleted",
+            TaskEvent::TaskDeclined { .. } => "TaskDeclined",
+            TaskEvent::TaskReassigned { .. } => "TaskReassigned",
+            TaskEvent::TaskCancelled { .. } => "TaskCancelled",
+            TaskEvent::TaskOverdue { .. } => "TaskOverdue",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Open,
+    Accepted,
+    Done,
+    Declined,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Accepted => "accepted",
+            Status::Done => "done",
+            Status::Declined => "declined",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Still someone's work to do.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Open | Status::Accepted)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: Option<String>,
+    pub case_id: String,
+    pub lead_agency: String,
+    pub assignee: String,
+    pub due: Option<NaiveDate>,
+    pub status: Status,
+    pub overdue: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum TaskCommand {
+    Accept {
+        agency: String,
+        user: String,
+        at: DateTime<Utc>,
+    },
+    Complete {
+        agency: String,
+        user: String,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    },
+    Decline {
+        agency: String,
+        user: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Reassign {
+        by: String,
+        to: String,
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        by: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// From the overdue sweep: `today` is the injected clock's date.
+    MarkOverdue { today: NaiveDate, at: DateTime<Utc> },
+}
+
+/// A refused task command, already in its HTTP shape.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub Problem);
+
+impl From<Refused> for Problem {
+    fn from(r: Refused) -> Problem {
+        r.0
+    }
+}
+
+impl Task {
+    fn by_assignee(&self, agency: &str) -> Result<(), Refused> {
+        if agency == self.assignee {
+            Ok(())
+        } else {
+            Err(Refused(Problem::forbidden(
+                "only the assignee agency acts on this task",
+            )))
+        }
+    }
+
+    fn by_lead(&self, agency: &str) -> Result<(), Refused> {
+        if agency == self.lead_agency {
+            Ok(())
+        } else {
+            Err(Refused(Problem::forbidden(
+                "only the lead agency's facilitator reassigns or cancels tasks",
+            )))
+        }
+    }
+
+    fn in_status(&self, allowed: &[Status], action: &str) -> Result<(), Refused> {
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(Refused(Problem::conflict(format!(
+                "status: a task that is {} cannot be {action}",
+                self.status.as_str()
+            ))))
+        }
+    }
+}
+
+impl Aggregate for Task {
+    const TYPE: &'static str = "task";
+    type Command = TaskCommand;
+    type Event = TaskEvent;
+    type Error = Refused;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: TaskCommand,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Refused> {
+        if self.id.is_none() {
+            return Err(Refused(Problem::not_found("no such task")));
+        }
+        let event = match command {
+            TaskCommand::Accept { agency, user, at } => {
+                self.by_assignee(&agency)?;
+                self.in_status(&[Status::Open], "accepted")?;
+                TaskEvent::TaskAccepted { by: user, at }
+            }
+            TaskCommand::Complete {
+                agency,
+                user,
+                note,
+                at,
+            } => {
+                self.by_assignee(&agency)?;
+                self.in_status(&[Status::Open, Status::Accepted], "completed")?;
+                TaskEvent::TaskCompleted { by: user, note, at }
+            }
+            TaskCommand::Decline {
+                agency,
+                user,
+                reason,
+                at,
+            } => {
+                self.by_assignee(&agency)?;
+                self.in_status(&[Status::Open, Status::Accepted], "declined")?;
+                TaskEvent::TaskDeclined {
+                    by: user,
+                    reason,
+                    at,
+                }
+            }
+            TaskCommand::Reassign { by, to, at } => {
+                self.by_lead(&by)?;
+                self.in_status(
+                    &[Status::Open, Status::Accepted, Status::Declined],
+                    "reassigned",
+                )?;
+                if to == self.assignee && self.status != Status::Declined {
+                    return Err(Refused(Problem::invalid(
+                        "assignee",
+                        "the task is already assigned to this agency",
+                    )));
+                }
+                TaskEvent::TaskReassigned {
+                    from: self.assignee.clone(),
+                    to,
+                    at,
+                }
+            }
+            TaskCommand::Cancel { by, reason, at } => {
+                self.by_lead(&by)?;
+                self.in_status(
+                    &[Status::Open, Status::Accepted, Status::Declined],
+                    "cancelled",
+                )?;
+                TaskEvent::TaskCancelled { reason, at }
+            }
+            TaskCommand::MarkOverdue { today, at } => match self.due {
+                Some(due) if due < today && self.status.is_active() && !self.overdue => {
+                    TaskEvent::TaskOverdue { due, at }
+                }
+                _ => return Ok(()),
+            },
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::TaskCreated {
+                task_id,
+                case_id,
+                lead_agency,
+                assignee,
+                due,
+                ..
+            } => {
+                self.id = Some(task_id);
+                self.case_id = case_id;
+                self.lead_agency = lead_agency;
+                self.assignee = assignee;
+                self.due = due;
+            }
+            TaskEvent::TaskAccepted { .. } => self.status = Status::Accepted,
+            TaskEvent::TaskCompleted { .. } => self.status = Status::Done,
+            TaskEvent::TaskDeclined { .. } => self.status = Status::Declined,
+            TaskEvent::TaskReassigned { to, .. } => {
+                self.assignee = to;
+                self.status = Status::Open;
+            }
+            TaskEvent::TaskCancelled { .. } => self.status = Status::Cancelled,
+            TaskEvent::TaskOverdue { .. } => self.overdue = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    fn t() -> DateTime<Utc> {
+        "2026-11-01T10:00:00Z".parse().unwrap()
+    }
+
+    fn created(due: Option<&str>) -> TaskEvent {
+        TaskEvent::TaskCreated {
+            task_id: "task-1".into(),
+            case_id: "case-1".into(),
+            lead_agency: "ngo-support".into(),
+            source: Source {
+                kind: "manual".into(),
+                reference: "task-1".into(),
+            },
+            description: "Health check".into(),
+            category: Category::Health,
+            assignee: "health-hus".into(),
+            due: due.map(|d| d.parse().unwrap()),
+            at: t(),
+        }
+    }
+
+    fn status_of(result: Result<Vec<TaskEvent>, Refused>) -> u16 {
+        result.unwrap_err().0.status
+    }
+
+    #[test]
+    fn the_same_source_always_gives_the_same_task_id() {
+        let a = Source {
+            kind: "no_show".into(),
+            reference: "meeting-1".into(),
+        };
+        assert_eq!(a.task_id(), a.clone().task_id());
+        let b = Source {
+            kind: "no_show".into(),
+            reference: "meeting-2".into(),
+        };
+        assert_ne!(a.task_id(), b.task_id());
+    }
+
+    #[test]
+    fn only_the_assignee_accepts_and_only_the_lead_cancels() {
+        let other = TestFramework::<Task>::with(())
+            .given(vec![created(None)])
+            .when(TaskCommand::Accept {
+                agency: "police-helsinki".into(),
+                user: "liisa".into(),
+                at: t(),
+            })
+            .inspect_result();
+        assert_eq!(status_of(other), 403);
+        let not_lead = TestFramework::<Task>::with(())
+            .given(vec![created(None)])
+            .when(TaskCommand::Cancel {
+                by: "health-hus".into(),
+                reason: "x".into(),
+                at: t(),
+            })
+            .inspect_result();
+        assert_eq!(status_of(not_lead), 403);
+    }
+
+    #[test]
+    fn a_done_task_cannot_be_declined() {
+        let done = TaskEvent::TaskCompleted {
+            by: "hanna".into(),
+            note: None,
+            at: t(),
+        };
+        let result = TestFramework::<Task>::with(())
+            .given(vec![created(None), done])
+            .when(TaskCommand::Decline {
+                agency: "health-hus".into(),
+                user: "hanna".into(),
+                reason: "no".into(),
+                at: t(),
+            })
+            .inspect_result();
+        assert_eq!(status_of(result), 409);
+    }
+
+    #[test]
+    fn a_task_past_its_due_date_becomes_overdue_once() {
+        let today: NaiveDate = "2026-12-02".parse().unwrap();
+        TestFramework::<Task>::with(())
+            .given(vec![created(Some("2026-12-01"))])
+            .when(TaskCommand::MarkOverdue { today, at: t() })
+            .then_expect_events(vec![TaskEvent::TaskOverdue {
+                due: "2026-12-01".parse().unwrap(),
+                at: t(),
+            }]);
+        let overdue = TaskEvent::TaskOverdue {
+            due: "2026-12-01".parse().unwrap(),
+            at: t(),
+        };
+        TestFramework::<Task>::with(())
+            .given(vec![created(Some("2026-12-01")), overdue])
+            .when(TaskCommand::MarkOverdue { today, at: t() })
+            .then_expect_events(vec![]);
+        // Due today is not yet overdue.
+        TestFramework::<Task>::with(())
+            .given(vec![created(Some("2026-12-02"))])
+            .when(TaskCommand::MarkOverdue { today, at: t() })
+            .then_expect_events(vec![]);
+    }
+}

@@ -1,0 +1,223 @@
+//! The tasks read model, and the webhook outbox, fed from `task` events.
+
+use serde_json::json;
+use sqlx::AnyConnection;
+use verkosto_eventlog::{decode_event, ApplyError, Error, Projection, RecordedEvent};
+
+use crate::domain::{Task, TaskEvent};
+
+pub struct TasksProjection;
+
+pub const NAME: &str = "tasks";
+
+/// Inserts a new task's row (a repeat is ignored).
+pub(crate) async fn insert_task(
+    conn: &mut AnyConnection,
+    event: &RecordedEvent,
+    task: &TaskEvent,
+) -> Result<(), ApplyError> {
+    let TaskEvent::TaskCreated {
+        task_id,
+        case_id,
+        lead_agency,
+        source,
+        description,
+        category,
+        assignee,
+        due,
+        ..
+    } = task
+    else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO tasks_tasks (id, case_id, lead_agency, source_kind, source_ref, description, \
+         category, assignee, due, status, overdue, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', 0, $10, $10, $11) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(task_id)
+    .bind(case_id)
+    .bind(lead_agency)
+    .bind(&source.kind)
+    .bind(&source.reference)
+    .bind(description)
+    .bind(category.as_str())
+    .bind(assignee)
+    .bind(due.map(|d| d.to_string()))
+    .bind(&event.occurred_at)
+    .bind(event.version)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queues one delivery per active webhook of `agency`.
+async fn queue_webhooks(
+    conn: &mut AnyConnection,
+    event: &RecordedEvent,
+    agency: &str,
+    kind: &str,
+) -> Result<(), ApplyError> {
+    let row: Option<(String, String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT case_id, category, assignee, due, status FROM tasks_tasks WHERE id = $1",
+    )
+    .bind(&event.stream_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((case_id, category, assignee, due, status)) = row else {
+        return Ok(());
+    };
+    let hooks: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM tasks_webhooks WHERE agency = $1 AND removed = 0")
+            .bind(agency)
+            .fetch_all(&mut *conn)
+            .await?;
+    // No description: the receiver reads it through the API, where
+    // consent filters it.
+    let payload = json!({
+        "type": kind,
+        "timestamp": event.occurred_at,
+        "data": {
+            "task_id": event.stream_id,
+            "case_id": case_id,
+            "category": category,
+            "assignee": assignee,
+            "due": due,
+            "status": status,
+        }
+    })
+    .to_string();
+    for (hook,) in hooks {
+        sqlx::query(
+            "INSERT INTO tasks_webhook_outbox (message_id, webhook_id, payload, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(format!("msg_{}_{hook}", event.event_id))
+        .bind(&hook)
+        .bind(&payload)
+        .bind(&event.occurred_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn update(
+    conn: &mut AnyConnection,
+    event: &RecordedEvent,
+    set: &str,
+    value: Option<String>,
+) -> Result<(), ApplyError> {
+    sqlx::query(&format!(
+        "UPDATE tasks_tasks SET {set}, updated_at = $2, version = $3 WHERE id = $4"
+    ))
+    .bind(value)
+    .bind(&event.occurred_at)
+    .bind(event.version)
+    .bind(&event.stream_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Projection for TasksProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        event.stream_type == "task"
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        let decoded = decode_event::<Task>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        match &decoded {
+            TaskEvent::TaskCreated { assignee, .. } => {
+                insert_task(conn, event, &decoded).await?;
+                queue_webhooks(conn, event, assignee, "task.created").await?;
+            }
+            TaskEvent::TaskAccepted { by, .. } => {
+                update(
+                    conn,
+                    event,
+                    "status = 'accepted', accepted_by = $1",
+                    Some(by.clone()),
+                )
+                .await?;
+            }
+            TaskEvent::TaskCompleted { note, .. } => {
+                update(
+                    conn,
+                    event,
+                    "status = 'done', outcome_note = $1",
+                    note.clone(),
+                )
+                .await?;
+            }
+            TaskEvent::TaskDeclined { reason, .. } => {
+                update(
+                    conn,
+                    event,
+                    "status = 'declined', outcome_note = $1",
+                    Some(reason.clone()),
+                )
+                .await?;
+            }
+            TaskEvent::TaskReassigned { to, .. } => {
+                update(
+                    conn,
+                    event,
+                    "status = 'open', assignee = $1, accepted_by = NULL, outcome_note = NULL",
+                    Some(to.clone()),
+                )
+                .await?;
+                queue_webhooks(conn, event, to, "task.reassigned").await?;
+            }
+            TaskEvent::TaskCancelled { reason, .. } => {
+                update(
+                    conn,
+                    event,
+                    "status = 'cancelled', outcome_note = $1",
+                    Some(reason.clone()),
+                )
+                .await?;
+            }
+            TaskEvent::TaskOverdue { .. } => {
+                update(
+                    conn,
+                    event,
+                    "overdue = 1, accepted_by = COALESCE($1, accepted_by)",
+                    None,
+                )
+                .await?;
+                let row: Option<(String, String)> =
+                    sqlx::query_as("SELECT assignee, lead_agency FROM tasks_tasks WHERE id = $1")
+                        .bind(&event.stream_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if let Some((assignee, lead)) = row {
+                    queue_webhooks(conn, event, &assignee, "task.overdue").await?;
+                    if lead != assignee {
+                        queue_webhooks(conn, event, &lead, "task.overdue").await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        // Webhooks and the outbox are not derived: a replay re-queues
+        // nothing that was queued before (message ids are stable).
+        sqlx::query("DELETE FROM tasks_tasks")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! Tasks made by other services' events: a minutes action item, an agreed
+//! plan measure, a client no-show, a declined invitation. Exactly one task
+//! per source: the task id is derived from the source, and creating an
+//! existing task stream is a no-op, so redelivery and replay add nothing.
+//!
+//! The sources are read as a tolerant reader of the wire contract
+//! (`proto/`), only the fields needed here.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use sqlx::AnyConnection;
+use verkosto_eventlog::{
+    encode_event, Actor, ApplyError, CommandMeta, Error, EventLog, ExpectedVersion, Projection,
+    RecordedEvent,
+};
+use verkosto_policy::Category;
+
+use crate::domain::{Source, Task, TaskEvent};
+use crate::projection::insert_task;
+
+pub struct TaskReactions {
+    pub log: EventLog,
+}
+
+pub const NAME: &str = "tasks-reactions";
+
+#[derive(Deserialize)]
+struct ActionItem {
+    id: String,
+    description: String,
+    category: Category,
+    assignee: String,
+    due: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+struct MinutesPublished {
+    meeting_id: String,
+    case_id: String,
+    lead_agency: String,
+    action_items: Vec<ActionItem>,
+}
+
+#[derive(Deserialize)]
+struct ClientAbsent {
+    meeting_id: String,
+    case_id: String,
+    lead_agency: String,
+    starts_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct Measure {
+    id: String,
+    category: Category,
+    responsible_agency: String,
+    description: String,
+    due: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+struct PlanAgreed {
+    case_id: String,
+    lead_agency: String,
+    measures: Vec<Measure>,
+}
+
+#[derive(Deserialize)]
+struct InvitationDeclined {
+    agency: String,
+    reason: String,
+    lead_agency: String,
+}
+
+fn body<'a, T: Deserialize<'a>>(event: &'a RecordedEvent) -> Result<T, ApplyError> {
+    let inner = event
+        .payload
+        .get(&event.event_type)
+        .ok_or_else(|| ApplyError::Poison(format!("no {} body", event.event_type)))?;
+    T::deserialize(inner).map_err(|e| ApplyError::Poison(e.to_string()))
+}
+
+fn source(kind: &str, reference: String) -> Source {
+    Source {
+        kind: kind.into(),
+        reference,
+    }
+}
+
+/// The tasks an event asks for (pure: no I/O).
+pub fn tasks_from(event: &RecordedEvent) -> Result<Vec<TaskEvent>, ApplyError> {
+    let at = event.occurred_at();
+    let created = |case_id: &str,
+                   lead: &str,
+                   source: Source,
+                   description: String,
+                   category: Category,
+                   assignee: &str,
+                   due: Option<NaiveDate>| TaskEvent::TaskCreated {
+        task_id: source.task_id(),
+        case_id: case_id.to_string(),
+        lead_agency: lead.to_string(),
+        source,
+        description,
+        category,
+        assignee: assignee.to_string(),
+        due,
+        at,
+    };
+    let tasks = match (event.stream_type.as_str(), event.event_type.as_str()) {
+        ("meeting", "MinutesPublished") => {
+            let m: MinutesPublished = body(event)?;
+            m.action_items
+                .into_iter()
+                .map(|item| {
+                    created(
+                        &m.case_id,
+                        &m.lead_agency,
+                        source("action_item", format!("{}/{}", m.meeting_id, item.id)),
+                        item.description,
+                        item.category,
+                        &item.assignee,
+                        item.due,
+                    )
+                })
+                .collect()
+        }
+        ("meeting", "ClientAbsent") => {
+            let a: ClientAbsent = body(event)?;
+            let day = a.starts_at.date_naive();
+            vec![created(
+                &a.case_id,
+                &a.lead_agency,
+                source("no_show", a.meeting_id),
+                format!(
+                    "The client did not come to the network meeting on {day}: find out the exact reason."
+                ),
+                Category::Meetings,
+                &a.lead_agency,
+                Some(day + chrono::Duration::days(2)),
+            )]
+        }
+        ("plan", "PlanAgreed") => {
+            let p: PlanAgreed = body(event)?;
+            p.measures
+                .into_iter()
+                .map(|m| {
+                    created(
+                        &p.case_id,
+                        &p.lead_agency,
+                        source("plan_measure", format!("{}/{}", p.case_id, m.id)),
+                        m.description,
+                        m.category,
+                        &m.responsible_agency,
+                        m.due,
+                    )
+                })
+                .collect()
+        }
+        ("case", "InvitationDeclined") => {
+            let d: InvitationDeclined = body(event)?;
+            vec![created(
+                &event.stream_id,
+                &d.lead_agency,
+                source("invitation_declined", event.event_id.clone()),
+                format!("{} declined the invitation: {}", d.agency, d.reason),
+                Category::Tasks,
+                &d.lead_agency,
+                None,
+            )]
+        }
+        _ => Vec::new(),
+    };
+    Ok(tasks)
+}
+
+#[async_trait::async_trait]
+impl Projection for TaskReactions {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        matches!(
+            (event.stream_type.as_str(), event.event_type.as_str()),
+            ("meeting", "MinutesPublished")
+                | ("meeting", "ClientAbsent")
+                | ("plan", "PlanAgreed")
+                | ("case", "InvitationDeclined")
+        )
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        for task in tasks_from(event)? {
+            let TaskEvent::TaskCreated { task_id, .. } = &task else {
+                continue;
+            };
+            let meta = CommandMeta {
+                actor: Actor::system(),
+                correlation_id: event.correlation_id.clone(),
+                causation_id: Some(event.event_id.clone()),
+                occurred_at: Utc::now(),
+            };
+            let new = encode_event::<Task>(&task)?;
+            // Only new streams are written in the consumer's transaction,
+            // so commit order and stream order cannot disagree.
+            match self
+                .log
+                .append_on(
+                    conn,
+                    "task",
+                    task_id,
+                    ExpectedVersion::NoStream,
+                    vec![new],
+                    &meta,
+                )
+                .await
+            {
+                Ok(appended) => {
+                    // Visible in inboxes as soon as this commits.
+                    insert_task(conn, &appended.events[0], &task).await?;
+                }
+                Err(Error::Conflict { .. }) => {
+                    // Made before: this delivery is a repeat.
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, _conn: &mut AnyConnection) -> Result<(), Error> {
+        // The tasks it made are events: a replay finds them and adds nothing.
+        Ok(())
+    }
+}

@@ -1,0 +1,561 @@
+//! Tasks end to end, in both modes: made by agreed plans and declined
+//! invitations, exactly once however often their events are delivered;
+//! the lifecycle and who may act; overdue escalation on the injected clock;
+//! consent on descriptions; and signed webhooks to a real receiver.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use verkosto_e2e::{both_modes, Mode, Verkosto};
+
+async fn start(mode: Mode) -> Verkosto {
+    Verkosto::start_with(mode, &["--demo", "--dev-clock"])
+        .await
+        .unwrap()
+}
+
+struct Case {
+    id: String,
+    fiona: String,
+    hanna: String,
+    liisa: String,
+}
+
+async fn case_with_network(v: &Verkosto) -> Case {
+    let fiona = v.token("fiona").await.unwrap();
+    let hanna = v.token("hanna").await.unwrap();
+    let liisa = v.token("liisa").await.unwrap();
+    let (_, body) = v
+        .post(
+            &fiona,
+            "/api/v1/cases",
+            &json!({ "pseudonym": "T-1", "languages": ["fi"] }),
+        )
+        .await
+        .unwrap();
+    let id = body["id"].as_str().unwrap().to_string();
+    for (agency, token) in [("health-hus", &hanna), ("police-helsinki", &liisa)] {
+        v.post(
+            &fiona,
+            &format!("/api/v1/cases/{id}/members"),
+            &json!({ "agency": agency, "purpose": "p" }),
+        )
+        .await
+        .unwrap();
+        let (status, _) = v
+            .post(
+                token,
+                &format!("/api/v1/cases/{id}/invitations/accept"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    Case {
+        id,
+        fiona,
+        hanna,
+        liisa,
+    }
+}
+
+/// The inbox, polled until `ready` holds (tasks made by reactions arrive
+/// shortly after their source; reads never sleep a fixed time).
+async fn inbox_until(
+    v: &Verkosto,
+    token: &str,
+    query: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = v
+            .get(token, &format!("/api/v1/tasks{query}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        if ready(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "inbox never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn count(body: &Value) -> usize {
+    body["tasks"].as_array().unwrap().len()
+}
+
+async fn agree_plan(v: &Verkosto, c: &Case) {
+    let base = format!("/api/v1/cases/{}/plan", c.id);
+    let draft = json!({
+        "goals": ["Safety first"],
+        "measures": [
+            { "id": "m1", "category": "health", "responsible_agency": "health-hus", "description": "Health check", "due": "2030-01-10" },
+            { "id": "m2", "category": "legal", "responsible_agency": "police-helsinki", "description": "Hearing", "due": null }
+        ]
+    });
+    assert_eq!(
+        v.put(&c.fiona, &format!("{base}/draft"), &draft)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    v.post(&c.fiona, &format!("{base}/draft/propose"), &json!({}))
+        .await
+        .unwrap();
+    for token in [&c.fiona, &c.hanna, &c.liisa] {
+        v.post(token, &format!("{base}/versions/1/approve"), &json!({}))
+            .await
+            .unwrap();
+    }
+    let (_, body) = v
+        .post(
+            &c.fiona,
+            &format!("{base}/versions/1/client-agreement"),
+            &json!({ "method": "verbal", "language": "fi" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(body["agreed"], true, "{body}");
+}
+
+/// Makes the reactions consumer replay every event from the start (and,
+/// distributed, has JetStream redeliver them all), then waits until it
+/// has caught up again.
+async fn replay_reactions(v: &Verkosto) {
+    let log = v.log().await.unwrap();
+    sqlx::query("DELETE FROM checkpoints WHERE name = 'tasks-reactions'")
+        .execute(log.db().writer())
+        .await
+        .unwrap();
+    if let Some(nats) = &v.nats {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("VERKOSTO_EVENTS").await.unwrap();
+        stream.delete_consumer("tasks-reactions").await.unwrap();
+    }
+    let head = log.head_position().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = 'tasks-reactions'")
+                .fetch_optional(log.db().reader())
+                .await
+                .unwrap();
+        if at.is_some_and(|p| p >= head) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reactions never caught up again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both_modes!(sources_make_exactly_one_task_each, |mode| async move {
+    let v = start(mode).await;
+    let c = case_with_network(&v).await;
+    agree_plan(&v, &c).await;
+
+    // Two measures, two tasks, each with its responsible agency.
+    let hanna = inbox_until(&v, &c.hanna, "", |b| count(b) == 1).await;
+    assert_eq!(hanna["tasks"][0]["source"]["kind"], "plan_measure");
+    assert_eq!(hanna["tasks"][0]["assignee"], "health-hus");
+    assert_eq!(hanna["tasks"][0]["due"], "2030-01-10");
+    let liisa = inbox_until(&v, &c.liisa, "", |b| count(b) == 1).await;
+    assert_eq!(liisa["tasks"][0]["source"]["ref"], format!("{}/m2", c.id));
+
+    // A declined invitation reaches the lead as a task with the reason.
+    let matti = v.token("matti").await.unwrap();
+    v.post(
+        &c.fiona,
+        &format!("/api/v1/cases/{}/members", c.id),
+        &json!({ "agency": "migri", "purpose": "residence" }),
+    )
+    .await
+    .unwrap();
+    v.post(
+        &matti,
+        &format!("/api/v1/cases/{}/invitations/decline", c.id),
+        &json!({ "reason": "not our matter" }),
+    )
+    .await
+    .unwrap();
+    let fiona = inbox_until(&v, &c.fiona, "", |b| count(b) == 1).await;
+    assert_eq!(fiona["tasks"][0]["source"]["kind"], "invitation_declined");
+    assert!(fiona["tasks"][0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("not our matter"));
+
+    // Replaying and redelivering every source event adds nothing.
+    replay_reactions(&v).await;
+    let log = v.log().await.unwrap();
+    let tasks: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT stream_id) FROM events WHERE stream_type = 'task'",
+    )
+    .fetch_one(log.db().reader())
+    .await
+    .unwrap();
+    assert_eq!(tasks, 3);
+    let created: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'TaskCreated'")
+            .fetch_one(log.db().reader())
+            .await
+            .unwrap();
+    assert_eq!(created, 3);
+    assert_eq!(count(&inbox_until(&v, &c.hanna, "", |_| true).await), 1);
+    v.stop().await;
+});
+
+both_modes!(the_lifecycle_and_who_may_act, |mode| async move {
+    let v = start(mode).await;
+    let c = case_with_network(&v).await;
+    let new_task = |assignee: &str| json!({ "description": "Arrange housing", "category": "social", "assignee": assignee, "due": "2030-01-01" });
+    let tasks_path = format!("/api/v1/cases/{}/tasks", c.id);
+    let (status, body) = v
+        .post(&c.fiona, &tasks_path, &new_task("health-hus"))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let act = |token: &str, action: &str, body: Value| {
+        let (v, id, token, action) = (&v, id.clone(), token.to_string(), action.to_string());
+        async move {
+            v.post(&token, &format!("/api/v1/tasks/{id}/{action}"), &body)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Another member agency: 403. An outsider: 404.
+    assert_eq!(act(&c.liisa, "accept", json!({})).await.0, 403);
+    let matti = v.token("matti").await.unwrap();
+    assert_eq!(act(&matti, "accept", json!({})).await.0, 404);
+    assert_eq!(
+        v.post(&matti, &tasks_path, &new_task("migri"))
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+
+    let (status, body) = act(&c.hanna, "accept", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "accepted");
+    let (_, mine) = v.get(&c.hanna, "/api/v1/tasks?scope=mine").await.unwrap();
+    assert_eq!(count(&mine), 1);
+    let (status, body) = act(&c.hanna, "decline", json!({})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().starts_with("reason"));
+    let (status, body) = act(&c.hanna, "decline", json!({ "reason": "no capacity" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "declined");
+    // Declined goes back to the lead, who reassigns it.
+    let escalated = inbox_until(&v, &c.fiona, "?status=declined", |b| count(b) == 1).await;
+    assert_eq!(escalated["tasks"][0]["escalation"], true);
+    assert_eq!(escalated["tasks"][0]["outcome_note"], "no capacity");
+    assert_eq!(
+        act(
+            &c.hanna,
+            "reassign",
+            json!({ "assignee": "police-helsinki" })
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, body) = act(&c.fiona, "reassign", json!({ "assignee": "migri" })).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = act(
+        &c.fiona,
+        "reassign",
+        json!({ "assignee": "police-helsinki" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = act(&c.liisa, "complete", json!({ "note": "housing arranged" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "done");
+    assert_eq!(
+        act(&c.fiona, "cancel", json!({ "reason": "late" })).await.0,
+        409
+    );
+
+    // Cancelled: no longer needed, told apart from declined and done.
+    let (_, body) = v
+        .post(&c.fiona, &tasks_path, &new_task("health-hus"))
+        .await
+        .unwrap();
+    let second = body["id"].as_str().unwrap().to_string();
+    let (status, _) = v
+        .post(
+            &c.fiona,
+            &format!("/api/v1/tasks/{second}/cancel"),
+            &json!({ "reason": "client moved" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, cancelled) = v
+        .get(&c.hanna, "/api/v1/tasks?status=cancelled")
+        .await
+        .unwrap();
+    assert_eq!(cancelled["tasks"][0]["id"], second.as_str());
+    let (_, done) = v.get(&c.liisa, "/api/v1/tasks?status=done").await.unwrap();
+    assert_eq!(done["tasks"][0]["id"], id.as_str());
+
+    // Bad input names the field.
+    for (body, field) in [
+        (
+            json!({ "description": "", "category": "social", "assignee": "health-hus" }),
+            "description",
+        ),
+        (
+            json!({ "description": "x", "category": "gossip", "assignee": "health-hus" }),
+            "category",
+        ),
+        (
+            json!({ "description": "x", "category": "social", "assignee": "migri" }),
+            "assignee",
+        ),
+        (
+            json!({ "description": "x", "category": "social", "assignee": "health-hus", "due": "soon" }),
+            "due",
+        ),
+    ] {
+        let (status, answer) = v.post(&c.fiona, &tasks_path, &body).await.unwrap();
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+    }
+    let (status, _) = v.get(&c.hanna, "/api/v1/tasks?status=lost").await.unwrap();
+    assert_eq!(status, 422);
+    v.stop().await;
+});
+
+both_modes!(
+    overdue_tasks_escalate_on_the_injected_clock,
+    |mode| async move {
+        let v = start(mode).await;
+        let c = case_with_network(&v).await;
+        let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+            .date_naive()
+            .to_string();
+        let (_, body) = v
+        .post(
+            &c.fiona,
+            &format!("/api/v1/cases/{}/tasks", c.id),
+            &json!({ "description": "Book a doctor", "category": "health", "assignee": "health-hus", "due": tomorrow }),
+        )
+        .await
+        .unwrap();
+        let id = body["id"].as_str().unwrap().to_string();
+        let (_, before) = v
+            .get(&c.fiona, "/api/v1/tasks?status=overdue")
+            .await
+            .unwrap();
+        assert_eq!(count(&before), 0);
+
+        let admin = v.token("admin").await.unwrap();
+        let (status, moved) = v
+            .post(
+                &admin,
+                "/api/v1/dev/clock",
+                &json!({ "advance_seconds": 3 * 86_400 }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{moved}");
+        assert_eq!(moved["marked_overdue"], 1);
+        let (_, hanna) = v
+            .get(&c.hanna, "/api/v1/tasks?status=overdue")
+            .await
+            .unwrap();
+        assert_eq!(hanna["tasks"][0]["id"], id.as_str());
+        let (_, lead) = v
+            .get(&c.fiona, "/api/v1/tasks?status=overdue")
+            .await
+            .unwrap();
+        assert_eq!(lead["tasks"][0]["id"], id.as_str());
+        assert_eq!(lead["tasks"][0]["escalation"], true);
+        // Only admins move the clock.
+        assert_eq!(
+            v.post(
+                &c.fiona,
+                "/api/v1/dev/clock",
+                &json!({ "advance_seconds": 1 })
+            )
+            .await
+            .unwrap()
+            .0,
+            403
+        );
+        v.stop().await;
+    }
+);
+
+both_modes!(
+    a_description_is_withheld_unless_consent_allows_its_category,
+    |mode| async move {
+        let v = start(mode).await;
+        let c = case_with_network(&v).await;
+        v.post(
+        &c.fiona,
+        &format!("/api/v1/cases/{}/tasks", c.id),
+        &json!({ "description": "Therapy referral", "category": "health", "assignee": "health-hus" }),
+    )
+    .await
+    .unwrap();
+        let (_, inbox) = v.get(&c.hanna, "/api/v1/tasks").await.unwrap();
+        assert_eq!(inbox["tasks"][0]["description"], Value::Null);
+        assert_eq!(inbox["tasks"][0]["category"], "health");
+        assert_eq!(inbox["withheld"], 1);
+        v.post(
+        &c.fiona,
+        &format!("/api/v1/cases/{}/consent/grants", c.id),
+        &json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care", "obtained": { "method": "written", "language": "fi" } }),
+    )
+    .await
+    .unwrap();
+        let (_, inbox) = v.get(&c.hanna, "/api/v1/tasks").await.unwrap();
+        assert_eq!(inbox["tasks"][0]["description"], "Therapy referral");
+        assert_eq!(inbox["withheld"], 0);
+        assert_eq!(inbox["tasks"][0]["consent_version"], 1);
+        v.stop().await;
+    }
+);
+
+/// What the test's receiver saw: (webhook-id, timestamp, signature, body).
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
+
+/// A local HTTP receiver that answers 500 to the first `failures` calls.
+async fn receiver(failures: usize) -> (String, Seen) {
+    use axum::http::{HeaderMap, StatusCode};
+    let seen: Seen = Arc::default();
+    let calls = Arc::new(Mutex::new(0usize));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |headers: HeaderMap, body: String| {
+                let (seen, calls) = (seen.clone(), calls.clone());
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    seen.lock().unwrap().push((
+                        h("webhook-id"),
+                        h("webhook-timestamp"),
+                        h("webhook-signature"),
+                        body,
+                    ));
+                    let mut n = calls.lock().unwrap();
+                    *n += 1;
+                    if *n <= failures {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), seen)
+}
+
+/// Standard Webhooks verification, written here independently of the
+/// service (RustCrypto's HMAC, not ring).
+fn verify(secret: &str, id: &str, timestamp: &str, signature: &str, body: &str) -> bool {
+    use hmac::{Mac, SimpleHmac};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some(key) = secret
+        .strip_prefix("whsec_")
+        .and_then(|k| b64.decode(k).ok())
+    else {
+        return false;
+    };
+    let mut mac = SimpleHmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let expected = format!("v1,{}", b64.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|s| s == expected)
+}
+
+both_modes!(
+    webhooks_are_signed_and_retried_until_acknowledged,
+    |mode| async move {
+        let v = start(mode).await;
+        let c = case_with_network(&v).await;
+        let (url, seen) = receiver(2).await;
+        let (status, hook) = v
+            .post(&c.hanna, "/api/v1/webhooks", &json!({ "url": url }))
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{hook}");
+        let secret = hook["secret"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("whsec_"));
+        let (status, _) = v
+            .post(
+                &c.hanna,
+                "/api/v1/webhooks",
+                &json!({ "url": "ftp://nowhere" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 422);
+
+        v.post(
+        &c.fiona,
+        &format!("/api/v1/cases/{}/tasks", c.id),
+        &json!({ "description": "Secret detail", "category": "health", "assignee": "health-hus" }),
+    )
+    .await
+    .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.lock().unwrap().len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} deliveries",
+                seen.lock().unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = seen.lock().unwrap().clone();
+        // The same message three times (500, 500, then acknowledged), each signed.
+        assert!(seen.iter().all(|s| s.0 == seen[0].0 && s.3 == seen[0].3));
+        for (id, timestamp, signature, body) in &seen {
+            assert!(
+                verify(&secret, id, timestamp, signature, body),
+                "{signature}"
+            );
+            assert!(!verify(
+                "whsec_d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldA==",
+                id,
+                timestamp,
+                signature,
+                body
+            ));
+        }
+        let payload: Value = serde_json::from_str(&seen[0].3).unwrap();
+        assert_eq!(payload["type"], "task.created");
+        assert_eq!(payload["data"]["assignee"], "health-hus");
+        // No client data in the delivery: the receiver reads it through the API.
+        assert!(!seen[0].3.contains("Secret detail"));
+        v.stop().await;
+    }
+);

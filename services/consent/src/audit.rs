@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<ConsentService> {
             get(consent_history),
         )
         .route("/api/v1/audit/cases/{id}/access-log", get(access_log))
+        .route("/api/v1/audit/cases/{id}/consent", get(consent_at))
         .route("/api/v1/audit/verify", get(verify))
 }
 
@@ -114,6 +115,33 @@ async fn consent_history(
         "consent_version": replay.state.version(),
         "events": events,
     })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtQuery {
+    at: Option<String>,
+}
+
+/// The matrix at any moment, replayed from the log, for auditors (who are
+/// not members of the case and read no client data, only the record).
+async fn consent_at(
+    State(s): State<ConsentService>,
+    caller: Caller,
+    Path(case_id): Path<String>,
+    query: Result<axum::extract::Query<AtQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    let axum::extract::Query(query) =
+        query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
+    let at = crate::routes::parse_at(query.at.as_deref())?;
+    let replay = replay(&s.log, &case_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
+    let members = std::collections::BTreeSet::new();
+    let mut answer = crate::routes::matrix_answer(&case_id, &members, &replay.state, at);
+    answer["timeline"] = serde_json::to_value(replay.timeline(at)).unwrap_or_default();
+    Ok(Json(answer))
 }
 
 async fn access_log(

@@ -352,7 +352,7 @@ struct AtQuery {
 }
 
 /// Parses `?at=`: RFC 3339 with an offset.
-fn parse_at(raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
+pub(crate) fn parse_at(raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
     match raw {
         None => Ok(Utc::now()),
         Some(text) => DateTime::parse_from_rfc3339(text)

@@ -55,6 +55,7 @@ struct Modules {
     consent: bool,
     meetings: bool,
     tasks: bool,
+    web: bool,
     relay: bool,
     sealer: bool,
 }
@@ -67,6 +68,7 @@ fn modules(target: Target, distributed: bool) -> Modules {
             consent: true,
             meetings: true,
             tasks: true,
+            web: true,
             relay: distributed,
             sealer: true,
         },
@@ -76,7 +78,7 @@ fn modules(target: Target, distributed: bool) -> Modules {
             ..Modules::default()
         },
         Target::Web => Modules {
-            directory: true,
+            web: true,
             ..Modules::default()
         },
         Target::Consent => Modules {
@@ -300,6 +302,23 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             dev_clock: args.dev_clock,
         };
         api = api.merge(verkosto_tasks::router(service));
+    }
+
+    if modules.web {
+        // The pages call the API: this process's own, or another's.
+        let client = match &args.api_url {
+            Some(base) => verkosto_web::ApiClient::Remote {
+                http: reqwest::Client::new(),
+                base: base.trim_end_matches('/').to_string(),
+            },
+            None if modules.cases => verkosto_web::ApiClient::Local(api.clone()),
+            None => anyhow::bail!("--target web needs --api-url (a process that serves the API)"),
+        };
+        let web = verkosto_web::Web {
+            api: client,
+            dev: args.dev_auth_on(),
+        };
+        api = api.merge(verkosto_web::router(web));
     }
 
     let mut relay_status = None;

@@ -161,6 +161,9 @@ pub struct ServeArgs {
     /// forward (for tests of due dates; never in production).
     #[arg(long, env = "VERKOSTO_DEV_CLOCK")]
     pub dev_clock: bool,
+    /// For `--target web`: the base URL of a process that serves the API.
+    #[arg(long, env = "VERKOSTO_API_URL")]
+    pub api_url: Option<String>,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
     pub db_pool: u32,

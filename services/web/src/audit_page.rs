@@ -1,0 +1,232 @@
+//! The auditor's view of one client: the consent timeline, the matrix at
+//! any chosen moment, the access log (also as CSV), the integrity check.
+//! Never client data: the API's audit endpoints give none.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::case_page::matrix;
+use crate::layout::layout;
+use crate::session::Page;
+use crate::{to_signin, Web};
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    case: Option<String>,
+    at: Option<String>,
+    verify: Option<String>,
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery>) -> Response {
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let lang = page.lang;
+    let case = q.case.clone().unwrap_or_default().trim().to_string();
+    let verify = if q.verify.is_some() {
+        Some(web.api.get("/api/v1/audit/verify", token).await)
+    } else {
+        None
+    };
+    let (history, log, replay) = if case.is_empty() {
+        (None, None, None)
+    } else {
+        let history = web
+            .api
+            .get(
+                &format!("/api/v1/audit/cases/{case}/consent/history"),
+                token,
+            )
+            .await;
+        let log = web
+            .api
+            .get(&format!("/api/v1/audit/cases/{case}/access-log"), token)
+            .await;
+        (
+            Some(history),
+            Some(log),
+            Some(q.at.clone().unwrap_or_default()),
+        )
+    };
+    let body = html! {
+        form.stacked method="get" action="/audit" {
+            label for="audit-case" { (lang.t("audit-case")) }
+            input id="audit-case" name="case" value=(case) required;
+            label for="audit-at" { (lang.t("audit-at")) }
+            input id="audit-at" name="at" value=(q.at.clone().unwrap_or_default()) aria-describedby="audit-at-hint";
+            small id="audit-at-hint" { (lang.t("audit-at-hint")) }
+            button type="submit" { (lang.t("audit-show")) }
+        }
+        form method="get" action="/audit" {
+            input type="hidden" name="verify" value="1";
+            button type="submit" { (lang.t("audit-verify")) }
+        }
+        @if let Some(v) = &verify {
+            @if v.body["ok"] == true {
+                p.notice role="status" { (lang.ta("audit-verify-ok", &[("count", v.body["events_checked"].to_string())])) }
+            } @else if v.ok() {
+                p.error role="alert" { (lang.ta("audit-verify-broken", &[("position", v.body["first_broken"]["position"].to_string()), ("problem", s(&v.body["first_broken"]["problem"]).to_string())])) }
+            } @else {
+                p.error role="alert" { (v.detail()) }
+            }
+        }
+        @if let Some(history) = &history {
+            @if !history.ok() {
+                p.error role="alert" { (history.detail()) }
+            } @else {
+                section aria-labelledby="timeline-h" {
+                    h2 id="timeline-h" { (lang.t("audit-timeline")) }
+                    ol {
+                        @for e in history.body["events"].as_array().into_iter().flatten() {
+                            li {
+                                a href={ "/audit?case=" (encode(&case)) "&at=" (encode(s(&e["at"]))) } { (s(&e["at"])) }
+                                " " (lang.t(&format!("event-{}", s(&e["type"])))) " – " (s(&e["actor"]["user"])) "@" (s(&e["actor"]["agency"]))
+                                @if let Some(r) = e["data"]["recipient"].as_str().or(e["data"]["agency"].as_str()) { " → " (r) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(at) = &replay {
+            section aria-labelledby="matrix-h" {
+                h2 id="matrix-h" { (lang.t("audit-matrix")) @if !at.is_empty() { " " (at) } }
+                (matrix_at(&web, token, &case, at, lang).await)
+            }
+        }
+        @if let Some(log) = &log {
+            @if log.ok() {
+                section aria-labelledby="log-h" {
+                    h2 id="log-h" { (lang.t("audit-access-log")) }
+                    p { a href={ "/audit/access-log.csv?case=" (encode(&case)) } { (lang.t("audit-csv")) } }
+                    table {
+                        caption { (lang.t("audit-access-log")) }
+                        thead { tr {
+                            th scope="col" { (lang.t("audit-when")) } th scope="col" { (lang.t("audit-who")) }
+                            th scope="col" { (lang.t("audit-what")) } th scope="col" { (lang.t("audit-returned")) }
+                            th scope="col" { (lang.t("audit-withheld")) } th scope="col" { (lang.t("audit-consent-version")) }
+                        } }
+                        tbody {
+                            @for r in log.body["reads"].as_array().into_iter().flatten() {
+                                tr {
+                                    td { (s(&r["at"])) } td { (s(&r["user"])) "@" (s(&r["agency"])) }
+                                    td { (s(&r["service"])) "/" (s(&r["resource"])) }
+                                    td { (r["categories_returned"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+                                    td { (r["items_withheld"]) } td { (r["consent_version"]) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page.respond(layout(&page, &lang.t("audit-title"), body))
+}
+
+/// The matrix as of `at` (default now), replayed by the consent service.
+async fn matrix_at(
+    web: &Web,
+    token: &str,
+    case: &str,
+    at: &str,
+    lang: crate::i18n::Lang,
+) -> maud::Markup {
+    let query = if at.is_empty() {
+        String::new()
+    } else {
+        format!("?at={}", encode(at))
+    };
+    let answer = web
+        .api
+        .get(&format!("/api/v1/audit/cases/{case}/consent{query}"), token)
+        .await;
+    if !answer.ok() {
+        return html! { p.error role="alert" { (answer.detail()) } };
+    }
+    html! {
+        p { (lang.ta("consent-version", &[("version", answer.body["consent_version"].to_string())])) }
+        (matrix(lang, &answer.body))
+    }
+}
+
+/// The access log as CSV, for the auditor's own tools.
+pub async fn access_log_csv(
+    State(web): State<Web>,
+    page: Page,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let case = q.case.unwrap_or_default();
+    let log = web
+        .api
+        .get(&format!("/api/v1/audit/cases/{case}/access-log"), token)
+        .await;
+    if !log.ok() {
+        return (
+            http::StatusCode::from_u16(log.status).unwrap_or(http::StatusCode::BAD_GATEWAY),
+            log.detail(),
+        )
+            .into_response();
+    }
+    let field = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    let mut csv = String::from("seq,at,user,agency,service,resource,categories_returned,categories_withheld,items_returned,items_withheld,consent_version,consent_fresh\r\n");
+    for r in log.body["reads"].as_array().into_iter().flatten() {
+        let list = |k: &str| {
+            r[k].as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let row = [
+            r["seq"].to_string(),
+            field(s(&r["at"])),
+            field(s(&r["user"])),
+            field(s(&r["agency"])),
+            field(s(&r["service"])),
+            field(s(&r["resource"])),
+            field(&list("categories_returned")),
+            field(&list("categories_withheld")),
+            r["items_returned"].to_string(),
+            r["items_withheld"].to_string(),
+            r["consent_version"].to_string(),
+            r["consent_fresh"].to_string(),
+        ];
+        csv.push_str(&row.join(","));
+        csv.push_str("\r\n");
+    }
+    (
+        [
+            (
+                http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (
+                http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"access-log-{case}.csv\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response()
+}

@@ -1,0 +1,356 @@
+//! One case as the caller's agency may see it: header, warnings, network,
+//! records (with how much consent withheld), the plan, the consent matrix;
+//! and, for the lead's facilitator, the forms that change them.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use crate::i18n::Lang;
+use crate::layout::{csrf, form_error, layout, FormError};
+use crate::pages::refusal;
+use crate::session::Page;
+use crate::{forbidden, to_signin, Web};
+
+pub const CATEGORIES: [&str; 10] = [
+    "identity",
+    "contact",
+    "narrative",
+    "health",
+    "legal",
+    "residence",
+    "social",
+    "plan",
+    "meetings",
+    "tasks",
+];
+
+pub async fn show(State(web): State<Web>, page: Page, Path(id): Path<String>) -> Response {
+    render(&web, &page, &id, None).await
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn category_select(lang: Lang, id: &str, selected: &str) -> Markup {
+    html! {
+        select id=(id) name="category" {
+            @for c in CATEGORIES {
+                option value=(c) selected[c == selected] { (lang.t(&format!("category-{c}"))) }
+            }
+        }
+    }
+}
+
+async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
+    let (Some(token), Some(me)) = (&page.token, &page.me) else {
+        return to_signin();
+    };
+    let lang = page.lang;
+    let header = web.api.get(&format!("/api/v1/cases/{id}"), token).await;
+    if !header.ok() {
+        let body = html! { p.error role="alert" { (header.detail()) } };
+        let mut response = page.respond(layout(page, &lang.t("case-not-found"), body));
+        *response.status_mut() =
+            http::StatusCode::from_u16(header.status).unwrap_or(http::StatusCode::NOT_FOUND);
+        return response;
+    }
+    let h = &header.body;
+    let records = web
+        .api
+        .get(&format!("/api/v1/cases/{id}/records"), token)
+        .await;
+    let consent = web
+        .api
+        .get(&format!("/api/v1/cases/{id}/consent?grants=true"), token)
+        .await;
+    let plan = web
+        .api
+        .get(&format!("/api/v1/cases/{id}/plan"), token)
+        .await;
+    let is_lead = s(&h["lead_agency"]) == me.agency;
+    let lead_facilitator = is_lead && me.is("facilitator");
+    let members: Vec<String> = h["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| s(m).to_string())
+        .collect();
+    let value = |form: &str, name: &str| error.map(|e| e.value(form, name)).unwrap_or_default();
+
+    let body = html! {
+        section aria-labelledby="header-h" {
+            h2 id="header-h" { (lang.t("case-header")) }
+            dl {
+                dt { (lang.t("case-lead")) } dd { (s(&h["lead_agency"])) }
+                dt { (lang.t("case-languages")) } dd { (h["languages"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+                dt { (lang.t("case-interpreter-language")) } dd { (h["interpreter_language"].as_str().unwrap_or("–")) }
+                dt { (lang.t("case-flags")) } dd {
+                    @if h["flags"]["minor"] == true { (lang.t("flag-minor")) " " }
+                    @if h["flags"]["safety_risk"] == true { (lang.t("flag-safety-risk")) }
+                }
+            }
+            @for w in h["warnings"].as_array().into_iter().flatten() {
+                p.warning role="status" { (lang.t(&format!("warning-{}", s(w).replace('_', "-")))) }
+            }
+        }
+        section aria-labelledby="network-h" {
+            h2 id="network-h" { (lang.t("network-title")) }
+            ul { @for m in &members { li { (m) @if *m == s(&h["lead_agency"]) { " (" (lang.t("network-lead")) ")" } } } }
+            @let invited = h["invited"].as_array().cloned().unwrap_or_default();
+            @if !invited.is_empty() {
+                p { (lang.t("network-invited")) ": " (invited.iter().map(|i| s(&i["agency"]).to_string()).collect::<Vec<_>>().join(", ")) }
+            }
+            @if lead_facilitator {
+                (form_error(error, "invite", lang))
+                form.stacked method="post" action={ "/cases/" (id) "/invite" } {
+                    (csrf(page))
+                    label for="invite-agency" { (lang.t("network-invite-agency")) }
+                    input id="invite-agency" name="agency" required value=(value("invite", "agency"));
+                    label for="invite-purpose" { (lang.t("network-invite-purpose")) }
+                    input id="invite-purpose" name="purpose" required value=(value("invite", "purpose"));
+                    button type="submit" { (lang.t("network-invite-submit")) }
+                }
+            }
+        }
+        section aria-labelledby="records-h" {
+            h2 id="records-h" { (lang.t("records-title")) }
+            @let withheld = records.body["withheld"].as_u64().unwrap_or(0);
+            p.notice role="status" {
+                @if withheld == 0 { (lang.t("records-nothing-withheld")) }
+                @else { (lang.tn("records-withheld", withheld)) }
+                @if records.body["consent_fresh"] == false { " " (lang.t("consent-stale")) }
+            }
+            @for r in records.body["records"].as_array().into_iter().flatten() {
+                article {
+                    h3 { (lang.t(&format!("category-{}", s(&r["category"])))) " · " (s(&r["author_agency"])) " · " (s(&r["recorded_at"])) }
+                    p { (s(&r["body"])) }
+                }
+            }
+            (form_error(error, "record", lang))
+            form.stacked method="post" action={ "/cases/" (id) "/record" } {
+                (csrf(page))
+                label for="record-category" { (lang.t("record-category")) }
+                (category_select(lang, "record-category", &value("record", "category")))
+                label for="record-body" { (lang.t("record-body")) }
+                textarea id="record-body" name="body" rows="4" required { (value("record", "body")) }
+                button type="submit" { (lang.t("record-submit")) }
+            }
+        }
+        section aria-labelledby="plan-h" {
+            h2 id="plan-h" { (lang.t("plan-title")) }
+            @if plan.body["agreed"].is_object() {
+                p { (lang.ta("plan-agreed-version", &[("version", plan.body["agreed"]["plan_version"].to_string())])) }
+                (plan_measures(lang, &plan.body["agreed"]))
+            } @else {
+                p { (lang.t("plan-none-agreed")) }
+            }
+            @if plan.body["pending"].is_object() {
+                p { (lang.ta("plan-pending-version", &[("version", plan.body["pending"]["plan_version"].to_string())])) }
+                p { (lang.t("plan-awaiting")) ": " (plan.body["pending"]["awaiting"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+            }
+        }
+        section aria-labelledby="consent-h" {
+            h2 id="consent-h" { (lang.t("consent-title")) }
+            p { (lang.ta("consent-version", &[("version", consent.body["consent_version"].to_string())])) }
+            (matrix(lang, &consent.body))
+            @if lead_facilitator {
+                h3 { (lang.t("grants-title")) }
+                ul {
+                    @for g in consent.body["grants"].as_array().into_iter().flatten() {
+                        li {
+                            (s(&g["recipient"])) ": " (g["categories"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", "))
+                            " – " (lang.ta("grant-obtained", &[
+                                ("method", s(&g["obtained"]["method"]).to_string()),
+                                ("language", s(&g["obtained"]["language"]).to_string()),
+                                ("grantor", s(&g["obtained"]["grantor"]).to_string()),
+                            ]))
+                            form.inline method="post" action={ "/cases/" (id) "/grants/" (s(&g["grant_id"])) "/withdraw" } {
+                                (csrf(page))
+                                " " label for={ "why-" (s(&g["grant_id"])) } { (lang.t("withdraw-reason")) }
+                                " " input id={ "why-" (s(&g["grant_id"])) } name="reason" required;
+                                " " button type="submit" { (lang.t("withdraw-submit")) }
+                            }
+                        }
+                    }
+                }
+                h3 { (lang.t("grant-new")) }
+                (form_error(error, "grant", lang))
+                form.stacked method="post" action={ "/cases/" (id) "/grant" } {
+                    (csrf(page))
+                    label for="grant-recipient" { (lang.t("grant-recipient")) }
+                    select id="grant-recipient" name="recipient" {
+                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
+                    }
+                    fieldset {
+                        legend { (lang.t("grant-categories")) }
+                        @for c in CATEGORIES {
+                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
+                        }
+                    }
+                    label for="grant-purpose" { (lang.t("grant-purpose")) }
+                    input id="grant-purpose" name="purpose" required value=(value("grant", "purpose"));
+                    label for="grant-method" { (lang.t("grant-method")) }
+                    select id="grant-method" name="method" {
+                        option value="written" { (lang.t("method-written")) }
+                        option value="verbal" { (lang.t("method-verbal")) }
+                        option value="electronic" { (lang.t("method-electronic")) }
+                    }
+                    label for="grant-language" { (lang.t("grant-language")) }
+                    input id="grant-language" name="language" required value=(value("grant", "language"));
+                    label for="grant-interpreter" { (lang.t("grant-interpreter")) }
+                    input id="grant-interpreter" name="interpreter" value=(value("grant", "interpreter"));
+                    label for="grant-grantor" { (lang.t("grant-grantor")) }
+                    select id="grant-grantor" name="grantor" {
+                        option value="self" { (lang.t("grantor-self")) }
+                        option value="guardian" { (lang.t("grantor-guardian")) }
+                        option value="representative" { (lang.t("grantor-representative")) }
+                    }
+                    button type="submit" { (lang.t("grant-submit")) }
+                }
+            }
+        }
+    };
+    page.respond(layout(
+        page,
+        &lang.ta(
+            "case-title",
+            &[("pseudonym", s(&h["pseudonym"]).to_string())],
+        ),
+        body,
+    ))
+}
+
+fn plan_measures(lang: Lang, version: &Value) -> Markup {
+    html! {
+        @if let Some(goals) = version["goals"].as_array() {
+            ul { @for g in goals { li { (s(g)) } } }
+        }
+        table {
+            caption { (lang.t("plan-measures")) }
+            thead { tr { th scope="col" { (lang.t("record-category")) } th scope="col" { (lang.t("plan-responsible")) } th scope="col" { (lang.t("plan-description")) } th scope="col" { (lang.t("plan-due")) } } }
+            tbody {
+                @for m in version["measures"].as_array().into_iter().flatten() {
+                    tr { td { (lang.t(&format!("category-{}", s(&m["category"])))) } td { (s(&m["responsible_agency"])) } td { (s(&m["description"])) } td { (m["due"].as_str().unwrap_or("–")) } }
+                }
+            }
+        }
+    }
+}
+
+/// The consent matrix: agencies by categories, each cell its basis.
+pub fn matrix(lang: Lang, consent: &Value) -> Markup {
+    html! {
+        table {
+            caption { (lang.t("consent-matrix")) }
+            thead {
+                tr {
+                    th scope="col" { (lang.t("consent-agency")) }
+                    @for c in CATEGORIES { th scope="col" { (lang.t(&format!("category-{c}"))) } }
+                }
+            }
+            tbody {
+                @for (agency, row) in consent["matrix"].as_object().into_iter().flatten() {
+                    tr {
+                        th scope="row" { (agency) }
+                        @for c in CATEGORIES {
+                            @let cell = &row[c];
+                            @let allowed = cell["allowed"] == true;
+                            td class=(if allowed { "allowed" } else { "denied" }) {
+                                (if allowed { "✓ " } else { "✗ " })
+                                (lang.t(&format!("basis-{}", s(&cell["basis"]))))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn act(
+    State(web): State<Web>,
+    page: Page,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.csrf_ok(&form) {
+        return forbidden(&page);
+    }
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let optional = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let (path, body) = match action.as_str() {
+        "record" => (
+            format!("/api/v1/cases/{id}/records"),
+            json!({ "category": get("category"), "body": get("body") }),
+        ),
+        "invite" => (
+            format!("/api/v1/cases/{id}/members"),
+            json!({ "agency": get("agency"), "purpose": get("purpose") }),
+        ),
+        "grant" => {
+            let categories: Vec<&str> = CATEGORIES
+                .into_iter()
+                .filter(|c| form.contains_key(&format!("c-{c}")))
+                .collect();
+            (
+                format!("/api/v1/cases/{id}/consent/grants"),
+                json!({
+                    "recipient": get("recipient"),
+                    "categories": categories,
+                    "purpose": get("purpose"),
+                    "obtained": { "method": get("method"), "language": get("language"), "interpreter": optional("interpreter"), "grantor": get("grantor") },
+                }),
+            )
+        }
+        _ => return Redirect::to(&format!("/cases/{id}")).into_response(),
+    };
+    let answer = web.api.post(&path, token, &body).await;
+    if answer.ok() {
+        return Redirect::to(&format!("/cases/{id}")).into_response();
+    }
+    let error = refusal(&action, &answer, form);
+    let mut response = render(&web, &page, &id, Some(&error)).await;
+    *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
+    response
+}
+
+pub async fn withdraw(
+    State(web): State<Web>,
+    page: Page,
+    Path((id, grant)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.csrf_ok(&form) {
+        return forbidden(&page);
+    }
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let reason = form.get("reason").cloned().unwrap_or_default();
+    let answer = web
+        .api
+        .post(
+            &format!("/api/v1/cases/{id}/consent/grants/{grant}/withdraw"),
+            token,
+            &json!({ "reason": reason }),
+        )
+        .await;
+    if answer.ok() {
+        return Redirect::to(&format!("/cases/{id}")).into_response();
+    }
+    let error = refusal("grant", &answer, form);
+    render(&web, &page, &id, Some(&error)).await
+}

@@ -1,0 +1,102 @@
+//! The frame of every page: language, skip link, navigation, sign-out.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::i18n::{Lang, LANGUAGES};
+use crate::session::Page;
+
+/// A form's error, shown next to the form (and the field it names), with
+/// the values the user had typed, so nothing is lost.
+#[derive(Clone, Debug, Default)]
+pub struct FormError {
+    pub form: String,
+    pub field: Option<String>,
+    pub detail: String,
+    pub values: std::collections::HashMap<String, String>,
+}
+
+impl FormError {
+    pub fn value(&self, form: &str, name: &str) -> String {
+        if self.form == form {
+            self.values.get(name).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The error box of `form`, if the error is its.
+pub fn form_error(error: Option<&FormError>, form: &str, lang: Lang) -> Markup {
+    match error {
+        Some(e) if e.form == form => html! {
+            div.error role="alert" id={ (form) "-error" } {
+                strong { (lang.t("form-error")) } " "
+                @if let Some(field) = &e.field { code { (field) } " – " }
+                (e.detail)
+            }
+        },
+        _ => html! {},
+    }
+}
+
+/// The hidden CSRF field every form carries.
+pub fn csrf(page: &Page) -> Markup {
+    html! { input type="hidden" name="csrf" value=(page.csrf); }
+}
+
+pub fn layout(page: &Page, title: &str, body: Markup) -> Markup {
+    let lang = page.lang;
+    html! {
+        (DOCTYPE)
+        html lang=(lang.0) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " – Verkosto" }
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body {
+                a.skip href="#main" { (lang.t("skip-to-content")) }
+                header {
+                    nav aria-label=(lang.t("nav-label")) {
+                        a.brand href="/" { "Verkosto" }
+                        @if let Some(me) = &page.me {
+                            ul {
+                                @if me.is("auditor") {
+                                    li { a href="/audit" { (lang.t("nav-audit")) } }
+                                } @else {
+                                    li { a href="/" { (lang.t("nav-cases")) } }
+                                    li { a href="/tasks" { (lang.t("nav-tasks")) } }
+                                }
+                            }
+                        }
+                    }
+                    form.lang method="post" action="/lang" {
+                        (csrf(page))
+                        label for="lang-select" { (lang.t("language")) }
+                        select id="lang-select" name="lang" {
+                            @for l in LANGUAGES {
+                                option value=(l) selected[l == lang.0] { (Lang(l).t("language-name")) }
+                            }
+                        }
+                        button type="submit" { (lang.t("language-change")) }
+                    }
+                    @if let Some(me) = &page.me {
+                        form.signout method="post" action="/signout" {
+                            (csrf(page))
+                            span { (lang.ta("signed-in-as", &[("user", me.user.clone()), ("agency", me.agency.clone())])) }
+                            " "
+                            button type="submit" { (lang.t("sign-out")) }
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub const CSS: &str = include_str!("../assets/app.css");

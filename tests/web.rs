@@ -1,0 +1,282 @@
+//! The web app over HTTP, in both modes: dev sign-in, a facilitator's case
+//! work, a liaison seeing what consent withholds, an auditor's timeline,
+//! languages, and CSRF. (Browser tests with axe-core come with the rest
+//! of the web issue.)
+
+use std::collections::HashMap;
+
+use verkosto_e2e::{both_modes, Verkosto};
+
+/// A minimal browser: keeps cookies, follows redirects by hand.
+struct Browser<'a> {
+    v: &'a Verkosto,
+    http: reqwest::Client,
+    jar: HashMap<String, String>,
+    lang: &'static str,
+}
+
+impl<'a> Browser<'a> {
+    fn new(v: &'a Verkosto) -> Browser<'a> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            v,
+            http,
+            jar: HashMap::new(),
+            lang: "en",
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            assert!(
+                text.contains("HttpOnly")
+                    && text.contains("SameSite=Lax")
+                    && text.contains("Secure"),
+                "{text}"
+            );
+            let (pair, _) = text.split_once(';').unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let mut path = path.to_string();
+        for _ in 0..5 {
+            let r = self
+                .http
+                .get(self.v.url(&path))
+                .header("cookie", self.cookie_header())
+                .header("accept-language", self.lang)
+                .send()
+                .await
+                .unwrap();
+            self.keep(&r);
+            if r.status().is_redirection() {
+                path = r.headers()["location"].to_str().unwrap().to_string();
+                continue;
+            }
+            let status = r.status().as_u16();
+            return (status, r.text().await.unwrap());
+        }
+        panic!("too many redirects");
+    }
+
+    /// Posts a form (with this browser's CSRF token) and follows the answer.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let csrf = self.jar.get("vk_csrf").cloned().unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let r = self
+            .http
+            .post(self.v.url(path))
+            .header("cookie", self.cookie_header())
+            .header("accept-language", self.lang)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        if r.status().is_redirection() {
+            let to = r.headers()["location"].to_str().unwrap().to_string();
+            return self.get(&to).await;
+        }
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    async fn sign_in(&mut self, user: &str) {
+        let (status, page) = self.get("/").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Demo user"), "{page}");
+        let (status, _) = self.post("/signin", &[("user", user)]).await;
+        assert_eq!(status, 200);
+        assert!(self.jar.contains_key("vk_session"));
+    }
+}
+
+fn case_id(page: &str) -> String {
+    let start = page.find("/cases/case-").expect("a case link") + "/cases/".len();
+    page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+both_modes!(
+    a_facilitator_a_liaison_and_an_auditor_at_work,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let mut fiona = Browser::new(&v);
+        fiona.sign_in("fiona").await;
+
+        // Opening a case with a mistake keeps what was typed and names the field.
+        let (status, page) = fiona
+            .post(
+                "/cases",
+                &[
+                    ("pseudonym", "W-1"),
+                    ("languages", "Romanian"),
+                    ("interpreter_language", "ro"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(
+            page.contains("languages[0]") && page.contains("value=\"W-1\""),
+            "{page}"
+        );
+        let (status, page) = fiona
+            .post(
+                "/cases",
+                &[
+                    ("pseudonym", "W-1"),
+                    ("languages", "ro, en"),
+                    ("interpreter_language", "ro"),
+                    ("safety_risk", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Case W-1"));
+        let (_, home) = fiona.get("/").await;
+        let case = case_id(&home);
+
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/invite"),
+                &[("agency", "health-hus"), ("purpose", "care")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let (status, _) = fiona
+            .post(
+                &format!("/cases/{case}/record"),
+                &[("category", "health"), ("body", "Needs a check-up")],
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = fiona
+            .post(
+                &format!("/cases/{case}/record"),
+                &[("category", "narrative"), ("body", "The story, once")],
+            )
+            .await;
+        assert_eq!(status, 200);
+
+        // The liaison accepts the invitation and sees that both records are withheld.
+        let mut hanna = Browser::new(&v);
+        hanna.sign_in("hanna").await;
+        let (_, home) = hanna.get("/").await;
+        assert!(home.contains("W-1"), "{home}");
+        let (status, page) = hanna
+            .post(&format!("/invitations/{case}/accept"), &[])
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("2 records are withheld"), "{page}");
+        assert!(!page.contains("Needs a check-up"));
+
+        // The lead grants health; the liaison now reads it, and not the story.
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/grant"),
+                &[
+                    ("recipient", "health-hus"),
+                    ("c-health", "on"),
+                    ("purpose", "care"),
+                    ("method", "written"),
+                    ("language", "ro"),
+                    ("grantor", "self"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let (_, page) = hanna.get(&format!("/cases/{case}")).await;
+        assert!(
+            page.contains("Needs a check-up") && !page.contains("The story, once"),
+            "{page}"
+        );
+        assert!(page.contains("One record is withheld"), "{page}");
+
+        // The auditor sees the timeline and the matrix, never the records.
+        let mut aino = Browser::new(&v);
+        aino.sign_in("aino").await;
+        let (status, page) = aino.get(&format!("/audit?case={case}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("consent given") && page.contains("health-hus"),
+            "{page}"
+        );
+        assert!(!page.contains("Needs a check-up"));
+        let (status, page) = aino
+            .get(&format!("/audit?case={case}&at=2020-01-01T00:00:00Z"))
+            .await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Consent version 0"), "{page}");
+        let (status, csv) = aino
+            .get(&format!("/audit/access-log.csv?case={case}"))
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            csv.starts_with("seq,at,user") && csv.contains("hanna"),
+            "{csv}"
+        );
+        let (_, page) = aino.get("/audit?verify=1").await;
+        assert!(page.contains("The log is intact"), "{page}");
+        v.stop().await;
+    }
+);
+
+both_modes!(
+    pages_speak_three_languages_and_forms_need_their_token,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let mut b = Browser::new(&v);
+        b.lang = "sv-FI, fi;q=0.5";
+        let (_, page) = b.get("/signin").await;
+        assert!(
+            page.contains("lang=\"sv\"") && page.contains("Logga in"),
+            "{page}"
+        );
+        b.lang = "fi";
+        let (_, page) = b.get("/signin").await;
+        assert!(
+            page.contains("lang=\"fi\"") && page.contains("Kirjaudu"),
+            "{page}"
+        );
+        // The switcher wins over the browser.
+        let (_, page) = b.post("/lang", &[("lang", "en")]).await;
+        assert!(page.contains("lang=\"en\""), "{page}");
+        b.sign_in("fiona").await;
+
+        // A form without the CSRF token is refused.
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(v.url("/cases"))
+            .header("cookie", format!("vk_session={}", b.jar["vk_session"]))
+            .form(&[("pseudonym", "X"), ("languages", "fi")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        v.stop().await;
+    }
+);

@@ -270,3 +270,52 @@ async fn dev_tokens_are_off_without_dev_auth() {
     assert_eq!(r.status(), 404);
     running.stop().await;
 }
+
+both_modes!(
+    the_openapi_document_describes_the_real_routes,
+    |mode| async move {
+        let v = Verkosto::start(mode).await.unwrap();
+        let r = v
+            .http()
+            .get(v.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let doc: Value = r.json().await.unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() > 30, "{}", paths.len());
+        // Every documented operation exists: without a token it answers
+        // 401 (or, for the public ones, anything but 404/405).
+        for (path, methods) in paths {
+            let concrete = path
+                .replace("{id}", "x")
+                .replace("{agency}", "x")
+                .replace("{n}", "1")
+                .replace("{grant_id}", "x")
+                .replace("{refusal_id}", "x")
+                .replace("{basis_id}", "x");
+            for (method, op) in methods.as_object().unwrap() {
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let status = v
+                    .http()
+                    .request(m, v.url(&concrete))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                if op["security"] == json!([]) {
+                    assert!(status != 404 && status != 405, "{method} {path}: {status}");
+                } else {
+                    assert_eq!(status, 401, "{method} {path}");
+                }
+            }
+        }
+        let grant = &paths["/api/v1/cases/{id}/consent/grants"]["post"];
+        let schema = &grant["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema["properties"]["categories"].is_object(), "{schema}");
+        v.stop().await;
+    }
+);

@@ -13,7 +13,7 @@ mod routes;
 
 pub use projection::CasesProjection;
 pub use records::{RecordEvent, RecordView};
-pub use routes::{router, Cases};
+pub use routes::{api_doc, router, Cases};
 
 /// Creates the cases service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

@@ -198,9 +198,9 @@ async fn approve(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Comment {
+pub(crate) struct Comment {
     comment: String,
 }
 

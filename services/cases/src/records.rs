@@ -57,9 +57,9 @@ pub(crate) fn routes() -> Router<Cases> {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRecord {
+pub(crate) struct NewRecord {
     category: Category,
     body: String,
     #[serde(default)]

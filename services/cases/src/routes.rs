@@ -146,7 +146,7 @@ pub fn router(cases: Cases) -> Router {
         .with_state(cases)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCase {
     pseudonym: String,
@@ -303,7 +303,7 @@ async fn set_flags(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Invite {
     agency: String,
@@ -431,7 +431,7 @@ async fn accept(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Decline {
     reason: String,
@@ -456,4 +456,153 @@ async fn decline(
     };
     let outcome = c.execute(&id, command, execution).await?;
     Ok(command_response(outcome, |a| answer(a.version)))
+}
+
+/// The cases service's operations, for the OpenAPI document.
+pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
+    use crate::plan::{ClientAgreement, PlanContent};
+    use verkosto_http::openapi::Operation as Op;
+    let lead = "the lead agency's facilitator";
+    let workers = "a facilitator or liaison of a member agency";
+    vec![
+        Op::new(
+            "post",
+            "/api/v1/cases",
+            "cases",
+            "Open a case (the caller's agency leads it)",
+        )
+        .who("facilitator")
+        .body::<NewCase>()
+        .answer(201, "Opened: id, lead_agency, version"),
+        Op::new(
+            "get",
+            "/api/v1/cases",
+            "cases",
+            "The cases whose network holds the caller's agency",
+        )
+        .answer(200, "The cases"),
+        Op::new("get", "/api/v1/cases/{id}", "cases", "The case header")
+            .who("a member agency")
+            .answer(
+                200,
+                "Header, network, flags, warnings, version, consent_version",
+            ),
+        Op::new("put", "/api/v1/cases/{id}/flags", "cases", "Set the flags")
+            .who(lead)
+            .body::<Flags>()
+            .answer(200, "Set"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/members",
+            "cases",
+            "Invite an agency into the network",
+        )
+        .who(lead)
+        .body::<Invite>()
+        .answer(201, "Invited"),
+        Op::new(
+            "delete",
+            "/api/v1/cases/{id}/members/{agency}",
+            "cases",
+            "Withdraw an invitation or remove a member",
+        )
+        .who(lead)
+        .answer(204, "Removed"),
+        Op::new(
+            "get",
+            "/api/v1/invitations",
+            "cases",
+            "The caller agency's pending invitations",
+        )
+        .who("facilitator or liaison")
+        .answer(200, "The invitations"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/invitations/accept",
+            "cases",
+            "Accept an invitation",
+        )
+        .who("facilitator or liaison of the invited agency")
+        .answer(200, "A member now"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/invitations/decline",
+            "cases",
+            "Decline an invitation (the lead gets a task)",
+        )
+        .who("facilitator or liaison of the invited agency")
+        .body::<Decline>()
+        .answer(200, "Declined"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/records",
+            "cases",
+            "Record client information (append-only)",
+        )
+        .who(workers)
+        .body::<crate::records::NewRecord>()
+        .answer(201, "Recorded: id"),
+        Op::new(
+            "get",
+            "/api/v1/cases/{id}/records",
+            "cases",
+            "The records the caller's agency may read",
+        )
+        .who(workers)
+        .answer(200, "records, withheld, consent_version"),
+        Op::new(
+            "get",
+            "/api/v1/cases/{id}/plan",
+            "plan",
+            "The agreed plan and the pending version, filtered by consent",
+        )
+        .who(workers)
+        .answer(200, "agreed, pending, withheld, consent_version"),
+        Op::new(
+            "put",
+            "/api/v1/cases/{id}/plan/draft",
+            "plan",
+            "Save the draft",
+        )
+        .who(lead)
+        .body::<PlanContent>()
+        .answer(200, "Saved"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/plan/draft/propose",
+            "plan",
+            "Propose the draft as version n",
+        )
+        .who(lead)
+        .answer(200, "plan_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/plan/versions/{n}/approve",
+            "plan",
+            "Approve version n",
+        )
+        .who(workers)
+        .answer(
+            200,
+            "Approved; agreed tells whether it is now the agreed plan",
+        ),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/plan/versions/{n}/request-changes",
+            "plan",
+            "Send version n back to draft",
+        )
+        .who(workers)
+        .body::<crate::plan_api::Comment>()
+        .answer(200, "Back to draft"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/plan/versions/{n}/client-agreement",
+            "plan",
+            "Record the client's agreement to version n",
+        )
+        .who(lead)
+        .body::<ClientAgreement>()
+        .answer(200, "Recorded"),
+    ]
 }

@@ -11,4 +11,4 @@ pub mod domain;
 mod routes;
 
 pub use audit::{replay, HistoryEntry, Replay};
-pub use routes::{matrix_answer, router, ConsentService};
+pub use routes::{api_doc, matrix_answer, router, ConsentService};

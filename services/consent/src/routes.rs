@@ -131,7 +131,7 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
     recipient: String,
@@ -188,7 +188,7 @@ async fn grant(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
     reason: String,
@@ -215,7 +215,7 @@ async fn withdraw(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRefusal {
     agency: String,
@@ -274,7 +274,7 @@ async fn lift_refusal(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewStatutory {
     recipient: String,
@@ -342,7 +342,7 @@ async fn end_statutory(
     Ok(command_response(outcome, |a| answer(a.version)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
     at: Option<String>,
@@ -451,4 +451,107 @@ fn cell(decision: &Decision) -> Value {
         _ => {}
     }
     cell
+}
+
+/// The consent service's operations (and the auditor's), for the OpenAPI document.
+pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
+    use verkosto_http::openapi::Operation as Op;
+    let lead = "the lead agency's facilitator";
+    vec![
+        Op::new(
+            "get",
+            "/api/v1/cases/{id}/consent",
+            "consent",
+            "The consent matrix at a moment",
+        )
+        .who("a member agency")
+        .query("at", "RFC 3339 time; default now")
+        .query("grants", "true: also the grants in force")
+        .answer(200, "consent_version, as_of, matrix"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/grants",
+            "consent",
+            "Record a consent",
+        )
+        .who(lead)
+        .body::<NewGrant>()
+        .answer(201, "grant_id, consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/grants/{grant_id}/withdraw",
+            "consent",
+            "Withdraw a consent (at once, everywhere)",
+        )
+        .who(lead)
+        .body::<Reason>()
+        .answer(200, "consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/refusals",
+            "consent",
+            "Record a refusal (beats every grant)",
+        )
+        .who(lead)
+        .body::<NewRefusal>()
+        .answer(201, "refusal_id, consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/refusals/{refusal_id}/lift",
+            "consent",
+            "Lift a refusal",
+        )
+        .who(lead)
+        .answer(200, "consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/statutory",
+            "consent",
+            "Record a statutory basis",
+        )
+        .who(lead)
+        .body::<NewStatutory>()
+        .answer(201, "basis_id, consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/consent/statutory/{basis_id}/end",
+            "consent",
+            "End a statutory basis",
+        )
+        .who(lead)
+        .answer(200, "consent_version"),
+        Op::new(
+            "get",
+            "/api/v1/audit/cases/{id}/consent/history",
+            "audit",
+            "Every consent event of a case",
+        )
+        .who("auditor")
+        .answer(200, "events"),
+        Op::new(
+            "get",
+            "/api/v1/audit/cases/{id}/consent",
+            "audit",
+            "The consent matrix at a moment, replayed",
+        )
+        .who("auditor")
+        .query("at", "RFC 3339 time; default now")
+        .answer(200, "consent_version, as_of, matrix, timeline"),
+        Op::new(
+            "get",
+            "/api/v1/audit/cases/{id}/access-log",
+            "audit",
+            "Every read of the case's client data",
+        )
+        .who("auditor")
+        .answer(200, "reads"),
+        Op::new(
+            "get",
+            "/api/v1/audit/verify",
+            "audit",
+            "Check the integrity chain of the whole log",
+        )
+        .who("auditor")
+        .answer(200, "ok, events_checked, first_broken"),
+    ]
 }

@@ -10,7 +10,7 @@ mod projection;
 mod routes;
 
 pub use projection::DirectoryProjection;
-pub use routes::{builtin_admin, router, AgencyView, Directory, UserView};
+pub use routes::{api_doc, builtin_admin, router, AgencyView, Directory, UserView};
 
 /// Creates the directory's read-model tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

@@ -207,7 +207,7 @@ pub fn builtin_admin() -> Principal {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     user: String,
@@ -240,7 +240,7 @@ async fn dev_token(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAgency {
     id: String,
@@ -274,11 +274,12 @@ async fn list_agencies(
     Ok(Json(json!({ "agencies": d.agencies().await? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     id: String,
     agency: String,
+    #[schemars(with = "Vec<String>")]
     roles: BTreeSet<Role>,
     display_name: String,
 }
@@ -312,4 +313,32 @@ async fn create_user(
 async fn list_users(State(d): State<Directory>, caller: Caller) -> Result<Response, Problem> {
     caller.require(&[Role::Admin, Role::Auditor, Role::Facilitator])?;
     Ok((StatusCode::OK, Json(json!({ "users": d.users().await? }))).into_response())
+}
+
+/// The directory's operations, for the OpenAPI document.
+pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
+    use verkosto_http::openapi::Operation as Op;
+    vec![
+        Op::new(
+            "post",
+            "/api/v1/dev/token",
+            "identity",
+            "A dev token for a user (dev auth only)",
+        )
+        .public()
+        .body::<TokenRequest>()
+        .answer(200, "The token"),
+        Op::new("post", "/api/v1/agencies", "identity", "Register an agency")
+            .who("admin")
+            .body::<NewAgency>()
+            .answer(201, "Registered"),
+        Op::new("get", "/api/v1/agencies", "identity", "List agencies").answer(200, "The agencies"),
+        Op::new("post", "/api/v1/users", "identity", "Register a user")
+            .who("admin")
+            .body::<NewUser>()
+            .answer(201, "Registered"),
+        Op::new("get", "/api/v1/users", "identity", "List users")
+            .who("admin, auditor or facilitator")
+            .answer(200, "The users"),
+    ]
 }

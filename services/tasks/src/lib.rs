@@ -16,7 +16,7 @@ pub mod webhooks;
 pub use clock::Clock;
 pub use projection::TasksProjection;
 pub use reactions::TaskReactions;
-pub use routes::{router, Tasks, WebhookEvent};
+pub use routes::{api_doc, router, Tasks, WebhookEvent};
 
 /// Creates the tasks service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

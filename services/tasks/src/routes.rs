@@ -152,7 +152,7 @@ impl Row {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct InboxQuery {
     scope: Option<String>,
@@ -285,7 +285,7 @@ async fn load(t: &Tasks, id: &str, caller: &Caller) -> Result<(Row, CaseAccess),
     Ok((row, access))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     note: Option<String>,
@@ -389,7 +389,7 @@ async fn act(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTask {
     description: String,
@@ -514,7 +514,7 @@ fn webhook_event(event: &WebhookEvent) -> Result<NewEvent, Problem> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWebhook {
     url: String,
@@ -641,7 +641,7 @@ async fn remove_webhook(
     Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ClockMove {
     advance_seconds: i64,
@@ -672,4 +672,78 @@ async fn dev_clock(
     Ok(Json(
         json!({ "now": format_time(t.clock.now()), "marked_overdue": marked }),
     ))
+}
+
+/// The tasks service's operations, for the OpenAPI document.
+pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
+    use verkosto_http::openapi::Operation as Op;
+    let assignee = "a facilitator or liaison of the assignee agency";
+    let lead = "the lead agency's facilitator";
+    let mut ops = vec![
+        Op::new(
+            "get",
+            "/api/v1/tasks",
+            "tasks",
+            "The caller agency's inbox (descriptions filtered by consent)",
+        )
+        .who("facilitator or liaison")
+        .query("scope", "agency (default) or mine")
+        .query(
+            "status",
+            "open, accepted, done, declined, cancelled or overdue",
+        )
+        .query("case", "only this case")
+        .answer(200, "tasks, withheld"),
+        Op::new("get", "/api/v1/tasks/{id}", "tasks", "One task")
+            .who("a member of the task's case")
+            .answer(200, "The task"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/tasks",
+            "tasks",
+            "Create a task by hand",
+        )
+        .who("a facilitator of a member agency")
+        .body::<NewTask>()
+        .answer(201, "id"),
+        Op::new(
+            "post",
+            "/api/v1/webhooks",
+            "tasks",
+            "Register a webhook for the caller's agency",
+        )
+        .who("facilitator or liaison")
+        .body::<NewWebhook>()
+        .answer(201, "id and the secret (shown once)"),
+        Op::new("get", "/api/v1/webhooks", "tasks", "The agency's webhooks")
+            .answer(200, "webhooks"),
+        Op::new(
+            "delete",
+            "/api/v1/webhooks/{id}",
+            "tasks",
+            "Remove a webhook",
+        )
+        .answer(204, "Removed"),
+    ];
+    for (action, summary, who) in [
+        ("accept", "Accept the task", assignee),
+        ("complete", "Report the task done", assignee),
+        (
+            "decline",
+            "Decline the task, with a reason (back to the lead)",
+            assignee,
+        ),
+        ("reassign", "Give the task to another member agency", lead),
+        ("cancel", "Cancel: no longer needed", lead),
+    ] {
+        let path: &'static str =
+            Box::leak(format!("/api/v1/tasks/{{id}}/{action}").into_boxed_str());
+        ops.push(
+            Op::new("post", path, "tasks", summary)
+                .who(who)
+                .body::<ActionBody>()
+                .answer(200, "id, status, version"),
+        );
+    }
+    ops
 }

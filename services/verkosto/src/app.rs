@@ -304,6 +304,32 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         api = api.merge(verkosto_tasks::router(service));
     }
 
+    // The OpenAPI document of what this process serves.
+    let mut operations = Vec::new();
+    if modules.directory {
+        operations.extend(verkosto_directory::api_doc());
+    }
+    if modules.cases {
+        operations.extend(verkosto_cases::api_doc());
+    }
+    if modules.consent {
+        operations.extend(verkosto_consent::api_doc());
+    }
+    if modules.tasks {
+        operations.extend(verkosto_tasks::api_doc());
+    }
+    let openapi = Arc::new(verkosto_http::openapi::document(
+        env!("CARGO_PKG_VERSION"),
+        &operations,
+    ));
+    api = api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = openapi.clone();
+            async move { axum::Json((*doc).clone()) }
+        }),
+    );
+
     if modules.web {
         // The pages call the API: this process's own, or another's.
         let client = match &args.api_url {

@@ -6,6 +6,7 @@
 //! panic or a bad input become anything but a problem answer.
 
 mod extract;
+pub mod openapi;
 mod problem;
 pub mod request_id;
 

@@ -1,0 +1,188 @@
+//! The OpenAPI 3.1 document, built from what each service declares next to
+//! its router: its operations, with request bodies as JSON Schemas derived
+//! from the very types the handlers parse (schemars, JSON Schema 2020-12,
+//! which OpenAPI 3.1 uses as is).
+
+use schemars::{JsonSchema, Schema};
+use serde_json::{json, Map, Value};
+
+/// One operation of the API.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// Who may call it (shown in the description).
+    pub who: &'static str,
+    pub body: Option<Schema>,
+    /// `(name, description)` of query parameters.
+    pub query: Vec<(&'static str, &'static str)>,
+    /// `(status, description)` of the answers.
+    pub answers: Vec<(u16, &'static str)>,
+    /// False for the few calls that need no token.
+    pub auth: bool,
+}
+
+impl Operation {
+    pub fn new(
+        method: &'static str,
+        path: &'static str,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Operation {
+        Operation {
+            method,
+            path,
+            tag,
+            summary,
+            who: "any signed-in user",
+            body: None,
+            query: Vec::new(),
+            answers: Vec::new(),
+            auth: true,
+        }
+    }
+
+    pub fn who(mut self, who: &'static str) -> Operation {
+        self.who = who;
+        self
+    }
+
+    pub fn body<T: JsonSchema>(mut self) -> Operation {
+        self.body = Some(schemars::schema_for!(T));
+        self
+    }
+
+    pub fn query(mut self, name: &'static str, description: &'static str) -> Operation {
+        self.query.push((name, description));
+        self
+    }
+
+    pub fn answer(mut self, status: u16, description: &'static str) -> Operation {
+        self.answers.push((status, description));
+        self
+    }
+
+    pub fn public(mut self) -> Operation {
+        self.auth = false;
+        self
+    }
+}
+
+/// Path parameters: every `{name}` in the path.
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect()
+}
+
+/// The whole document.
+pub fn document(version: &str, operations: &[Operation]) -> Value {
+    let mut paths = Map::new();
+    for op in operations {
+        let mut parameters = path_parameters(op.path);
+        for (name, description) in &op.query {
+            parameters.push(json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } }));
+        }
+        let mut responses = Map::new();
+        for (status, description) in &op.answers {
+            responses.insert(status.to_string(), json!({ "description": description, "content": { "application/json": { "schema": {} } } }));
+        }
+        for (status, description) in [
+            (400, "Bad input: the problem names the field"),
+            (401, "No valid token"),
+            (403, "The caller's role may not do this"),
+            (
+                404,
+                "Not found, or a case the caller's agency is not a member of",
+            ),
+            (422, "A field breaks a rule: the problem names it"),
+        ] {
+            responses.entry(status.to_string()).or_insert_with(|| {
+                json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+            });
+        }
+        let mut operation = json!({
+            "tags": [op.tag],
+            "summary": op.summary,
+            "description": format!("Who: {}.", op.who),
+            "operationId": format!("{}_{}", op.method, op.path.replace(['/', '{', '}', '.', '-'], "_").trim_matches('_')),
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(schema) = &op.body {
+            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        }
+        if !op.auth {
+            operation["security"] = json!([]);
+        }
+        let entry = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[op.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Verkosto",
+            "version": version,
+            "description": "Multi-agency case conferences for victims of human trafficking. Every read of client data is filtered by the client's consent and returns `consent_version` and `withheld`.",
+        },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": { "type": "string" },
+                        "title": { "type": "string" },
+                        "status": { "type": "integer" },
+                        "detail": { "type": "string" },
+                        "field": { "type": "string" },
+                        "request_id": { "type": "string" },
+                    },
+                },
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(JsonSchema, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+    }
+
+    #[test]
+    fn operations_become_paths_with_parameters_and_bodies() {
+        let doc = document(
+            "1",
+            &[Operation::new(
+                "post",
+                "/api/v1/cases/{id}/records",
+                "cases",
+                "Add a record",
+            )
+            .body::<Body>()
+            .answer(201, "Recorded")],
+        );
+        let op = &doc["paths"]["/api/v1/cases/{id}/records"]["post"];
+        assert_eq!(op["parameters"][0]["name"], "id");
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["properties"]["name"]
+                ["type"],
+            "string"
+        );
+        assert!(op["responses"]["201"].is_object() && op["responses"]["422"].is_object());
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

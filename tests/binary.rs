@@ -71,6 +71,23 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert!(agencies["agencies"].as_array().unwrap().len() >= 6);
+    // And one worked example case, which the facilitator sees.
+    let cases: serde_json::Value = http
+        .get(format!("http://{addr}/api/v1/cases"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cases["cases"][0]["pseudonym"], "A-1027", "{cases}");
+    // The web app opens at the root: to the sign-in page, with the demo users.
+    let page = http.get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.url().path() == "/signin");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("fiona") && html.contains("<html"), "{html}");
 
     let status = child.terminate().await.unwrap();
     assert!(status.success(), "exit status {status}");

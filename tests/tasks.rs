@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use verkosto_e2e::{both_modes, Mode, Verkosto};
 
 async fn start(mode: Mode) -> Verkosto {
-    Verkosto::start_with(mode, &["--demo", "--dev-clock"])
+    Verkosto::start_with(mode, &["--demo", "--demo-case", "off", "--dev-clock"])
         .await
         .unwrap()
 }

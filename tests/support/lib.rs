@@ -42,7 +42,7 @@ impl Verkosto {
 
     /// Starts with the demo agencies and users loaded.
     pub async fn start_demo(mode: Mode) -> Result<Verkosto> {
-        Verkosto::start_with(mode, &["--demo"]).await
+        Verkosto::start_with(mode, &["--demo", "--demo-case", "off"]).await
     }
 
     /// Starts with extra `serve` flags.

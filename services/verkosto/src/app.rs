@@ -363,6 +363,13 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             .as_ref()
             .context("--demo needs a target that serves the directory (all or cases)")?;
         crate::demo::load(d).await?;
+        if args.demo_case == crate::config::OnOff::On
+            && modules.cases
+            && modules.consent
+            && dev.is_some()
+        {
+            crate::demo::load_case(verkosto_web::ApiClient::Local(api.clone())).await?;
+        }
     }
 
     let health = Health {

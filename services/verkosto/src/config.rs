@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Load demo agencies and users.
     #[arg(long, env = "VERKOSTO_DEMO")]
     pub demo: bool,
+    /// With `--demo`: also one worked example case (needs every service in
+    /// this process and dev auth).
+    #[arg(long, env = "VERKOSTO_DEMO_CASE", value_enum, default_value = "on")]
+    pub demo_case: OnOff,
     /// Dev tokens (`POST /api/v1/dev/token`); on by default in the embedded mode.
     #[arg(long, env = "VERKOSTO_DEV_AUTH")]
     pub dev_auth: Option<OnOff>,

@@ -92,6 +92,24 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
     let status = child.terminate().await.unwrap();
     assert!(status.success(), "exit status {status}");
 
+    // Every read model rebuilds from the log, with the server gone.
+    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .args(["rebuild", "all", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cases: rebuilt") && text.contains("guard-all: rebuilt"),
+        "{text}"
+    );
+
     // The audit command checks the same store, after the server is gone.
     let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
         .args(["audit", "--data-dir"])

@@ -27,6 +27,15 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Drop read models and rebuild them by replaying the log (stop the
+    /// targets that run them first). Names: directory, cases, meetings,
+    /// tasks, guard-<target>; `all` for every one.
+    Rebuild {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(required = true)]
+        projections: Vec<String>,
+    },
     /// Generate the wire contract in `proto/` (JSON Schemas and AsyncAPI).
     Proto {
         /// Write the files (default: check that they are up to date).

@@ -9,4 +9,5 @@ pub mod config;
 mod demo;
 mod health;
 pub mod proto;
+pub mod rebuild;
 pub mod telemetry;

@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Rebuild { store, projections } => {
+            verkosto::telemetry::init(Some(false));
+            verkosto::rebuild::run(&store, &projections).await
+        }
         Command::Proto { write, dir } => verkosto::proto::run(&dir, write),
     }
 }

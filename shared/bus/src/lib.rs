@@ -54,13 +54,19 @@ impl Default for StreamSettings {
     }
 }
 
-/// Connects to NATS and returns a JetStream context.
+/// Connects to NATS and returns a JetStream context. `url` may list the
+/// servers of a cluster, separated by commas.
 pub async fn connect(url: &str) -> Result<jetstream::Context, BusError> {
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let client = async_nats::ConnectOptions::new()
         .name("verkosto")
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
         .map_err(BusError::nats)?;
     let mut js = jetstream::new(client);

@@ -214,6 +214,56 @@ both_modes!(
         );
         assert!(page.contains("One record is withheld"), "{page}");
 
+        // The plan: drafted and proposed by the lead, approved by both, agreed.
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/plan"),
+                &[
+                    ("goals", "I want to feel safe\nI want to work"),
+                    ("m0-description", "Health check"),
+                    ("m0-category", "health"),
+                    ("m0-responsible_agency", "health-hus"),
+                    ("m0-due", "2030-01-01"),
+                    ("m1-description", ""),
+                    ("then", "propose"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Version 1 is waiting for approvals"),
+            "{page}"
+        );
+        for b in [&mut fiona, &mut hanna] {
+            let (status, page) = b
+                .post(&format!("/cases/{case}/plan-approve"), &[("version", "1")])
+                .await;
+            assert_eq!(status, 200, "{page}");
+        }
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/plan-agreement"),
+                &[("version", "1"), ("method", "verbal"), ("language", "ro")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Version 1 is the agreed plan"), "{page}");
+        // An empty draft is refused next to the form, with nothing lost.
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/plan"),
+                &[
+                    ("goals", ""),
+                    ("m0-description", "Keep me"),
+                    ("m0-category", "social"),
+                    ("m0-responsible_agency", "health-hus"),
+                    ("then", "save"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(page.contains("goals") && page.contains("Keep me"), "{page}");
+
         // The auditor sees the timeline and the matrix, never the records.
         let mut aino = Browser::new(&v);
         aino.sign_in("aino").await;

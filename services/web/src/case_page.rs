@@ -151,8 +151,80 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
                 p { (lang.t("plan-none-agreed")) }
             }
             @if plan.body["pending"].is_object() {
-                p { (lang.ta("plan-pending-version", &[("version", plan.body["pending"]["plan_version"].to_string())])) }
-                p { (lang.t("plan-awaiting")) ": " (plan.body["pending"]["awaiting"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+                @let pending = &plan.body["pending"];
+                @let n = pending["plan_version"].to_string();
+                p { (lang.ta("plan-pending-version", &[("version", n.clone())])) }
+                (plan_measures(lang, pending))
+                p { (lang.t("plan-awaiting")) ": " (pending["awaiting"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+                @if pending["client_agreement"].is_object() { p { (lang.t("plan-client-agreed")) } }
+                (form_error(error, "plan-version", lang))
+                @if pending["awaiting"].as_array().into_iter().flatten().any(|a| s(a) == me.agency) {
+                    form.inline method="post" action={ "/cases/" (id) "/plan-approve" } {
+                        (csrf(page)) input type="hidden" name="version" value=(n);
+                        button type="submit" { (lang.t("plan-approve")) }
+                    }
+                    " "
+                    form.inline method="post" action={ "/cases/" (id) "/plan-changes" } {
+                        (csrf(page)) input type="hidden" name="version" value=(n);
+                        label for="plan-comment" { (lang.t("plan-comment")) }
+                        " " input id="plan-comment" name="comment" required;
+                        " " button type="submit" { (lang.t("plan-request-changes")) }
+                    }
+                }
+                @if lead_facilitator && !pending["client_agreement"].is_object() {
+                    form.stacked method="post" action={ "/cases/" (id) "/plan-agreement" } {
+                        (csrf(page)) input type="hidden" name="version" value=(n);
+                        label for="agreement-method" { (lang.t("grant-method")) }
+                        select id="agreement-method" name="method" {
+                            option value="verbal" { (lang.t("method-verbal")) }
+                            option value="written" { (lang.t("method-written")) }
+                        }
+                        label for="agreement-language" { (lang.t("grant-language")) }
+                        input id="agreement-language" name="language" required;
+                        label for="agreement-interpreter" { (lang.t("grant-interpreter")) }
+                        input id="agreement-interpreter" name="interpreter";
+                        button type="submit" { (lang.t("plan-record-agreement")) }
+                    }
+                }
+            }
+            @if lead_facilitator && !plan.body["pending"].is_object() {
+                h3 { (lang.t("plan-draft")) }
+                @let draft = &plan.body["draft"];
+                (form_error(error, "plan", lang))
+                form.stacked method="post" action={ "/cases/" (id) "/plan" } {
+                    (csrf(page))
+                    label for="plan-goals" { (lang.t("plan-goals")) }
+                    textarea id="plan-goals" name="goals" rows="3" aria-describedby="plan-goals-hint" {
+                        @if error.is_some_and(|e| e.form == "plan") { (value("plan", "goals")) }
+                        @else { (draft["goals"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join("\n")) }
+                    }
+                    small id="plan-goals-hint" { (lang.t("plan-goals-hint")) }
+                    @let measures = draft["measures"].as_array().cloned().unwrap_or_default();
+                    @for i in 0..(measures.len() + 2) {
+                        @let m = measures.get(i).cloned().unwrap_or(Value::Null);
+                        @let field = |name: &str| -> String {
+                            let key = format!("m{i}-{name}");
+                            if error.is_some_and(|e| e.form == "plan") { value("plan", &key) } else { m[name].as_str().unwrap_or_default().to_string() }
+                        };
+                        fieldset {
+                            legend { (lang.ta("plan-measure-n", &[("n", (i + 1).to_string())])) }
+                            label for={ "m" (i) "-description" } { (lang.t("plan-description")) }
+                            input id={ "m" (i) "-description" } name={ "m" (i) "-description" } value=(field("description"));
+                            label for={ "m" (i) "-category" } { (lang.t("record-category")) }
+                            select id={ "m" (i) "-category" } name={ "m" (i) "-category" } {
+                                @for c in CATEGORIES { option value=(c) selected[c == field("category")] { (lang.t(&format!("category-{c}"))) } }
+                            }
+                            label for={ "m" (i) "-agency" } { (lang.t("plan-responsible")) }
+                            select id={ "m" (i) "-agency" } name={ "m" (i) "-responsible_agency" } {
+                                @for a in &members { option value=(a) selected[*a == field("responsible_agency")] { (a) } }
+                            }
+                            label for={ "m" (i) "-due" } { (lang.t("plan-due")) }
+                            input type="date" id={ "m" (i) "-due" } name={ "m" (i) "-due" } value=(field("due"));
+                        }
+                    }
+                    button type="submit" name="then" value="save" { (lang.t("plan-save")) }
+                    button type="submit" name="then" value="propose" { (lang.t("plan-propose")) }
+                }
             }
         }
         section aria-labelledby="consent-h" {
@@ -315,7 +387,30 @@ pub async fn act(
                 }),
             )
         }
+        "plan" => return save_plan(&web, &page, &id, token, form).await,
+        "plan-approve" | "plan-changes" | "plan-agreement" => {
+            let n = get("version");
+            match action.as_str() {
+                "plan-approve" => (
+                    format!("/api/v1/cases/{id}/plan/versions/{n}/approve"),
+                    json!({}),
+                ),
+                "plan-changes" => (
+                    format!("/api/v1/cases/{id}/plan/versions/{n}/request-changes"),
+                    json!({ "comment": get("comment") }),
+                ),
+                _ => (
+                    format!("/api/v1/cases/{id}/plan/versions/{n}/client-agreement"),
+                    json!({ "method": get("method"), "language": get("language"), "interpreter": optional("interpreter") }),
+                ),
+            }
+        }
         _ => return Redirect::to(&format!("/cases/{id}")).into_response(),
+    };
+    let action = if action.starts_with("plan-") {
+        "plan-version".to_string()
+    } else {
+        action
     };
     let answer = web.api.post(&path, token, &body).await;
     if answer.ok() {
@@ -353,4 +448,72 @@ pub async fn withdraw(
     }
     let error = refusal("grant", &answer, form);
     render(&web, &page, &id, Some(&error)).await
+}
+
+/// Saves the draft from the editor's fields (measure rows left empty are
+/// dropped) and, when asked, proposes it.
+async fn save_plan(
+    web: &Web,
+    page: &Page,
+    id: &str,
+    token: &str,
+    form: HashMap<String, String>,
+) -> Response {
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let goals: Vec<String> = get("goals")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut measures = Vec::new();
+    for i in 0..100 {
+        if !form.contains_key(&format!("m{i}-description")) {
+            break;
+        }
+        let description = get(&format!("m{i}-description"));
+        if description.is_empty() {
+            continue;
+        }
+        let due = Some(get(&format!("m{i}-due"))).filter(|d| !d.is_empty());
+        measures.push(json!({
+            "id": format!("m{}", measures.len() + 1),
+            "category": get(&format!("m{i}-category")),
+            "responsible_agency": get(&format!("m{i}-responsible_agency")),
+            "description": description,
+            "due": due,
+        }));
+    }
+    let body = json!({ "goals": goals, "measures": measures });
+    let saved = web
+        .api
+        .call(
+            http::Method::PUT,
+            &format!("/api/v1/cases/{id}/plan/draft"),
+            Some(token),
+            Some(&body),
+        )
+        .await;
+    let answer = if saved.ok() && get("then") == "propose" {
+        web.api
+            .post(
+                &format!("/api/v1/cases/{id}/plan/draft/propose"),
+                token,
+                &json!({}),
+            )
+            .await
+    } else {
+        saved
+    };
+    if answer.ok() {
+        return Redirect::to(&format!("/cases/{id}")).into_response();
+    }
+    let error = refusal("plan", &answer, form);
+    let mut response = render(web, page, id, Some(&error)).await;
+    *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
+    response
 }

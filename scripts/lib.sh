@@ -117,6 +117,41 @@ ensure_nextest() {
     fi
 }
 
+# Headless Chromium and its driver, for the browser tests.
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+        log "installing chromium and chromium-driver (apt)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    export VERKOSTO_CHROMIUM=${VERKOSTO_CHROMIUM:-$(command -v chromium)}
+    export VERKOSTO_CHROMEDRIVER=${VERKOSTO_CHROMEDRIVER:-$(command -v chromedriver)}
+}
+
+# axe-core, the accessibility checker the browser tests run in each page:
+# the npm registry's tarball, checked against its published sha512.
+AXE_VERSION=4.10.3
+AXE_SHA512=Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg==
+ensure_axe() {
+    local dir="${CARGO_TARGET_DIR:-target}/axe-$AXE_VERSION"
+    if [ ! -f "$dir/axe.min.js" ]; then
+        log "fetching axe-core $AXE_VERSION from the npm registry"
+        mkdir -p "$dir"
+        python3 - "$dir" "$AXE_VERSION" "$AXE_SHA512" <<'PY'
+import base64, hashlib, io, sys, tarfile, urllib.request
+dir, version, sha = sys.argv[1:4]
+data = urllib.request.urlopen(f"https://registry.npmjs.org/axe-core/-/axe-core-{version}.tgz", timeout=60).read()
+if base64.b64encode(hashlib.sha512(data).digest()).decode() != sha:
+    sys.exit("axe-core: checksum mismatch")
+with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    js = tar.extractfile("package/axe.min.js").read()
+open(f"{dir}/axe.min.js", "wb").write(js)
+PY
+    fi
+    VERKOSTO_AXE_JS=$(cd "$dir" && pwd)/axe.min.js
+    export VERKOSTO_AXE_JS
+}
+
 # --- servers ---------------------------------------------------------------
 
 free_port() {

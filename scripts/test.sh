@@ -45,9 +45,12 @@ phase_begin tools
 ensure_postgres
 ensure_nats
 ensure_nextest
+ensure_chromium
+ensure_axe
 phase_end "PostgreSQL $("$VERKOSTO_PG_BIN/postgres" --version | awk '{print $3}') ($VERKOSTO_PG_BIN)," \
     "$("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}') ($VERKOSTO_NATS_SERVER)," \
-    "$(cargo nextest --version | head -n 1)"
+    "$(cargo nextest --version | head -n 1)," \
+    "$("$VERKOSTO_CHROMIUM" --version 2>/dev/null | head -n 1), axe-core $AXE_VERSION"
 
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -559,3 +559,113 @@ both_modes!(
         v.stop().await;
     }
 );
+
+both_modes!(
+    minutes_and_a_no_show_make_their_tasks_exactly_once,
+    |mode| async move {
+        let v = start(mode).await;
+        let c = case_with_network(&v).await;
+        let starts = chrono::Utc::now() + chrono::Duration::days(3);
+        let (status, meeting) = v
+        .post(
+            &c.fiona,
+            &format!("/api/v1/cases/{}/meetings", c.id),
+            &json!({
+                "title": "Network meeting", "starts_at": starts.to_rfc3339(),
+                "ends_at": (starts + chrono::Duration::hours(1)).to_rfc3339(),
+                "location": "Room 4", "participants": ["assistance-system", "health-hus", "police-helsinki"],
+                "client_attends": true, "interpreter_language": null, "agenda": ["Plan"],
+                "lead_time_override_reason": null
+            }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{meeting}");
+        let id = meeting["id"].as_str().unwrap().to_string();
+
+        // The client did not come: one follow-up task for the lead, even when
+        // attendance is recorded twice.
+        for _ in 0..2 {
+            let (status, body) = v
+            .post(
+                &c.fiona,
+                &format!("/api/v1/meetings/{id}/attendance"),
+                &json!({ "present": ["assistance-system", "health-hus"], "client_present": false }),
+            )
+            .await
+            .unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        let lead = inbox_until(&v, &c.fiona, "", |b| count(b) == 1).await;
+        assert_eq!(lead["tasks"][0]["source"]["kind"], "no_show");
+        assert_eq!(lead["tasks"][0]["assignee"], "assistance-system");
+        assert!(lead["tasks"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("exact reason"));
+
+        // Minutes with three action items: three tasks, one per assignee.
+        let items = json!([
+            { "id": "a1", "description": "Book a health check", "category": "health", "assignee": "health-hus", "due": "2030-12-01" },
+            { "id": "a2", "description": "Ask about the interview", "category": "legal", "assignee": "police-helsinki", "due": null },
+            { "id": "a3", "description": "Find housing", "category": "social", "assignee": "assistance-system", "due": null }
+        ]);
+        let minutes = json!({ "notes": [{ "category": "health", "text": "Discussed care" }], "decisions": ["Meet again"], "action_items": items });
+        let (status, body) = v
+            .put(
+                &c.fiona,
+                &format!("/api/v1/meetings/{id}/minutes"),
+                &minutes,
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = v
+            .post(
+                &c.fiona,
+                &format!("/api/v1/meetings/{id}/minutes/publish"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let hanna = inbox_until(&v, &c.hanna, "", |b| count(b) == 1).await;
+        assert_eq!(
+            hanna["tasks"][0]["source"],
+            json!({ "kind": "action_item", "ref": format!("{id}/a1") })
+        );
+        inbox_until(&v, &c.liisa, "", |b| count(b) == 1).await;
+        inbox_until(&v, &c.fiona, "", |b| count(b) == 2).await;
+
+        // A corrected revision republishes the same items: still three tasks.
+        let mut corrected = minutes.clone();
+        corrected["decisions"] = json!(["Meet again in January"]);
+        v.put(
+            &c.fiona,
+            &format!("/api/v1/meetings/{id}/minutes"),
+            &corrected,
+        )
+        .await
+        .unwrap();
+        let (status, body) = v
+            .post(
+                &c.fiona,
+                &format!("/api/v1/meetings/{id}/minutes/publish"),
+                &json!({}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+
+        // Replaying and redelivering every source event adds nothing either.
+        replay_reactions(&v).await;
+        let log = v.log().await.unwrap();
+        let created: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'TaskCreated'")
+                .fetch_one(log.db().reader())
+                .await
+                .unwrap();
+        assert_eq!(created, 4);
+        v.stop().await;
+    }
+);

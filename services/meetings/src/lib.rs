@@ -1,14 +1,34 @@
 //! The meetings service: scheduling, attendance, minutes and calendar feeds
-//! for network meetings. (Being built: see its issue.)
+//! for network meetings.
+//!
+//! Owns the `meeting` and `calendar-feed` streams and the `meetings_*`
+//! tables. Every read of client data goes through the consent guard
+//! (`verkosto-guard`): membership first (404 to outsiders), then consent
+//! item by item, then the access record, then the answer.
+//!
+//! `ClientAbsent` and `MinutesPublished` are consumed by the tasks service.
+
+mod calendar;
+pub mod domain;
+pub mod feed_token;
+pub mod ics;
+mod projection;
+mod read;
+mod routes;
+pub mod time;
 
 use std::time::Duration;
 
 use axum::extract::FromRef;
 use axum::Router;
-use sqlx::AnyConnection;
-use verkosto_eventlog::{ApplyError, Error, EventLog, Progress, Projection, RecordedEvent};
+use verkosto_eventlog::EventLog;
+use verkosto_eventlog::Progress;
 use verkosto_guard::Guard;
 use verkosto_http::AuthState;
+
+pub use domain::MeetingEvent;
+pub use feed_token::CalendarFeedEvent;
+pub use projection::MeetingsProjection;
 
 /// The meetings service.
 #[derive(Clone)]
@@ -29,36 +49,159 @@ impl FromRef<Meetings> for AuthState {
 }
 
 pub fn router(meetings: Meetings) -> Router {
-    Router::new().with_state(meetings)
-}
-
-/// The meetings read model.
-pub struct MeetingsProjection;
-
-#[async_trait::async_trait]
-impl Projection for MeetingsProjection {
-    fn name(&self) -> &'static str {
-        "meetings"
-    }
-
-    fn handles(&self, _event: &RecordedEvent) -> bool {
-        false
-    }
-
-    async fn apply(
-        &self,
-        _conn: &mut AnyConnection,
-        _event: &RecordedEvent,
-    ) -> Result<(), ApplyError> {
-        Ok(())
-    }
-
-    async fn reset(&self, _conn: &mut AnyConnection) -> Result<(), Error> {
-        Ok(())
-    }
+    Router::new()
+        .merge(routes::routes())
+        .merge(calendar::routes())
+        .with_state(meetings)
 }
 
 /// Creates the meetings service's tables.
-pub async fn migrate(_db: &verkosto_eventlog::Db) -> Result<(), Error> {
-    Ok(())
+pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
+    db.run_migrations(
+        &sqlx::migrate!("migrations/postgres"),
+        &sqlx::migrate!("migrations/sqlite"),
+    )
+    .await
+}
+
+/// The meetings service's operations, for the OpenAPI document.
+pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
+    use verkosto_http::openapi::Operation as Op;
+    let lead = "the lead agency's facilitator";
+    let members = "a facilitator or liaison of a member agency";
+    let participants = "a facilitator or liaison of a participant agency";
+    vec![
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/meetings",
+            "meetings",
+            "Schedule a network meeting",
+        )
+        .who(lead)
+        .body::<routes::NewMeeting>()
+        .answer(201, "Scheduled: id, version")
+        .answer(422, "A rule was broken, e.g. the interpreter lead time"),
+        Op::new(
+            "get",
+            "/api/v1/meetings",
+            "meetings",
+            "The meetings of a case",
+        )
+        .who(members)
+        .query("case", "the case id")
+        .answer(200, "meetings, withheld, consent_version, consent_fresh"),
+        Op::new(
+            "get",
+            "/api/v1/meetings/{id}",
+            "meetings",
+            "A meeting, filtered by consent",
+        )
+        .who(members)
+        .answer(200, "Header, minutes revisions, withheld, consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/reschedule",
+            "meetings",
+            "Move the meeting",
+        )
+        .who(lead)
+        .body::<routes::NewTime>()
+        .answer(200, "Rescheduled"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/cancel",
+            "meetings",
+            "Cancel the meeting",
+        )
+        .who(lead)
+        .body::<routes::Reason>()
+        .answer(200, "Cancelled"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/interpreter",
+            "meetings",
+            "Set the interpreter booking status",
+        )
+        .who(lead)
+        .body::<routes::Booking>()
+        .answer(200, "Set"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/rsvp",
+            "meetings",
+            "Accept or decline",
+        )
+        .who(participants)
+        .body::<routes::Answer>()
+        .answer(200, "Answered"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/attendance",
+            "meetings",
+            "Record who came (a client no-show makes one task)",
+        )
+        .who(lead)
+        .body::<routes::Presence>()
+        .answer(200, "Recorded"),
+        Op::new(
+            "put",
+            "/api/v1/meetings/{id}/minutes",
+            "meetings",
+            "Save the minutes",
+        )
+        .who(lead)
+        .body::<domain::Minutes>()
+        .answer(200, "Saved"),
+        Op::new(
+            "get",
+            "/api/v1/meetings/{id}/minutes",
+            "meetings",
+            "The minutes, filtered by consent",
+        )
+        .who(members)
+        .answer(
+            200,
+            "draft (lead only), revisions, withheld, consent_version",
+        ),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/minutes/publish",
+            "meetings",
+            "Publish the saved minutes as a new revision",
+        )
+        .who(lead)
+        .answer(200, "revision"),
+        Op::new(
+            "post",
+            "/api/v1/meetings/{id}/minutes/approve",
+            "meetings",
+            "Approve the latest revision",
+        )
+        .who(participants)
+        .answer(200, "Approved"),
+        Op::new(
+            "get",
+            "/api/v1/calendar/feed-token",
+            "meetings",
+            "Issue a calendar feed token for the caller's agency",
+        )
+        .answer(200, "token, url"),
+        Op::new(
+            "delete",
+            "/api/v1/calendar/feed-token",
+            "meetings",
+            "Revoke the caller agency's feed tokens",
+        )
+        .answer(204, "Revoked"),
+        Op::new(
+            "get",
+            "/api/v1/calendar/{agency}.ics",
+            "meetings",
+            "The agency's RFC 5545 feed",
+        )
+        .public()
+        .query("token", "the feed token")
+        .answer(200, "text/calendar")
+        .answer(404, "Unknown agency, or a wrong or revoked token"),
+    ]
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -14,7 +14,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst))
+        // Microseconds, as the log keeps them.
+        (Utc::now() + chrono::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst)))
+            .trunc_subsecs(6)
     }
 
     /// Today's date (UTC), for due dates.

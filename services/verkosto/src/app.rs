@@ -315,6 +315,9 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     if modules.consent {
         operations.extend(verkosto_consent::api_doc());
     }
+    if modules.meetings {
+        operations.extend(verkosto_meetings::api_doc());
+    }
     if modules.tasks {
         operations.extend(verkosto_tasks::api_doc());
     }

@@ -33,6 +33,16 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
             schema_for!(verkosto_cases::plan::PlanEvent),
         ),
         (
+            "meeting",
+            "A network meeting of a case: schedule, reschedules, cancellation, interpreter booking, answers, attendance, client no-show, minutes revisions and approvals.",
+            schema_for!(verkosto_meetings::domain::MeetingEvent),
+        ),
+        (
+            "calendar-feed",
+            "An agency's calendar feed tokens (only their SHA-256). Id: the agency id.",
+            schema_for!(verkosto_meetings::feed_token::CalendarFeedEvent),
+        ),
+        (
             "task",
             "A task for one agency, from one source (action item, plan measure, no-show, declined invitation, manual).",
             schema_for!(verkosto_tasks::domain::TaskEvent),

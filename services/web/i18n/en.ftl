@@ -165,3 +165,5 @@ plan-goals-hint = One goal per line.
 plan-measure-n = Measure { $n }
 plan-save = Save the draft
 plan-propose = Save and propose to the network
+audit-filter-who = Only reads by (user or agency)
+audit-filter = Filter

@@ -165,3 +165,5 @@ plan-goals-hint = Yksi tavoite riviä kohden.
 plan-measure-n = Toimenpide { $n }
 plan-save = Tallenna luonnos
 plan-propose = Tallenna ja esitä verkostolle
+audit-filter-who = Vain lukijan (käyttäjä tai organisaatio) luvut
+audit-filter = Rajaa

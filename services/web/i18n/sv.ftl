@@ -165,3 +165,5 @@ plan-goals-hint = Ett mål per rad.
 plan-measure-n = Åtgärd { $n }
 plan-save = Spara utkastet
 plan-propose = Spara och föreslå för nätverket
+audit-filter-who = Endast läsningar av (användare eller organisation)
+audit-filter = Filtrera

@@ -18,6 +18,16 @@ pub struct AuditQuery {
     case: Option<String>,
     at: Option<String>,
     verify: Option<String>,
+    /// Only reads by this user or agency.
+    who: Option<String>,
+}
+
+/// Whether an access record matches the `who` filter.
+fn matches(read: &Value, who: Option<&str>) -> bool {
+    match who.map(str::trim).filter(|w| !w.is_empty()) {
+        None => true,
+        Some(w) => s(&read["user"]) == w || s(&read["agency"]) == w,
+    }
 }
 
 fn s(v: &Value) -> &str {
@@ -114,7 +124,13 @@ pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery
             @if log.ok() {
                 section aria-labelledby="log-h" {
                     h2 id="log-h" { (lang.t("audit-access-log")) }
-                    p { a href={ "/audit/access-log.csv?case=" (encode(&case)) } { (lang.t("audit-csv")) } }
+                    form method="get" action="/audit" {
+                        input type="hidden" name="case" value=(case);
+                        label for="audit-who" { (lang.t("audit-filter-who")) }
+                        " " input id="audit-who" name="who" value=(q.who.clone().unwrap_or_default());
+                        " " button type="submit" { (lang.t("audit-filter")) }
+                    }
+                    p { a href={ "/audit/access-log.csv?case=" (encode(&case)) "&who=" (encode(q.who.as_deref().unwrap_or(""))) } { (lang.t("audit-csv")) } }
                     table {
                         caption { (lang.t("audit-access-log")) }
                         thead { tr {
@@ -123,7 +139,7 @@ pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery
                             th scope="col" { (lang.t("audit-withheld")) } th scope="col" { (lang.t("audit-consent-version")) }
                         } }
                         tbody {
-                            @for r in log.body["reads"].as_array().into_iter().flatten() {
+                            @for r in log.body["reads"].as_array().into_iter().flatten().filter(|r| matches(r, q.who.as_deref())) {
                                 tr {
                                     td { (s(&r["at"])) } td { (s(&r["user"])) "@" (s(&r["agency"])) }
                                     td { (s(&r["service"])) "/" (s(&r["resource"])) }
@@ -175,7 +191,7 @@ pub async fn access_log_csv(
     let Some(token) = &page.token else {
         return to_signin();
     };
-    let case = q.case.unwrap_or_default();
+    let case = q.case.clone().unwrap_or_default();
     let log = web
         .api
         .get(&format!("/api/v1/audit/cases/{case}/access-log"), token)
@@ -189,7 +205,12 @@ pub async fn access_log_csv(
     }
     let field = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
     let mut csv = String::from("seq,at,user,agency,service,resource,categories_returned,categories_withheld,items_returned,items_withheld,consent_version,consent_fresh\r\n");
-    for r in log.body["reads"].as_array().into_iter().flatten() {
+    for r in log.body["reads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| matches(r, q.who.as_deref()))
+    {
         let list = |k: &str| {
             r[k].as_array()
                 .into_iter()

@@ -1,6 +1,6 @@
 //! The types that travel: what a command appends and what a reader gets back.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A place in the log's commit order: `(tx, position)`. On PostgreSQL `tx` is
@@ -66,7 +66,9 @@ impl CommandMeta {
             actor,
             correlation_id: uuid::Uuid::now_v7().to_string(),
             causation_id: None,
-            occurred_at: Utc::now(),
+            // The log keeps microseconds: a payload's `at` taken from here is
+            // then exactly the envelope's `occurred_at`.
+            occurred_at: Utc::now().trunc_subsecs(6),
         }
     }
 }

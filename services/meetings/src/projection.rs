@@ -1,0 +1,127 @@
+//! The meetings read model: meetings by case (lists) and by participant
+//! agency (calendar feeds), fed from the log.
+
+use sqlx::AnyConnection;
+use verkosto_eventlog::{decode_event, format_time, ApplyError, Error, Projection, RecordedEvent};
+
+use crate::domain::{Meeting, MeetingEvent};
+
+pub struct MeetingsProjection;
+
+pub const NAME: &str = "meetings";
+
+#[async_trait::async_trait]
+impl Projection for MeetingsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        event.stream_type == "meeting"
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        let id = event.stream_id.as_str();
+        let decoded =
+            decode_event::<Meeting>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
+        match decoded {
+            MeetingEvent::MeetingScheduled {
+                case_id,
+                lead_agency,
+                title,
+                starts_at,
+                ends_at,
+                location,
+                participants,
+                at,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO meetings_meetings (id, case_id, lead_agency, title, starts_at, \
+                     ends_at, status, sequence, location, changed_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', 0, $7, $8, $9)",
+                )
+                .bind(id)
+                .bind(case_id)
+                .bind(lead_agency)
+                .bind(title)
+                .bind(format_time(starts_at))
+                .bind(format_time(ends_at))
+                .bind(location)
+                .bind(format_time(at))
+                .bind(event.version)
+                .execute(&mut *conn)
+                .await?;
+                for agency in participants {
+                    sqlx::query(
+                        "INSERT INTO meetings_participants (meeting_id, agency) VALUES ($1, $2)",
+                    )
+                    .bind(id)
+                    .bind(agency)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            MeetingEvent::MeetingRescheduled {
+                starts_at,
+                ends_at,
+                sequence,
+                at,
+                ..
+            } => {
+                sqlx::query(
+                    "UPDATE meetings_meetings SET starts_at = $1, ends_at = $2, sequence = $3, \
+                     changed_at = $4 WHERE id = $5",
+                )
+                .bind(format_time(starts_at))
+                .bind(format_time(ends_at))
+                .bind(sequence as i64)
+                .bind(format_time(at))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            MeetingEvent::MeetingCancelled { sequence, at, .. } => {
+                sqlx::query(
+                    "UPDATE meetings_meetings SET status = 'cancelled', sequence = $1, \
+                     changed_at = $2 WHERE id = $3",
+                )
+                .bind(sequence as i64)
+                .bind(format_time(at))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            MeetingEvent::AttendanceRecorded { .. } => {
+                sqlx::query(
+                    "UPDATE meetings_meetings SET status = 'held' WHERE id = $1 AND status = 'scheduled'",
+                )
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // The rest does not show in lists or feeds.
+            _ => {}
+        }
+        sqlx::query("UPDATE meetings_meetings SET version = $1 WHERE id = $2")
+            .bind(event.version)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        sqlx::query("DELETE FROM meetings_participants")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM meetings_meetings")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

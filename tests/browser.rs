@@ -1,0 +1,320 @@
+//! The web app in real headless Chromium (driven through chromedriver with
+//! fantoccini): a facilitator, a liaison of another agency and an auditor
+//! at work, with axe-core checking every page for accessibility problems
+//! and a screenshot of each page kept in `target/browser-artifacts/`.
+//!
+//! Needs `chromium`, `chromedriver` and axe-core (`scripts/test.sh` installs
+//! them and sets `VERKOSTO_CHROMEDRIVER` and `VERKOSTO_AXE_JS`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use verkosto_e2e::{Mode, Verkosto};
+use verkosto_testkit::ChildProcess;
+
+fn artifacts() -> PathBuf {
+    let dir = verkosto_testkit::workspace_root().join("target/browser-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn axe_source() -> String {
+    let path = std::env::var("VERKOSTO_AXE_JS").unwrap_or_else(|_| {
+        verkosto_testkit::workspace_root()
+            .join("target/axe-4.10.3/axe.min.js")
+            .display()
+            .to_string()
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("axe-core not found at {path} ({e}); run scripts/test.sh, which installs it")
+    })
+}
+
+/// A chromedriver on a free port, and a headless Chromium session.
+struct Browser {
+    _driver: ChildProcess,
+    client: Client,
+    axe: String,
+    base: String,
+}
+
+impl Browser {
+    async fn start(base: &str, profile: &std::path::Path) -> Browser {
+        let driver_bin =
+            std::env::var("VERKOSTO_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = verkosto_testkit::free_port();
+        let mut cmd = tokio::process::Command::new(&driver_bin);
+        cmd.arg(format!("--port={port}"));
+        let mut driver = ChildProcess::spawn(cmd).unwrap_or_else(|e| {
+            panic!("{driver_bin} did not start ({e}); run scripts/test.sh, which installs it")
+        });
+        driver
+            .wait_for_line(
+                "ChromeDriver was started successfully",
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": std::env::var("VERKOSTO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,1600", format!("--user-data-dir={}", profile.display())]
+            }),
+        );
+        // The driver is on loopback, without TLS; rustls still wants a provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        Browser {
+            _driver: driver,
+            client,
+            axe: axe_source(),
+            base: base.to_string(),
+        }
+    }
+
+    async fn open(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    /// Checks the page with axe-core (WCAG 2.1 A and AA) and keeps a screenshot.
+    async fn check(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+        let violations = self.violations().await;
+        assert!(
+            violations.is_empty(),
+            "{name}: accessibility violations: {}",
+            Value::Array(violations)
+        );
+    }
+
+    /// What axe-core finds wrong with the current page.
+    async fn violations(&self) -> Vec<Value> {
+        self.client.execute(&self.axe, vec![]).await.unwrap();
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                    .then(r => done(r.violations.map(v => ({ id: v.id, help: v.help, nodes: v.nodes.map(n => n.html) }))))
+                    .catch(e => done([{ id: 'axe-error', help: String(e), nodes: [] }]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        result.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn text(&self) -> String {
+        self.client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        let select = self.client.find(Locator::Css(css)).await.unwrap();
+        select.select_by_value(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks a button that submits a form, and waits for the next page.
+    async fn submit(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.click(css).await;
+        for _ in 0..200 {
+            // The old page's element goes stale once the new page is there.
+            if old.tag_name().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for _ in 0..200 {
+            let state = self
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .unwrap();
+            if state == "complete" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the page after {css} never finished loading");
+    }
+
+    async fn sign_in(&self, user: &str) {
+        self.open("/signin").await;
+        self.select("#user", user).await;
+        self.submit("form[action='/signin'] button").await;
+    }
+
+    async fn sign_out(&self) {
+        self.submit("form.signout button").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
+    let v = Verkosto::start_demo(Mode::Embedded).await.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let b = Browser::start(&v.base, profile.path()).await;
+
+    // The checker can fail: a page with an unlabelled image and field.
+    b.client
+        .goto("data:text/html,<html><body><img src='x.png'><input></body></html>")
+        .await
+        .unwrap();
+    assert!(b.violations().await.len() >= 2);
+
+    // The facilitator signs in (in English) and opens a case.
+    b.open("/signin").await;
+    b.select("#lang-select", "en").await;
+    b.submit("form.lang button").await;
+    b.check("signin").await;
+    b.sign_in("fiona").await;
+    b.check("home-facilitator").await;
+    b.fill("#pseudonym", "B-2048").await;
+    b.fill("#languages", "ro, en").await;
+    b.fill("#interpreter_language", "ro").await;
+    b.submit("form[action='/cases'] button").await;
+    assert!(b.text().await.contains("Case B-2048"));
+    let url = b.client.current_url().await.unwrap();
+    let case_path = url.path().to_string();
+
+    // Adds an agency, records, consent, and a plan.
+    b.fill("#invite-agency", "health-hus").await;
+    b.fill("#invite-purpose", "health assessment").await;
+    b.submit("form[action$='/invite'] button").await;
+    for (category, body) in [
+        ("health", "Needs a health check."),
+        ("narrative", "The story, told once."),
+    ] {
+        b.select("#record-category", category).await;
+        b.fill("#record-body", body).await;
+        b.submit("form[action$='/record'] button").await;
+    }
+    b.check("case-facilitator").await;
+
+    // The liaison accepts the invitation: the records are withheld.
+    b.sign_out().await;
+    b.sign_in("hanna").await;
+    b.check("home-liaison").await;
+    b.submit("form[action$='/accept'] button").await;
+    let text = b.text().await;
+    assert!(text.contains("2 records are withheld"), "{text}");
+    assert!(!text.contains("Needs a health check."));
+    b.sign_out().await;
+
+    // The facilitator grants health, drafts and proposes the plan.
+    b.sign_in("fiona").await;
+    b.open(&case_path).await;
+    b.select("#grant-recipient", "health-hus").await;
+    b.click("input[name='c-health']").await;
+    b.fill("#grant-purpose", "health assessment").await;
+    b.fill("#grant-language", "ro").await;
+    b.fill("#grant-interpreter", "booked interpreter").await;
+    b.submit("form[action$='/grant'] button").await;
+    b.fill("#plan-goals", "I want to feel safe").await;
+    b.fill("#m0-description", "Health check").await;
+    b.select("#m0-category", "health").await;
+    b.select("#m0-agency", "health-hus").await;
+    b.submit("form[action$='/plan'] button[value='propose']")
+        .await;
+    assert!(b
+        .text()
+        .await
+        .contains("Version 1 is waiting for approvals"));
+    b.check("case-plan-proposed").await;
+    b.submit("form[action$='/plan-approve'] button").await;
+    b.fill("#agreement-language", "ro").await;
+    b.submit("form[action$='/plan-agreement'] button").await;
+    b.sign_out().await;
+
+    // The liaison reads health (granted), not the story; approves the plan;
+    // the agreed plan gives its agency a task, which it accepts.
+    b.sign_in("hanna").await;
+    b.open(&case_path).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Needs a health check.") && !text.contains("The story, told once."),
+        "{text}"
+    );
+    assert!(text.contains("One record is withheld"), "{text}");
+    b.submit("form[action$='/plan-approve'] button").await;
+    assert!(b.text().await.contains("Version 1 is the agreed plan"));
+    b.check("case-liaison").await;
+    let mut tries = 0;
+    loop {
+        b.open("/tasks").await;
+        if b.text().await.contains("Health check") || tries > 100 {
+            break;
+        }
+        tries += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.check("tasks-liaison").await;
+    b.submit("form[action$='/accept'] button").await;
+    assert!(b.text().await.contains("accepted"));
+    b.sign_out().await;
+
+    // The facilitator withdraws the grant; the auditor moves the timeline
+    // back before the withdrawal and sees the earlier matrix.
+    b.sign_in("fiona").await;
+    b.open(&case_path).await;
+    b.fill("input[id^='why-']", "the client asked").await;
+    b.submit("form[action$='/withdraw'] button").await;
+    b.sign_out().await;
+    b.sign_in("aino").await;
+    let case_id = case_path.trim_start_matches("/cases/");
+    b.open(&format!("/audit?case={case_id}")).await;
+    b.check("audit").await;
+    let now = b
+        .client
+        .find(Locator::Css("#matrix-h + p"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(now.contains("Consent version 2"), "{now}");
+    // The first timeline entry links to the moment of the grant.
+    b.submit("#timeline-h + ol li:first-child a").await;
+    let then = b.text().await;
+    assert!(then.contains("Consent version 1"), "{then}");
+    b.check("audit-earlier").await;
+    b.client.close().await.unwrap();
+    v.stop().await;
+}

@@ -261,6 +261,21 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
     b.submit("form[action$='/plan-approve'] button").await;
     b.fill("#agreement-language", "ro").await;
     b.submit("form[action$='/plan-agreement'] button").await;
+    // A meeting, with the interpreter lead-time rule explained in place.
+    b.fill("#meeting-title", "Network meeting").await;
+    b.client
+        .execute(
+            "document.querySelector('#meeting-starts').value = '2030-06-01T10:00';
+             document.querySelector('#meeting-ends').value = '2030-06-01T11:00';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.fill("#meeting-interpreter", "ro").await;
+    b.submit("form[action$='/meetings'] button").await;
+    assert!(b.text().await.contains("2030-06-01T10:00:00+03:00"));
+    b.check("meeting").await;
+    b.open(&case_path).await;
     b.sign_out().await;
 
     // The liaison reads health (granted), not the story; approves the plan;

@@ -264,6 +264,82 @@ both_modes!(
         assert_eq!(status, 422);
         assert!(page.contains("goals") && page.contains("Keep me"), "{page}");
 
+        // A meeting: scheduled in Helsinki time, minutes written and published.
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/meetings"),
+                &[
+                    ("title", "Network meeting"),
+                    ("starts_at", "2030-06-01T10:00"),
+                    ("ends_at", "2030-06-01T11:00"),
+                    ("location", "Room 4"),
+                    ("p-assistance-system", "on"),
+                    ("p-health-hus", "on"),
+                    ("client_attends", "on"),
+                    ("interpreter_language", "ro"),
+                    ("agenda", "Plan\nHousing"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("2030-06-01T10:00:00+03:00"), "{page}");
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/meetings"),
+                &[
+                    ("title", "Too soon"),
+                    ("starts_at", "2020-01-01T10:00"),
+                    ("ends_at", "2020-01-01T11:00"),
+                    ("p-health-hus", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(
+            page.contains("starts_at") && page.contains("value=\"Too soon\""),
+            "{page}"
+        );
+        let (_, case_page) = fiona.get(&format!("/cases/{case}")).await;
+        let start = case_page
+            .find("/meetings/meeting-")
+            .expect("a meeting link")
+            + "/meetings/".len();
+        let meeting: String = case_page[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let (status, page) = fiona
+            .post(
+                &format!("/meetings/{meeting}/minutes"),
+                &[
+                    ("note0-category", "health"),
+                    ("note0-text", "Discussed the health check"),
+                    ("decisions", "Meet again"),
+                    ("a0-description", "Book the check"),
+                    ("a0-category", "health"),
+                    ("a0-assignee", "health-hus"),
+                    ("then", "publish"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Revision 1") && page.contains("Book the check"),
+            "{page}"
+        );
+        let (_, page) = hanna.get(&format!("/meetings/{meeting}")).await;
+        assert!(page.contains("Discussed the health check"), "{page}");
+        let (status, page) = hanna
+            .post(&format!("/meetings/{meeting}/approve"), &[])
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let (status, page) = hanna.post("/calendar-link", &[]).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("/api/v1/calendar/health-hus.ics?token="),
+            "{page}"
+        );
+
         // The auditor sees the timeline and the matrix, never the records.
         let mut aino = Browser::new(&v);
         aino.sign_in("aino").await;

@@ -46,6 +46,19 @@ pub fn in_helsinki(at: DateTime<Utc>) -> DateTime<FixedOffset> {
     at.with_timezone(&helsinki_offset(at))
 }
 
+/// The moment a Helsinki wall-clock time names (as a form's
+/// `datetime-local` gives it). In the hour the clocks go back, the earlier
+/// of the two moments; in the hour that is skipped, the moment an hour on.
+pub fn from_helsinki_local(local: chrono::NaiveDateTime) -> DateTime<Utc> {
+    for offset in [EEST, EET] {
+        let candidate = local.and_utc() - chrono::Duration::seconds(offset as i64);
+        if helsinki_offset(candidate).local_minus_utc() == offset {
+            return candidate;
+        }
+    }
+    local.and_utc() - chrono::Duration::seconds(EET as i64)
+}
+
 /// RFC 3339 in Helsinki local time, e.g. `2026-12-01T12:00:00+02:00`.
 pub fn helsinki_rfc3339(at: DateTime<Utc>) -> String {
     in_helsinki(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
@@ -57,6 +70,17 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn wall_clock_times_go_back_to_the_moment_they_name() {
+        let local = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
+        assert_eq!(from_helsinki_local(local("2026-12-01T12:00")), utc("2026-12-01T10:00:00Z"));
+        assert_eq!(from_helsinki_local(local("2026-07-01T12:00")), utc("2026-07-01T09:00:00Z"));
+        for t in ["2026-03-29T00:30", "2026-10-25T05:00", "2026-06-01T23:59"] {
+            let at = from_helsinki_local(local(t));
+            assert_eq!(in_helsinki(at).naive_local(), local(t), "{t}");
+        }
     }
 
     #[test]

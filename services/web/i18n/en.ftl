@@ -167,3 +167,46 @@ plan-save = Save the draft
 plan-propose = Save and propose to the network
 audit-filter-who = Only reads by (user or agency)
 audit-filter = Filter
+meetings-title = Meetings
+meetings-none = No meetings yet.
+meeting-schedule = Schedule a meeting
+meeting-title = Title
+meeting-starts = Starts (Helsinki time)
+meeting-ends = Ends (Helsinki time)
+meeting-location = Place or online link
+meeting-participants = Participating agencies
+meeting-client-attends = The client attends
+meeting-interpreter-language = Interpreter language (empty: no interpreter)
+meeting-lead-time-rule = Arranging an interpreter can take a day: a meeting that needs one must start at least 24 hours from now, unless you give the reason it cannot wait. Never use the client's friend or companion as interpreter.
+meeting-override-reason = Why it cannot wait (only if sooner than the lead time)
+meeting-agenda = Agenda, one item per line
+meeting-schedule-submit = Schedule
+meeting-not-found = Meeting not found
+meeting-back-to-case = Back to the case
+meeting-when = When
+meeting-status = Status
+meeting-status-scheduled = scheduled
+meeting-status-held = held
+meeting-status-cancelled = cancelled
+meeting-rsvp-accept = We will attend
+meeting-rsvp-decline = We cannot attend
+meeting-withheld = { $count ->
+    [0] Nothing in these minutes is withheld from your agency.
+    [one] One item of these minutes is withheld from your agency by the client's consent.
+   *[other] { $count } items of these minutes are withheld from your agency by the client's consent.
+}
+minutes-title = Minutes
+minutes-revision = Revision { $revision }
+minutes-decision = Decision
+minutes-action = Action
+minutes-approved-by = Approved by
+minutes-approve = Approve the minutes
+minutes-edit = Write the minutes
+minutes-note-n = Note { $n }
+minutes-decisions = Decisions, one per line
+minutes-action-n = Action item { $n }
+minutes-save = Save
+minutes-publish = Save and publish
+calendar-link-get = Get a calendar link for my agency
+calendar-link-title = Calendar link
+calendar-link-explained = Add this address to your calendar program as a subscription. Keep it private: anyone with it sees your agency's meeting times. Getting a new link does not stop the old ones; ask for them to be revoked if one leaks.

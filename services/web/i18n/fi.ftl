@@ -167,3 +167,46 @@ plan-save = Tallenna luonnos
 plan-propose = Tallenna ja esitä verkostolle
 audit-filter-who = Vain lukijan (käyttäjä tai organisaatio) luvut
 audit-filter = Rajaa
+meetings-title = Palaverit
+meetings-none = Ei vielä palavereja.
+meeting-schedule = Sovi palaveri
+meeting-title = Otsikko
+meeting-starts = Alkaa (Helsingin aikaa)
+meeting-ends = Päättyy (Helsingin aikaa)
+meeting-location = Paikka tai verkkolinkki
+meeting-participants = Osallistuvat organisaatiot
+meeting-client-attends = Asiakas osallistuu
+meeting-interpreter-language = Tulkkauskieli (tyhjä: ei tulkkia)
+meeting-lead-time-rule = Tulkin järjestäminen voi kestää vuorokauden: palaverin, jossa tarvitaan tulkkia, on alettava aikaisintaan 24 tunnin kuluttua, ellei kerro syytä, miksi se ei voi odottaa. Älä koskaan käytä asiakkaan ystävää tai seuralaista tulkkina.
+meeting-override-reason = Miksi palaveri ei voi odottaa (vain jos aikaisemmin)
+meeting-agenda = Asialista, yksi kohta riviä kohden
+meeting-schedule-submit = Sovi
+meeting-not-found = Palaveria ei löydy
+meeting-back-to-case = Takaisin asiakkuuteen
+meeting-when = Milloin
+meeting-status = Tila
+meeting-status-scheduled = sovittu
+meeting-status-held = pidetty
+meeting-status-cancelled = peruttu
+meeting-rsvp-accept = Osallistumme
+meeting-rsvp-decline = Emme pääse
+meeting-withheld = { $count ->
+    [0] Muistiosta ei ole rajattu mitään organisaatioltasi.
+    [one] Yksi muistion kohta on rajattu organisaatioltasi asiakkaan suostumuksen perusteella.
+   *[other] { $count } muistion kohtaa on rajattu organisaatioltasi asiakkaan suostumuksen perusteella.
+}
+minutes-title = Muistio
+minutes-revision = Versio { $revision }
+minutes-decision = Päätös
+minutes-action = Tehtävä
+minutes-approved-by = Hyväksyneet
+minutes-approve = Hyväksy muistio
+minutes-edit = Kirjoita muistio
+minutes-note-n = Merkintä { $n }
+minutes-decisions = Päätökset, yksi riviä kohden
+minutes-action-n = Tehtävä { $n }
+minutes-save = Tallenna
+minutes-publish = Tallenna ja julkaise
+calendar-link-get = Hae organisaatiolleni kalenterilinkki
+calendar-link-title = Kalenterilinkki
+calendar-link-explained = Lisää tämä osoite kalenteriohjelmaasi tilauksena. Pidä se omana tietonasi: sen haltija näkee organisaatiosi palaverien ajat. Uuden linkin hakeminen ei poista vanhoja; pyydä niiden mitätöintiä, jos linkki vuotaa.

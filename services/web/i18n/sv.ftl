@@ -167,3 +167,46 @@ plan-save = Spara utkastet
 plan-propose = Spara och föreslå för nätverket
 audit-filter-who = Endast läsningar av (användare eller organisation)
 audit-filter = Filtrera
+meetings-title = Möten
+meetings-none = Inga möten ännu.
+meeting-schedule = Boka ett möte
+meeting-title = Rubrik
+meeting-starts = Börjar (Helsingforstid)
+meeting-ends = Slutar (Helsingforstid)
+meeting-location = Plats eller länk
+meeting-participants = Deltagande organisationer
+meeting-client-attends = Klienten deltar
+meeting-interpreter-language = Tolkspråk (tomt: ingen tolk)
+meeting-lead-time-rule = Att ordna tolk kan ta ett dygn: ett möte som behöver tolk ska börja tidigast om 24 timmar, om du inte anger varför det inte kan vänta. Använd aldrig klientens vän eller sällskap som tolk.
+meeting-override-reason = Varför det inte kan vänta (bara om tidigare)
+meeting-agenda = Dagordning, en punkt per rad
+meeting-schedule-submit = Boka
+meeting-not-found = Mötet hittades inte
+meeting-back-to-case = Tillbaka till ärendet
+meeting-when = När
+meeting-status = Status
+meeting-status-scheduled = bokat
+meeting-status-held = hållet
+meeting-status-cancelled = inställt
+meeting-rsvp-accept = Vi deltar
+meeting-rsvp-decline = Vi kan inte delta
+meeting-withheld = { $count ->
+    [0] Inget i protokollet är undanhållet från din organisation.
+    [one] En punkt i protokollet är undanhållen från din organisation enligt klientens samtycke.
+   *[other] { $count } punkter i protokollet är undanhållna från din organisation enligt klientens samtycke.
+}
+minutes-title = Protokoll
+minutes-revision = Version { $revision }
+minutes-decision = Beslut
+minutes-action = Åtgärd
+minutes-approved-by = Godkänt av
+minutes-approve = Godkänn protokollet
+minutes-edit = Skriv protokollet
+minutes-note-n = Anteckning { $n }
+minutes-decisions = Beslut, ett per rad
+minutes-action-n = Åtgärdspunkt { $n }
+minutes-save = Spara
+minutes-publish = Spara och publicera
+calendar-link-get = Hämta en kalenderlänk för min organisation
+calendar-link-title = Kalenderlänk
+calendar-link-explained = Lägg till adressen i ditt kalenderprogram som en prenumeration. Håll den för dig själv: den som har den ser din organisations mötestider. En ny länk stänger inte de gamla; be om att de återkallas om en länk läcker.

@@ -47,7 +47,7 @@ fn category_select(lang: Lang, id: &str, selected: &str) -> Markup {
     }
 }
 
-async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
+pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
     let (Some(token), Some(me)) = (&page.token, &page.me) else {
         return to_signin();
     };
@@ -82,6 +82,7 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
         .map(|m| s(m).to_string())
         .collect();
     let value = |form: &str, name: &str| error.map(|e| e.value(form, name)).unwrap_or_default();
+    let meetings = crate::meetings_page::section(web, page, me, token, id, h, error).await;
 
     let body = html! {
         section aria-labelledby="header-h" {
@@ -227,6 +228,7 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
                 }
             }
         }
+        (meetings)
         section aria-labelledby="consent-h" {
             h2 id="consent-h" { (lang.t("consent-title")) }
             p { (lang.ta("consent-version", &[("version", consent.body["consent_version"].to_string())])) }

@@ -8,6 +8,7 @@ mod audit_page;
 mod case_page;
 pub mod i18n;
 mod layout;
+mod meetings_page;
 mod pages;
 mod session;
 mod tasks_page;
@@ -45,6 +46,10 @@ pub fn router(web: Web) -> Router {
             "/cases/{id}/grants/{grant}/withdraw",
             post(case_page::withdraw),
         )
+        .route("/cases/{id}/meetings", post(meetings_page::schedule))
+        .route("/meetings/{id}", get(meetings_page::show))
+        .route("/meetings/{id}/{action}", post(meetings_page::act))
+        .route("/calendar-link", post(meetings_page::calendar_link))
         .route("/tasks", get(tasks_page::show))
         .route("/tasks/{id}/{action}", post(tasks_page::act))
         .route("/audit", get(audit_page::show))

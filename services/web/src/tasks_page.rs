@@ -34,6 +34,10 @@ async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
             @if withheld == 0 { (lang.t("tasks-nothing-withheld")) }
             @else { (lang.tn("tasks-withheld", withheld)) }
         }
+        form method="post" action="/calendar-link" {
+            (csrf(page))
+            button type="submit" { (lang.t("calendar-link-get")) }
+        }
         (form_error(error, "task", lang))
         @if tasks.is_empty() {
             p { (lang.t("tasks-none")) }

@@ -1,0 +1,368 @@
+//! Meetings in the web app: the case's meetings and scheduling (with the
+//! interpreter lead-time rule explained where it applies), one meeting's
+//! page with answers, attendance and the minutes editor, and the calendar
+//! feed link.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use crate::case_page::CATEGORIES;
+use crate::i18n::Lang;
+use crate::layout::{csrf, form_error, layout, FormError};
+use crate::pages::refusal;
+use crate::session::{Me, Page};
+use crate::{forbidden, to_signin, Web};
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// A `datetime-local` value (Helsinki wall clock) as RFC 3339 UTC.
+fn to_utc(local: &str) -> Option<String> {
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M").ok()?;
+    Some(verkosto_meetings::time::from_helsinki_local(naive).to_rfc3339())
+}
+
+/// The case page's meetings section.
+pub async fn section(
+    web: &Web,
+    page: &Page,
+    me: &Me,
+    token: &str,
+    case_id: &str,
+    header: &Value,
+    error: Option<&FormError>,
+) -> Markup {
+    let lang = page.lang;
+    let list = web
+        .api
+        .get(&format!("/api/v1/meetings?case={case_id}"), token)
+        .await;
+    let lead_facilitator = s(&header["lead_agency"]) == me.agency && me.is("facilitator");
+    let members: Vec<&str> = header["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(s)
+        .collect();
+    let value = |name: &str| error.map(|e| e.value("meeting", name)).unwrap_or_default();
+    html! {
+        section aria-labelledby="meetings-h" {
+            h2 id="meetings-h" { (lang.t("meetings-title")) }
+            @let meetings = list.body["meetings"].as_array().cloned().unwrap_or_default();
+            @if meetings.is_empty() { p { (lang.t("meetings-none")) } }
+            ul {
+                @for m in &meetings {
+                    li {
+                        a href={ "/meetings/" (s(&m["id"])) } { (s(&m["title"])) }
+                        " – " (s(&m["starts_at_local"])) " – " (lang.t(&format!("meeting-status-{}", s(&m["status"]))))
+                    }
+                }
+            }
+            @if lead_facilitator {
+                h3 { (lang.t("meeting-schedule")) }
+                (form_error(error, "meeting", lang))
+                form.stacked method="post" action={ "/cases/" (case_id) "/meetings" } {
+                    (csrf(page))
+                    label for="meeting-title" { (lang.t("meeting-title")) }
+                    input id="meeting-title" name="title" required value=(value("title"));
+                    label for="meeting-starts" { (lang.t("meeting-starts")) }
+                    input type="datetime-local" id="meeting-starts" name="starts_at" required value=(value("starts_at"));
+                    label for="meeting-ends" { (lang.t("meeting-ends")) }
+                    input type="datetime-local" id="meeting-ends" name="ends_at" required value=(value("ends_at"));
+                    label for="meeting-location" { (lang.t("meeting-location")) }
+                    input id="meeting-location" name="location" value=(value("location"));
+                    fieldset {
+                        legend { (lang.t("meeting-participants")) }
+                        @for a in &members {
+                            label { input type="checkbox" name={ "p-" (a) } value="on" checked[*a == me.agency]; " " (a) } " "
+                        }
+                    }
+                    label { input type="checkbox" name="client_attends" value="on" checked; " " (lang.t("meeting-client-attends")) }
+                    label for="meeting-interpreter" { (lang.t("meeting-interpreter-language")) }
+                    input id="meeting-interpreter" name="interpreter_language" aria-describedby="lead-time-rule" value=(value("interpreter_language"));
+                    p.notice id="lead-time-rule" { (lang.t("meeting-lead-time-rule")) }
+                    label for="meeting-override" { (lang.t("meeting-override-reason")) }
+                    input id="meeting-override" name="lead_time_override_reason" aria-describedby="lead-time-rule" value=(value("lead_time_override_reason"));
+                    label for="meeting-agenda" { (lang.t("meeting-agenda")) }
+                    textarea id="meeting-agenda" name="agenda" rows="3" { (value("agenda")) }
+                    button type="submit" { (lang.t("meeting-schedule-submit")) }
+                }
+            }
+        }
+    }
+}
+
+pub async fn schedule(
+    State(web): State<Web>,
+    page: Page,
+    Path(case_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.csrf_ok(&form) {
+        return forbidden(&page);
+    }
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let optional = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let participants: Vec<&str> = form.keys().filter_map(|k| k.strip_prefix("p-")).collect();
+    let agenda: Vec<&str> = form
+        .get("agenda")
+        .map(|a| a.lines().map(str::trim).filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default();
+    let body = json!({
+        "title": get("title"),
+        "starts_at": to_utc(&get("starts_at")).unwrap_or_else(|| get("starts_at")),
+        "ends_at": to_utc(&get("ends_at")).unwrap_or_else(|| get("ends_at")),
+        "location": optional("location"),
+        "participants": participants,
+        "client_attends": form.contains_key("client_attends"),
+        "interpreter_language": optional("interpreter_language"),
+        "agenda": agenda,
+        "lead_time_override_reason": optional("lead_time_override_reason"),
+    });
+    let answer = web
+        .api
+        .post(&format!("/api/v1/cases/{case_id}/meetings"), token, &body)
+        .await;
+    if answer.ok() {
+        let id = s(&answer.body["id"]);
+        return Redirect::to(&format!("/meetings/{id}")).into_response();
+    }
+    let error = refusal("meeting", &answer, form);
+    let mut response = crate::case_page::render(&web, &page, &case_id, Some(&error)).await;
+    *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
+    response
+}
+
+pub async fn show(State(web): State<Web>, page: Page, Path(id): Path<String>) -> Response {
+    render(&web, &page, &id, None).await
+}
+
+fn minutes_revision(lang: Lang, r: &Value) -> Markup {
+    html! {
+        h4 { (lang.ta("minutes-revision", &[("revision", r["revision"].to_string())])) }
+        ul {
+            @for n in r["notes"].as_array().into_iter().flatten() {
+                li { (lang.t(&format!("category-{}", s(&n["category"])))) ": " (s(&n["text"])) }
+            }
+            @for d in r["decisions"].as_array().into_iter().flatten() {
+                li { (lang.t("minutes-decision")) ": " (s(d)) }
+            }
+            @for a in r["action_items"].as_array().into_iter().flatten() {
+                li { (lang.t("minutes-action")) ": " (s(&a["description"])) " → " (s(&a["assignee"])) }
+            }
+        }
+        p { (lang.t("minutes-approved-by")) ": "
+            (r["approved_by"].as_array().into_iter().flatten().map(|a| s(&a["agency"]).to_string()).collect::<Vec<_>>().join(", ")) }
+    }
+}
+
+async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
+    let (Some(token), Some(me)) = (&page.token, &page.me) else {
+        return to_signin();
+    };
+    let lang = page.lang;
+    let answer = web.api.get(&format!("/api/v1/meetings/{id}"), token).await;
+    if !answer.ok() {
+        let body = html! { p.error role="alert" { (answer.detail()) } };
+        let mut response = page.respond(layout(page, &lang.t("meeting-not-found"), body));
+        *response.status_mut() =
+            http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::NOT_FOUND);
+        return response;
+    }
+    let m = &answer.body;
+    let is_lead = s(&m["lead_agency"]) == me.agency && me.is("facilitator");
+    let participant = m["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| s(p) == me.agency);
+    let body = html! {
+        p { a href={ "/cases/" (s(&m["case_id"])) } { (lang.t("meeting-back-to-case")) } }
+        dl {
+            dt { (lang.t("meeting-when")) } dd { (s(&m["starts_at_local"])) " – " (s(&m["ends_at_local"])) " (" (s(&m["time_zone"])) ")" }
+            dt { (lang.t("meeting-location")) } dd { (m["location"].as_str().unwrap_or("–")) }
+            dt { (lang.t("meeting-participants")) } dd { (m["participants"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
+            dt { (lang.t("meeting-interpreter-language")) } dd { (m["interpreter_language"].as_str().unwrap_or("–")) }
+            dt { (lang.t("meeting-status")) } dd { (lang.t(&format!("meeting-status-{}", s(&m["status"])))) }
+        }
+        (form_error(error, "meeting-action", lang))
+        @if participant {
+            form.inline method="post" action={ "/meetings/" (id) "/rsvp-accept" } { (csrf(page)) button type="submit" { (lang.t("meeting-rsvp-accept")) } }
+            " "
+            form.inline method="post" action={ "/meetings/" (id) "/rsvp-decline" } { (csrf(page)) button type="submit" { (lang.t("meeting-rsvp-decline")) } }
+        }
+        section aria-labelledby="minutes-h" {
+            h2 id="minutes-h" { (lang.t("minutes-title")) }
+            p.notice role="status" { (lang.tn("meeting-withheld", m["withheld"].as_u64().unwrap_or(0))) }
+            @for r in m["minutes"]["revisions"].as_array().into_iter().flatten() {
+                (minutes_revision(lang, r))
+            }
+            @if participant && m["minutes"]["revisions"].as_array().is_some_and(|r| !r.is_empty()) {
+                form method="post" action={ "/meetings/" (id) "/approve" } { (csrf(page)) button type="submit" { (lang.t("minutes-approve")) } }
+            }
+            @if is_lead {
+                h3 { (lang.t("minutes-edit")) }
+                form.stacked method="post" action={ "/meetings/" (id) "/minutes" } {
+                    (csrf(page))
+                    @for i in 0..3 {
+                        fieldset {
+                            legend { (lang.ta("minutes-note-n", &[("n", (i + 1).to_string())])) }
+                            label for={ "note" (i) "-category" } { (lang.t("record-category")) }
+                            select id={ "note" (i) "-category" } name={ "note" (i) "-category" } { @for c in CATEGORIES { option value=(c) { (lang.t(&format!("category-{c}"))) } } }
+                            label for={ "note" (i) "-text" } { (lang.t("record-body")) }
+                            textarea id={ "note" (i) "-text" } name={ "note" (i) "-text" } rows="2" {}
+                        }
+                    }
+                    label for="decisions" { (lang.t("minutes-decisions")) }
+                    textarea id="decisions" name="decisions" rows="2" {}
+                    @for i in 0..3 {
+                        fieldset {
+                            legend { (lang.ta("minutes-action-n", &[("n", (i + 1).to_string())])) }
+                            label for={ "a" (i) "-description" } { (lang.t("plan-description")) }
+                            input id={ "a" (i) "-description" } name={ "a" (i) "-description" };
+                            label for={ "a" (i) "-category" } { (lang.t("record-category")) }
+                            select id={ "a" (i) "-category" } name={ "a" (i) "-category" } { @for c in CATEGORIES { option value=(c) { (lang.t(&format!("category-{c}"))) } } }
+                            label for={ "a" (i) "-assignee" } { (lang.t("plan-responsible")) }
+                            select id={ "a" (i) "-assignee" } name={ "a" (i) "-assignee" } { @for p in m["participants"].as_array().into_iter().flatten() { option value=(s(p)) { (s(p)) } } }
+                            label for={ "a" (i) "-due" } { (lang.t("plan-due")) }
+                            input type="date" id={ "a" (i) "-due" } name={ "a" (i) "-due" };
+                        }
+                    }
+                    button type="submit" name="then" value="save" { (lang.t("minutes-save")) }
+                    button type="submit" name="then" value="publish" { (lang.t("minutes-publish")) }
+                }
+            }
+        }
+    };
+    page.respond(layout(page, s(&m["title"]), body))
+}
+
+pub async fn act(
+    State(web): State<Web>,
+    page: Page,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.csrf_ok(&form) {
+        return forbidden(&page);
+    }
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let answer = match action.as_str() {
+        "rsvp-accept" | "rsvp-decline" => {
+            let response = if action == "rsvp-accept" {
+                "accept"
+            } else {
+                "decline"
+            };
+            web.api
+                .post(
+                    &format!("/api/v1/meetings/{id}/rsvp"),
+                    token,
+                    &json!({ "response": response }),
+                )
+                .await
+        }
+        "approve" => {
+            web.api
+                .post(
+                    &format!("/api/v1/meetings/{id}/minutes/approve"),
+                    token,
+                    &json!({}),
+                )
+                .await
+        }
+        "minutes" => {
+            let notes: Vec<Value> = (0..3)
+                .filter(|i| !get(&format!("note{i}-text")).is_empty())
+                .map(|i| json!({ "category": get(&format!("note{i}-category")), "text": get(&format!("note{i}-text")) }))
+                .collect();
+            let decisions: Vec<String> = get("decisions")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            let items: Vec<Value> = (0..3)
+                .filter(|i| !get(&format!("a{i}-description")).is_empty())
+                .map(|i| {
+                    let due = Some(get(&format!("a{i}-due"))).filter(|d| !d.is_empty());
+                    json!({ "id": format!("a{}", i + 1), "description": get(&format!("a{i}-description")),
+                            "category": get(&format!("a{i}-category")), "assignee": get(&format!("a{i}-assignee")), "due": due })
+                })
+                .collect();
+            let body = json!({ "notes": notes, "decisions": decisions, "action_items": items });
+            let saved = web
+                .api
+                .call(
+                    http::Method::PUT,
+                    &format!("/api/v1/meetings/{id}/minutes"),
+                    Some(token),
+                    Some(&body),
+                )
+                .await;
+            if saved.ok() && get("then") == "publish" {
+                web.api
+                    .post(
+                        &format!("/api/v1/meetings/{id}/minutes/publish"),
+                        token,
+                        &json!({}),
+                    )
+                    .await
+            } else {
+                saved
+            }
+        }
+        _ => return Redirect::to(&format!("/meetings/{id}")).into_response(),
+    };
+    if answer.ok() {
+        return Redirect::to(&format!("/meetings/{id}")).into_response();
+    }
+    let error = refusal("meeting-action", &answer, form);
+    render(&web, &page, &id, Some(&error)).await
+}
+
+/// A new calendar-feed link for the caller's agency (shown once).
+pub async fn calendar_link(
+    State(web): State<Web>,
+    page: Page,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.csrf_ok(&form) {
+        return forbidden(&page);
+    }
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let lang = page.lang;
+    let answer = web.api.get("/api/v1/calendar/feed-token", token).await;
+    let body = html! {
+        @if answer.ok() {
+            p { (lang.t("calendar-link-explained")) }
+            p { code { (s(&answer.body["url"])) } }
+        } @else {
+            p.error role="alert" { (answer.detail()) }
+        }
+        p { a href="/tasks" { (lang.t("nav-tasks")) } }
+    };
+    page.respond(layout(&page, &lang.t("calendar-link-title"), body))
+}

@@ -242,7 +242,8 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
     b.sign_in("fiona").await;
     b.open(&case_path).await;
     b.select("#grant-recipient", "health-hus").await;
-    b.click("input[name='c-health']").await;
+    b.click("form[action$='/grant'] input[name='c-health']")
+        .await;
     b.fill("#grant-purpose", "health assessment").await;
     b.fill("#grant-language", "ro").await;
     b.fill("#grant-interpreter", "booked interpreter").await;
@@ -272,9 +273,19 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
         .await
         .unwrap();
     b.fill("#meeting-interpreter", "ro").await;
+    b.click("input[name='p-health-hus']").await;
     b.submit("form[action$='/meetings'] button").await;
-    assert!(b.text().await.contains("2030-06-01T10:00:00+03:00"));
+    assert!(b.text().await.contains("1 June 2030, 10:00"));
     b.check("meeting").await;
+    // Minutes with an action item for health-hus, published.
+    b.fill("#note0-text", "Discussed the health check").await;
+    b.select("#note0-category", "health").await;
+    b.fill("#a0-description", "Book the follow-up").await;
+    b.select("#a0-category", "health").await;
+    b.select("#a0-assignee", "health-hus").await;
+    b.submit("button[value='publish']").await;
+    assert!(b.text().await.contains("Revision 1"));
+    b.check("meeting-minutes").await;
     b.open(&case_path).await;
     b.sign_out().await;
 
@@ -294,7 +305,8 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
     let mut tries = 0;
     loop {
         b.open("/tasks").await;
-        if b.text().await.contains("Health check") || tries > 100 {
+        let text = b.text().await;
+        if (text.contains("Health check") && text.contains("Book the follow-up")) || tries > 100 {
             break;
         }
         tries += 1;

@@ -111,6 +111,26 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// No message id shows through untranslated: every id with a hyphen (all
+/// but a few one-word ones) is absent from the page's text.
+fn assert_translated(page: &str, lang: &str, path: &str) {
+    let text: String = page
+        .split('<')
+        .filter_map(|part| part.split_once('>').map(|(_, text)| text))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for id in verkosto_web::i18n::message_ids("en") {
+        if id.contains('-') {
+            assert!(
+                !text
+                    .split(|c: char| c.is_whitespace() || c == ':')
+                    .any(|w| w == id),
+                "{lang} {path}: untranslated {id}"
+            );
+        }
+    }
+}
+
 fn case_id(page: &str) -> String {
     let start = page.find("/cases/case-").expect("a case link") + "/cases/".len();
     page[start..]
@@ -214,6 +234,39 @@ both_modes!(
         );
         assert!(page.contains("One record is withheld"), "{page}");
 
+        // A refusal and a legal basis, through their forms.
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/refuse"),
+                &[("agency", "health-hus"), ("c-identity", "on")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/statutory"),
+                &[
+                    ("recipient", "health-hus"),
+                    ("c-legal", "on"),
+                    ("law_reference", ""),
+                ],
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(page.contains("law_reference"), "{page}");
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/statutory"),
+                &[
+                    ("recipient", "health-hus"),
+                    ("c-legal", "on"),
+                    ("law_reference", "Health Care Act 1326/2010"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Consent version 3"), "{page}");
+
         // The plan: drafted and proposed by the lead, approved by both, agreed.
         let (status, page) = fiona
             .post(
@@ -282,7 +335,10 @@ both_modes!(
             )
             .await;
         assert_eq!(status, 200, "{page}");
-        assert!(page.contains("2030-06-01T10:00:00+03:00"), "{page}");
+        assert!(
+            page.contains("1 June 2030, 10:00 – 1 June 2030, 11:00"),
+            "{page}"
+        );
         let (status, page) = fiona
             .post(
                 &format!("/cases/{case}/meetings"),
@@ -340,6 +396,23 @@ both_modes!(
             "{page}"
         );
 
+        // Every page renders in each language, with nothing untranslated.
+        for lang in ["fi", "sv", "en"] {
+            fiona.lang = lang;
+            for path in [
+                "/".to_string(),
+                format!("/cases/{case}"),
+                format!("/meetings/{meeting}"),
+                "/tasks".to_string(),
+            ] {
+                let (status, page) = fiona.get(&path).await;
+                assert_eq!(status, 200, "{lang} {path}");
+                assert!(page.contains(&format!("lang=\"{lang}\"")), "{lang} {path}");
+                assert_translated(&page, lang, &path);
+            }
+        }
+        fiona.lang = "en";
+
         // The auditor sees the timeline and the matrix, never the records.
         let mut aino = Browser::new(&v);
         aino.sign_in("aino").await;
@@ -363,6 +436,12 @@ both_modes!(
             csv.starts_with("seq,at,user") && csv.contains("hanna"),
             "{csv}"
         );
+        for lang in ["fi", "sv", "en"] {
+            aino.lang = lang;
+            let (_, page) = aino.get(&format!("/audit?case={case}")).await;
+            assert_translated(&page, lang, "/audit");
+        }
+        aino.lang = "en";
         let (_, page) = aino.get("/audit?verify=1").await;
         assert!(page.contains("The log is intact"), "{page}");
         v.stop().await;

@@ -129,7 +129,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
             }
             @for r in records.body["records"].as_array().into_iter().flatten() {
                 article {
-                    h3 { (lang.t(&format!("category-{}", s(&r["category"])))) " · " (s(&r["author_agency"])) " · " (s(&r["recorded_at"])) }
+                    h3 { (lang.t(&format!("category-{}", s(&r["category"])))) " · " (s(&r["author_agency"])) " · " (lang.moment(s(&r["recorded_at"]))) }
                     p { (s(&r["body"])) }
                 }
             }
@@ -253,6 +253,40 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                         }
                     }
                 }
+                h3 { (lang.t("refusal-new")) }
+                (form_error(error, "refuse", lang))
+                form.stacked method="post" action={ "/cases/" (id) "/refuse" } {
+                    (csrf(page))
+                    label for="refuse-agency" { (lang.t("grant-recipient")) }
+                    select id="refuse-agency" name="agency" {
+                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
+                    }
+                    fieldset {
+                        legend { (lang.t("refusal-categories")) }
+                        @for c in CATEGORIES {
+                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
+                        }
+                    }
+                    button type="submit" { (lang.t("refusal-submit")) }
+                }
+                h3 { (lang.t("statutory-new")) }
+                (form_error(error, "statutory", lang))
+                form.stacked method="post" action={ "/cases/" (id) "/statutory" } {
+                    (csrf(page))
+                    label for="statutory-recipient" { (lang.t("grant-recipient")) }
+                    select id="statutory-recipient" name="recipient" {
+                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
+                    }
+                    fieldset {
+                        legend { (lang.t("grant-categories")) }
+                        @for c in CATEGORIES {
+                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
+                        }
+                    }
+                    label for="statutory-law" { (lang.t("statutory-law")) }
+                    input id="statutory-law" name="law_reference" required value=(value("statutory", "law_reference"));
+                    button type="submit" { (lang.t("statutory-submit")) }
+                }
                 h3 { (lang.t("grant-new")) }
                 (form_error(error, "grant", lang))
                 form.stacked method="post" action={ "/cases/" (id) "/grant" } {
@@ -310,7 +344,7 @@ fn plan_measures(lang: Lang, version: &Value) -> Markup {
             thead { tr { th scope="col" { (lang.t("record-category")) } th scope="col" { (lang.t("plan-responsible")) } th scope="col" { (lang.t("plan-description")) } th scope="col" { (lang.t("plan-due")) } } }
             tbody {
                 @for m in version["measures"].as_array().into_iter().flatten() {
-                    tr { td { (lang.t(&format!("category-{}", s(&m["category"])))) } td { (s(&m["responsible_agency"])) } td { (s(&m["description"])) } td { (m["due"].as_str().unwrap_or("–")) } }
+                    tr { td { (lang.t(&format!("category-{}", s(&m["category"])))) } td { (s(&m["responsible_agency"])) } td { (s(&m["description"])) } td { (m["due"].as_str().map(|d| lang.date(d)).unwrap_or("–".into())) } }
                 }
             }
         }
@@ -389,6 +423,14 @@ pub async fn act(
                 }),
             )
         }
+        "refuse" => (
+            format!("/api/v1/cases/{id}/consent/refusals"),
+            json!({ "agency": get("agency"), "categories": checked(&form) }),
+        ),
+        "statutory" => (
+            format!("/api/v1/cases/{id}/consent/statutory"),
+            json!({ "recipient": get("recipient"), "categories": checked(&form), "law_reference": get("law_reference") }),
+        ),
         "plan" => return save_plan(&web, &page, &id, token, form).await,
         "plan-approve" | "plan-changes" | "plan-agreement" => {
             let n = get("version");
@@ -422,6 +464,14 @@ pub async fn act(
     let mut response = render(&web, &page, &id, Some(&error)).await;
     *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
     response
+}
+
+/// The categories ticked in a form's `c-<category>` boxes.
+fn checked(form: &HashMap<String, String>) -> Vec<&'static str> {
+    CATEGORIES
+        .into_iter()
+        .filter(|c| form.contains_key(&format!("c-{c}")))
+        .collect()
 }
 
 pub async fn withdraw(

@@ -161,3 +161,76 @@ mod tests {
         assert_eq!(Lang::choose(Some("xx"), None), Lang("fi"));
     }
 }
+
+const EN_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+impl Lang {
+    /// A moment (RFC 3339) in Helsinki time, written the way the language
+    /// writes it: `1.6.2030 klo 10.00`, `1.6.2030 kl. 10:00`, `1 June 2030, 10:00`.
+    /// Anything that does not parse is shown as it is.
+    pub fn moment(&self, rfc3339: &str) -> String {
+        use chrono::{Datelike, Timelike};
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+            return rfc3339.to_string();
+        };
+        let local = verkosto_meetings::time::in_helsinki(t.with_timezone(&chrono::Utc));
+        let (d, m, y, h, min) = (
+            local.day(),
+            local.month(),
+            local.year(),
+            local.hour(),
+            local.minute(),
+        );
+        match self.0 {
+            "fi" => format!("{d}.{m}.{y} klo {h}.{min:02}"),
+            "sv" => format!("{d}.{m}.{y} kl. {h}:{min:02}"),
+            _ => format!("{d} {} {y}, {h}:{min:02}", EN_MONTHS[m as usize - 1]),
+        }
+    }
+
+    /// A date (`YYYY-MM-DD`), the language's way.
+    pub fn date(&self, iso: &str) -> String {
+        use chrono::Datelike;
+        let Ok(date) = chrono::NaiveDate::parse_from_str(iso, "%Y-%m-%d") else {
+            return iso.to_string();
+        };
+        let (d, m, y) = (date.day(), date.month(), date.year());
+        match self.0 {
+            "fi" | "sv" => format!("{d}.{m}.{y}"),
+            _ => format!("{d} {} {y}", EN_MONTHS[m as usize - 1]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn moments_and_dates_are_written_the_languages_way_in_helsinki_time() {
+        let t = "2030-06-01T07:00:00Z";
+        assert_eq!(Lang("fi").moment(t), "1.6.2030 klo 10.00");
+        assert_eq!(Lang("sv").moment(t), "1.6.2030 kl. 10:00");
+        assert_eq!(Lang("en").moment(t), "1 June 2030, 10:00");
+        assert_eq!(
+            Lang("en").moment("2030-12-24T10:30:00Z"),
+            "24 December 2030, 12:30"
+        );
+        assert_eq!(Lang("fi").date("2030-01-10"), "10.1.2030");
+        assert_eq!(Lang("en").date("2030-01-10"), "10 January 2030");
+        assert_eq!(Lang("en").moment("soon"), "soon");
+    }
+}

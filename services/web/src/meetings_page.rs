@@ -60,7 +60,7 @@ pub async fn section(
                 @for m in &meetings {
                     li {
                         a href={ "/meetings/" (s(&m["id"])) } { (s(&m["title"])) }
-                        " – " (s(&m["starts_at_local"])) " – " (lang.t(&format!("meeting-status-{}", s(&m["status"]))))
+                        " – " (lang.moment(s(&m["starts_at"]))) " – " (lang.t(&format!("meeting-status-{}", s(&m["status"]))))
                     }
                 }
             }
@@ -192,7 +192,7 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
     let body = html! {
         p { a href={ "/cases/" (s(&m["case_id"])) } { (lang.t("meeting-back-to-case")) } }
         dl {
-            dt { (lang.t("meeting-when")) } dd { (s(&m["starts_at_local"])) " – " (s(&m["ends_at_local"])) " (" (s(&m["time_zone"])) ")" }
+            dt { (lang.t("meeting-when")) } dd { (lang.moment(s(&m["starts_at"]))) " – " (lang.moment(s(&m["ends_at"]))) " (" (s(&m["time_zone"])) ")" }
             dt { (lang.t("meeting-location")) } dd { (m["location"].as_str().unwrap_or("–")) }
             dt { (lang.t("meeting-participants")) } dd { (m["participants"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", ")) }
             dt { (lang.t("meeting-interpreter-language")) } dd { (m["interpreter_language"].as_str().unwrap_or("–")) }

@@ -61,7 +61,7 @@ async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
                                 @if t["escalation"] == true { " " strong { (lang.t("task-escalation")) } }
                             }
                             td { (lang.t(&format!("category-{}", s(&t["category"])))) }
-                            td { (t["due"].as_str().unwrap_or("–")) }
+                            td { (t["due"].as_str().map(|d| lang.date(d)).unwrap_or("–".into())) }
                             td { (lang.t(&format!("status-{}", s(&t["status"])))) }
                             td {
                                 @if t["escalation"] != true && (t["status"] == "open" || t["status"] == "overdue") {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use verkosto_e2e::{both_modes, Verkosto};
+use verkosto_e2e::{both_modes, Mode, Verkosto};
 
 /// A minimal browser: keeps cookies, follows redirects by hand.
 struct Browser<'a> {
@@ -485,3 +485,166 @@ both_modes!(
         v.stop().await;
     }
 );
+
+/// A small OpenID Connect provider: it signs in "fiona" at once, checks
+/// PKCE, and signs its tokens with its own key.
+async fn fake_identity_provider() -> String {
+    use axum::extract::{Form, Query, State};
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::{get, post};
+    use base64::Engine;
+    use sha2::Digest;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone)]
+    struct Idp {
+        base: String,
+        issuer: Arc<verkosto_auth::DevIssuer>,
+        codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (_, issuer) = verkosto_auth::Verifier::dev();
+    let idp = Idp {
+        base: base.clone(),
+        issuer: Arc::new(issuer),
+        codes: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(|State(i): State<Idp>| async move {
+                axum::Json(serde_json::json!({
+                    "issuer": i.base, "authorization_endpoint": format!("{}/authorize", i.base),
+                    "token_endpoint": format!("{}/token", i.base), "jwks_uri": format!("{}/jwks", i.base),
+                }))
+            }),
+        )
+        .route("/jwks", get(|State(i): State<Idp>| async move { axum::Json(i.issuer.jwks()) }))
+        .route(
+            "/authorize",
+            get(|State(i): State<Idp>, Query(q): Query<HashMap<String, String>>| async move {
+                assert_eq!(q["client_id"], "verkosto-web");
+                assert_eq!(q["code_challenge_method"], "S256");
+                assert_eq!(q["response_type"], "code");
+                let code = format!("code-{}", i.codes.lock().unwrap().len());
+                i.codes.lock().unwrap().insert(
+                    code.clone(),
+                    (q["code_challenge"].clone(), q["nonce"].clone(), q["redirect_uri"].clone()),
+                );
+                Redirect::to(&format!("{}?code={code}&state={}", q["redirect_uri"], q["state"])).into_response()
+            }),
+        )
+        .route(
+            "/token",
+            post(|State(i): State<Idp>, Form(f): Form<HashMap<String, String>>| async move {
+                let Some((challenge, nonce, redirect)) = i.codes.lock().unwrap().remove(&f["code"]) else {
+                    return axum::http::StatusCode::BAD_REQUEST.into_response();
+                };
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let proof = b64.encode(sha2::Sha256::digest(f["code_verifier"].as_bytes()));
+                if proof != challenge || f["redirect_uri"] != redirect {
+                    return axum::http::StatusCode::BAD_REQUEST.into_response();
+                }
+                let now = chrono::Utc::now().timestamp();
+                let claims = |aud: &str| serde_json::json!({
+                    "iss": i.base, "aud": aud, "sub": "fiona", "agency": "assistance-system",
+                    "roles": ["facilitator"], "nonce": nonce, "iat": now, "nbf": now, "exp": now + 600,
+                });
+                axum::Json(serde_json::json!({
+                    "token_type": "Bearer",
+                    "access_token": i.issuer.issue_claims(&claims("verkosto")),
+                    "id_token": i.issuer.issue_claims(&claims("verkosto-web")),
+                }))
+                .into_response()
+            }),
+        )
+        .with_state(idp);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_in_with_the_organisations_identity_provider() {
+    let idp = fake_identity_provider().await;
+    let jwks = format!("{idp}/jwks");
+    let v = Verkosto::start_with(
+        Mode::Embedded,
+        &[
+            "--demo",
+            "--demo-case",
+            "off",
+            "--dev-auth",
+            "off",
+            "--jwks-url",
+            &jwks,
+            "--jwt-issuer",
+            &idp,
+            "--jwt-algorithms",
+            "EdDSA",
+            "--oidc-issuer",
+            &idp,
+        ],
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::new(&v);
+    let (_, page) = b.get("/signin").await;
+    assert!(
+        page.contains("/oidc/start") && !page.contains("Demo user"),
+        "{page}"
+    );
+
+    // Follow the whole dance: to the provider and back, cookies kept.
+    let mut url = v.url("/oidc/start");
+    let mut last = String::new();
+    for _ in 0..6 {
+        let r = b
+            .http
+            .get(&url)
+            .header("cookie", b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        if r.url().as_str().starts_with(&v.base) {
+            b.keep(&r);
+        }
+        if !r.status().is_redirection() {
+            last = format!("{} {}", r.status(), r.text().await.unwrap());
+            break;
+        }
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        url = if location.starts_with('/') {
+            v.url(&location)
+        } else {
+            location
+        };
+    }
+    assert!(b.jar.contains_key("vk_session"), "{:?} {last}", b.jar);
+    let (status, home) = b.get("/").await;
+    assert_eq!(status, 200);
+    assert!(
+        home.contains("Signed in as fiona") && home.contains("Open a case"),
+        "{home}"
+    );
+    // The session is the provider's token, and the API accepts it.
+    let r = v
+        .http()
+        .get(v.url("/api/v1/cases"))
+        .bearer_auth(&b.jar["vk_session"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A callback with a state that was never issued is refused.
+    let r = b
+        .http
+        .get(v.url("/oidc/callback?code=code-9&state=forged"))
+        .header("cookie", "vk_oidc=real.verifier.nonce")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    v.stop().await;
+}

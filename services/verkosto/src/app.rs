@@ -343,9 +343,18 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             None if modules.cases => verkosto_web::ApiClient::Local(api.clone()),
             None => anyhow::bail!("--target web needs --api-url (a process that serves the API)"),
         };
+        let oidc = args.oidc_issuer.clone().map(|issuer| {
+            Arc::new(verkosto_web::oidc::Oidc::new(
+                issuer,
+                args.oidc_client_id.clone(),
+                args.oidc_client_secret.clone(),
+                args.public_url.clone(),
+            ))
+        });
         let web = verkosto_web::Web {
             api: client,
             dev: args.dev_auth_on(),
+            oidc,
         };
         api = api.merge(verkosto_web::router(web));
     }

@@ -174,6 +174,20 @@ pub struct ServeArgs {
     /// forward (for tests of due dates; never in production).
     #[arg(long, env = "VERKOSTO_DEV_CLOCK")]
     pub dev_clock: bool,
+    /// The web app's OpenID Connect provider (its issuer URL); with it the
+    /// sign-in page offers "sign in with your organisation".
+    #[arg(long, env = "VERKOSTO_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// This app's client id at the provider.
+    #[arg(long, env = "VERKOSTO_OIDC_CLIENT_ID", default_value = "verkosto-web")]
+    pub oidc_client_id: String,
+    /// The client secret, for a confidential client (PKCE is used either way).
+    #[arg(long, env = "VERKOSTO_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The web app's public address, e.g. https://verkosto.example.fi (default:
+    /// taken from each request's Host).
+    #[arg(long, env = "VERKOSTO_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// For `--target web`: the base URL of a process that serves the API.
     #[arg(long, env = "VERKOSTO_API_URL")]
     pub api_url: Option<String>,

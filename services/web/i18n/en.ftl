@@ -216,3 +216,4 @@ refusal-submit = Record the refusal
 statutory-new = Record a legal basis
 statutory-law = Law reference
 statutory-submit = Record the legal basis
+signin-oidc = Sign in with your organisation

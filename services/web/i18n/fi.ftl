@@ -216,3 +216,4 @@ refusal-submit = Kirjaa kielto
 statutory-new = Kirjaa lakiperuste
 statutory-law = Lainkohta
 statutory-submit = Kirjaa lakiperuste
+signin-oidc = Kirjaudu organisaatiosi tunnuksilla

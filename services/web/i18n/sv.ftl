@@ -216,3 +216,4 @@ refusal-submit = Registrera nekandet
 statutory-new = Registrera en laglig grund
 statutory-law = Lagrum
 statutory-submit = Registrera den lagliga grunden
+signin-oidc = Logga in med din organisations konto

@@ -9,6 +9,7 @@ mod case_page;
 pub mod i18n;
 mod layout;
 mod meetings_page;
+pub mod oidc;
 mod pages;
 mod session;
 mod tasks_page;
@@ -26,6 +27,8 @@ pub struct Web {
     pub api: ApiClient,
     /// Dev sign-in (choose a demo user) is on.
     pub dev: bool,
+    /// Sign-in with the organisation's identity provider, when configured.
+    pub oidc: Option<oidc::Shared>,
 }
 
 pub fn router(web: Web) -> Router {
@@ -34,6 +37,8 @@ pub fn router(web: Web) -> Router {
         .route("/assets/app.css", get(stylesheet))
         .route("/signin", get(pages::signin_page).post(pages::signin))
         .route("/signout", post(pages::signout))
+        .route("/oidc/start", get(oidc::start))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/lang", post(pages::set_language))
         .route("/cases", post(pages::open_case))
         .route(

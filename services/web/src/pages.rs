@@ -47,8 +47,10 @@ pub async fn signin_page(State(web): State<Web>, page: Page) -> Response {
                 }
                 button type="submit" { (lang.t("sign-in")) }
             }
-        } @else {
+        }
+        @if web.oidc.is_some() {
             p.notice { (lang.t("signin-oidc-explained")) }
+            p { a href="/oidc/start" { (lang.t("signin-oidc")) } }
         }
     };
     page.respond(layout(&page, &lang.t("signin-title"), body))

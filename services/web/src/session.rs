@@ -47,8 +47,12 @@ pub struct Page {
 }
 
 pub fn cookies(parts: &Parts) -> HashMap<String, String> {
-    parts
-        .headers
+    cookies_of(&parts.headers)
+}
+
+/// The request's cookies, by name.
+pub fn cookies_of(headers: &http::HeaderMap) -> HashMap<String, String> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

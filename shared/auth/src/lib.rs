@@ -195,8 +195,10 @@ impl Verifier {
             return Err(AuthError::Invalid("algorithm not accepted".into()));
         }
         let key = self.key_for(header.kid.as_deref()).await?;
+        // Only the token's own algorithm, already checked to be accepted:
+        // jsonwebtoken refuses a list that mixes key families (RS/ES/EdDSA).
         let mut validation = Validation::new(header.alg);
-        validation.algorithms = self.inner.algorithms.clone();
+        validation.algorithms = vec![header.alg];
         validation.set_issuer(&[&self.inner.issuer]);
         validation.set_audience(&[&self.inner.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

@@ -148,6 +148,16 @@ async fn jwks_json_verifies_the_issuers_tokens() {
     )
     .unwrap();
     assert!(pinned.verify(&token).await.is_err());
+
+    // The production default accepts several families at once.
+    let several = Verifier::from_jwks_json(
+        &issuer.jwks().to_string(),
+        DEV_ISSUER.into(),
+        DEV_AUDIENCE.into(),
+        vec![Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA],
+    )
+    .unwrap();
+    assert_eq!(several.verify(&token).await.unwrap(), alice());
 }
 
 #[tokio::test]

@@ -496,11 +496,13 @@ async fn fake_identity_provider() -> String {
     use sha2::Digest;
     use std::sync::{Arc, Mutex};
 
+    type Grant = (String, String, String);
     #[derive(Clone)]
     struct Idp {
         base: String,
         issuer: Arc<verkosto_auth::DevIssuer>,
-        codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+        /// code → (PKCE challenge, nonce, redirect URI)
+        codes: Arc<Mutex<HashMap<String, Grant>>>,
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -250,7 +250,7 @@ pub fn serve_args(extra: &[&str]) -> verkosto::config::ServeArgs {
     let mut argv = vec!["verkosto", "serve", "--listen", "127.0.0.1:0"];
     argv.extend_from_slice(extra);
     match verkosto::config::Cli::parse_from(argv).command {
-        verkosto::config::Command::Serve(args) => args,
+        verkosto::config::Command::Serve(args) => *args,
         _ => unreachable!(),
     }
 }

@@ -75,8 +75,14 @@ mod tests {
     #[test]
     fn wall_clock_times_go_back_to_the_moment_they_name() {
         let local = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap();
-        assert_eq!(from_helsinki_local(local("2026-12-01T12:00")), utc("2026-12-01T10:00:00Z"));
-        assert_eq!(from_helsinki_local(local("2026-07-01T12:00")), utc("2026-07-01T09:00:00Z"));
+        assert_eq!(
+            from_helsinki_local(local("2026-12-01T12:00")),
+            utc("2026-12-01T10:00:00Z")
+        );
+        assert_eq!(
+            from_helsinki_local(local("2026-07-01T12:00")),
+            utc("2026-07-01T09:00:00Z")
+        );
         for t in ["2026-03-29T00:30", "2026-10-25T05:00", "2026-06-01T23:59"] {
             let at = from_helsinki_local(local(t));
             assert_eq!(in_helsinki(at).naive_local(), local(t), "{t}");

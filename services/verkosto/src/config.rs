@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run Verkosto: every service in one process (the default), or one target.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Auditor tools that read the log directly.
     Audit {
         #[command(flatten)]

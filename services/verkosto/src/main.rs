@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             verkosto::telemetry::init(args.log_json);
-            verkosto::app::serve(args).await
+            verkosto::app::serve(*args).await
         }
         Command::Audit { store, command } => {
             verkosto::telemetry::init(Some(false));

@@ -119,6 +119,30 @@ impl Browser {
         result.as_array().cloned().unwrap_or_default()
     }
 
+    /// Presses a key on whatever has the focus.
+    async fn key(&self, key: fantoccini::key::Key) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(&key.to_string()).await.unwrap();
+    }
+
+    /// What has the focus: `skip` for the skip link, `sign-in` for the
+    /// sign-in button, else its tag.
+    async fn focused(&self) -> String {
+        self.client
+            .execute(
+                "const e = document.activeElement;
+                 if (e.classList.contains('skip')) return 'skip';
+                 if (e.closest && e.closest(\"form[action='/signin']\") && e.tagName === 'BUTTON') return 'sign-in';
+                 return e.tagName.toLowerCase();",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     async fn text(&self) -> String {
         self.client
             .find(Locator::Css("body"))
@@ -198,6 +222,29 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
         .await
         .unwrap();
     assert!(b.violations().await.len() >= 2);
+
+    // Keyboard only: the skip link comes first, and the sign-in button is
+    // reachable with Tab and works with Enter.
+    b.open("/signin").await;
+    b.key(fantoccini::key::Key::Tab).await;
+    assert_eq!(b.focused().await, "skip");
+    for _ in 0..20 {
+        b.key(fantoccini::key::Key::Tab).await;
+        if b.focused().await == "sign-in" {
+            break;
+        }
+    }
+    assert_eq!(b.focused().await, "sign-in");
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    b.key(fantoccini::key::Key::Enter).await;
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(b.text().await.contains("Signed in as"));
+    b.sign_out().await;
 
     // The facilitator signs in (in English) and opens a case.
     b.open("/signin").await;

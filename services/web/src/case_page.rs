@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::i18n::Lang;
-use crate::layout::{csrf, form_error, layout, FormError};
+use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
 use crate::{forbidden, to_signin, Web};
@@ -112,7 +112,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 form.stacked method="post" action={ "/cases/" (id) "/invite" } {
                     (csrf(page))
                     label for="invite-agency" { (lang.t("network-invite-agency")) }
-                    input id="invite-agency" name="agency" required value=(value("invite", "agency"));
+                    input id="invite-agency" name="agency" required aria-invalid=[invalid(error, "invite", "agency")] value=(value("invite", "agency"));
+                    (field_error(error, "invite", "agency"))
                     label for="invite-purpose" { (lang.t("network-invite-purpose")) }
                     input id="invite-purpose" name="purpose" required value=(value("invite", "purpose"));
                     button type="submit" { (lang.t("network-invite-submit")) }
@@ -139,7 +140,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 label for="record-category" { (lang.t("record-category")) }
                 (category_select(lang, "record-category", &value("record", "category")))
                 label for="record-body" { (lang.t("record-body")) }
-                textarea id="record-body" name="body" rows="4" required { (value("record", "body")) }
+                textarea id="record-body" name="body" rows="4" required aria-invalid=[invalid(error, "record", "body")] { (value("record", "body")) }
+                (field_error(error, "record", "body"))
                 button type="submit" { (lang.t("record-submit")) }
             }
         }
@@ -195,11 +197,13 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 form.stacked method="post" action={ "/cases/" (id) "/plan" } {
                     (csrf(page))
                     label for="plan-goals" { (lang.t("plan-goals")) }
-                    textarea id="plan-goals" name="goals" rows="3" aria-describedby="plan-goals-hint" {
+                    textarea id="plan-goals" name="goals" rows="3" aria-describedby="plan-goals-hint" aria-invalid=[invalid(error, "plan", "goals")] {
                         @if error.is_some_and(|e| e.form == "plan") { (value("plan", "goals")) }
                         @else { (draft["goals"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join("\n")) }
                     }
                     small id="plan-goals-hint" { (lang.t("plan-goals-hint")) }
+                    (field_error(error, "plan", "goals"))
+                    (field_error(error, "plan", "measures"))
                     @let measures = draft["measures"].as_array().cloned().unwrap_or_default();
                     @for i in 0..(measures.len() + 2) {
                         @let m = measures.get(i).cloned().unwrap_or(Value::Null);
@@ -284,7 +288,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                         }
                     }
                     label for="statutory-law" { (lang.t("statutory-law")) }
-                    input id="statutory-law" name="law_reference" required value=(value("statutory", "law_reference"));
+                    input id="statutory-law" name="law_reference" required aria-invalid=[invalid(error, "statutory", "law_reference")] value=(value("statutory", "law_reference"));
+                    (field_error(error, "statutory", "law_reference"))
                     button type="submit" { (lang.t("statutory-submit")) }
                 }
                 h3 { (lang.t("grant-new")) }
@@ -300,9 +305,11 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                         @for c in CATEGORIES {
                             label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
                         }
+                        (field_error(error, "grant", "categories"))
                     }
                     label for="grant-purpose" { (lang.t("grant-purpose")) }
-                    input id="grant-purpose" name="purpose" required value=(value("grant", "purpose"));
+                    input id="grant-purpose" name="purpose" required aria-invalid=[invalid(error, "grant", "purpose")] value=(value("grant", "purpose"));
+                    (field_error(error, "grant", "purpose"))
                     label for="grant-method" { (lang.t("grant-method")) }
                     select id="grant-method" name="method" {
                         option value="written" { (lang.t("method-written")) }
@@ -310,7 +317,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                         option value="electronic" { (lang.t("method-electronic")) }
                     }
                     label for="grant-language" { (lang.t("grant-language")) }
-                    input id="grant-language" name="language" required value=(value("grant", "language"));
+                    input id="grant-language" name="language" required aria-invalid=[invalid(error, "grant", "obtained")] value=(value("grant", "language"));
+                    (field_error(error, "grant", "obtained"))
                     label for="grant-interpreter" { (lang.t("grant-interpreter")) }
                     input id="grant-interpreter" name="interpreter" value=(value("grant", "interpreter"));
                     label for="grant-grantor" { (lang.t("grant-grantor")) }

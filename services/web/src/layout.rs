@@ -16,6 +16,14 @@ pub struct FormError {
 }
 
 impl FormError {
+    /// Whether this is `form`'s error about field `name` (or a part of it).
+    fn names(&self, form: &str, name: &str) -> bool {
+        self.form == form
+            && self.field.as_deref().is_some_and(|f| {
+                f == name || f.starts_with(&format!("{name}[")) || f.starts_with(&format!("{name}."))
+            })
+    }
+
     pub fn value(&self, form: &str, name: &str) -> String {
         if self.form == form {
             self.values.get(name).cloned().unwrap_or_default()
@@ -37,6 +45,20 @@ pub fn form_error(error: Option<&FormError>, form: &str, lang: Lang) -> Markup {
         },
         _ => html! {},
     }
+}
+
+/// The error for one field, placed right after it (empty when the error,
+/// if any, is another field's). `name` matches `languages[0]` for `languages`.
+pub fn field_error(error: Option<&FormError>, form: &str, name: &str) -> Markup {
+    match error.filter(|e| e.names(form, name)) {
+        Some(e) => html! { span.error.field-error id={ (form) "-" (name) "-error" } { (e.detail) } },
+        None => html! {},
+    }
+}
+
+/// Whether `name` of `form` is the field in error (for `aria-invalid`).
+pub fn invalid(error: Option<&FormError>, form: &str, name: &str) -> Option<&'static str> {
+    error.is_some_and(|e| e.names(form, name)).then_some("true")
 }
 
 /// The hidden CSRF field every form carries.

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::case_page::CATEGORIES;
 use crate::i18n::Lang;
-use crate::layout::{csrf, form_error, layout, FormError};
+use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::{Me, Page};
 use crate::{forbidden, to_signin, Web};
@@ -70,11 +70,14 @@ pub async fn section(
                 form.stacked method="post" action={ "/cases/" (case_id) "/meetings" } {
                     (csrf(page))
                     label for="meeting-title" { (lang.t("meeting-title")) }
-                    input id="meeting-title" name="title" required value=(value("title"));
+                    input id="meeting-title" name="title" required aria-invalid=[invalid(error, "meeting", "title")] value=(value("title"));
+                    (field_error(error, "meeting", "title"))
                     label for="meeting-starts" { (lang.t("meeting-starts")) }
-                    input type="datetime-local" id="meeting-starts" name="starts_at" required value=(value("starts_at"));
+                    input type="datetime-local" id="meeting-starts" name="starts_at" required aria-invalid=[invalid(error, "meeting", "starts_at")] value=(value("starts_at"));
+                    (field_error(error, "meeting", "starts_at"))
                     label for="meeting-ends" { (lang.t("meeting-ends")) }
-                    input type="datetime-local" id="meeting-ends" name="ends_at" required value=(value("ends_at"));
+                    input type="datetime-local" id="meeting-ends" name="ends_at" required aria-invalid=[invalid(error, "meeting", "ends_at")] value=(value("ends_at"));
+                    (field_error(error, "meeting", "ends_at"))
                     label for="meeting-location" { (lang.t("meeting-location")) }
                     input id="meeting-location" name="location" value=(value("location"));
                     fieldset {
@@ -82,6 +85,7 @@ pub async fn section(
                         @for a in &members {
                             label { input type="checkbox" name={ "p-" (a) } value="on" checked[*a == me.agency]; " " (a) } " "
                         }
+                        (field_error(error, "meeting", "participants"))
                     }
                     label { input type="checkbox" name="client_attends" value="on" checked; " " (lang.t("meeting-client-attends")) }
                     label for="meeting-interpreter" { (lang.t("meeting-interpreter-language")) }
@@ -89,6 +93,7 @@ pub async fn section(
                     p.notice id="lead-time-rule" { (lang.t("meeting-lead-time-rule")) }
                     label for="meeting-override" { (lang.t("meeting-override-reason")) }
                     input id="meeting-override" name="lead_time_override_reason" aria-describedby="lead-time-rule" value=(value("lead_time_override_reason"));
+                    (field_error(error, "meeting", "lead_time_override_reason"))
                     label for="meeting-agenda" { (lang.t("meeting-agenda")) }
                     textarea id="meeting-agenda" name="agenda" rows="3" { (value("agenda")) }
                     button type="submit" { (lang.t("meeting-schedule-submit")) }

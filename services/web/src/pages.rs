@@ -10,7 +10,7 @@ use http::header::SET_COOKIE;
 use maud::html;
 use serde_json::{json, Value};
 
-use crate::layout::{csrf, form_error, layout, FormError};
+use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::session::{cookie, Page, LANG, SESSION};
 use crate::{forbidden, to_signin, Web};
 
@@ -194,12 +194,15 @@ async fn render_home(web: &Web, page: &Page, error: Option<&FormError>) -> Respo
                 form.stacked method="post" action="/cases" aria-describedby="open-case-error" {
                     (csrf(page))
                     label for="pseudonym" { (lang.t("case-pseudonym")) }
-                    input id="pseudonym" name="pseudonym" required value=(error.map(|e| e.value("open-case", "pseudonym")).unwrap_or_default());
+                    input id="pseudonym" name="pseudonym" aria-invalid=[invalid(error, "open-case", "pseudonym")] required value=(error.map(|e| e.value("open-case", "pseudonym")).unwrap_or_default());
+                    (field_error(error, "open-case", "pseudonym"))
                     label for="languages" { (lang.t("case-languages")) }
-                    input id="languages" name="languages" required aria-describedby="languages-hint" value=(error.map(|e| e.value("open-case", "languages")).unwrap_or_default());
+                    input id="languages" name="languages" aria-invalid=[invalid(error, "open-case", "languages")] required aria-describedby="languages-hint" value=(error.map(|e| e.value("open-case", "languages")).unwrap_or_default());
+                    (field_error(error, "open-case", "languages"))
                     small id="languages-hint" { (lang.t("case-languages-hint")) }
                     label for="interpreter_language" { (lang.t("case-interpreter-language")) }
-                    input id="interpreter_language" name="interpreter_language" value=(error.map(|e| e.value("open-case", "interpreter_language")).unwrap_or_default());
+                    input id="interpreter_language" name="interpreter_language" aria-invalid=[invalid(error, "open-case", "interpreter_language")] value=(error.map(|e| e.value("open-case", "interpreter_language")).unwrap_or_default());
+                    (field_error(error, "open-case", "interpreter_language"))
                     label { input type="checkbox" name="minor" value="true"; " " (lang.t("flag-minor")) }
                     label { input type="checkbox" name="safety_risk" value="true"; " " (lang.t("flag-safety-risk")) }
                     button type="submit" { (lang.t("open-case-submit")) }

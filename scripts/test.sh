@@ -79,4 +79,16 @@ if [ "$status" = 0 ]; then
 else
     phase_end "FAILED with status $status (cargo nextest run ${nextest_args[*]} $*)"
 fi
+
+# The API fuzzer, for whole-workspace runs (it needs the binary).
+if [ "$status" = 0 ] && ! $caller_selects; then
+    phase_begin api-fuzz
+    if scripts/api-fuzz.sh >"${TMPDIR:-/tmp}/verkosto-api-fuzz.log" 2>&1; then
+        phase_end "no server errors (schemathesis; log: ${TMPDIR:-/tmp}/verkosto-api-fuzz.log)"
+    else
+        status=1
+        tail -n 60 "${TMPDIR:-/tmp}/verkosto-api-fuzz.log" >&2
+        phase_end "FAILED: server errors found (scripts/api-fuzz.sh)"
+    fi
+fi
 exit "$status"

@@ -72,15 +72,48 @@ impl Operation {
 
 /// Path parameters: every `{name}` in the path.
 fn path_parameters(path: &str) -> Vec<Value> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect()
+}
+
+/// Moves a schema's `$defs` into the document's shared schemas and points
+/// its references there (`#/$defs/X` only resolves inside the schema).
+fn hoist(schema: &Schema, shared: &mut Map<String, Value>) -> Value {
+    fn rewrite(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get_mut("$ref") {
+                    if let Some(name) = r.strip_prefix("#/$defs/") {
+                        *r = format!("#/components/schemas/{name}");
+                    }
+                }
+                map.values_mut().for_each(rewrite);
+            }
+            Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let mut value = schema.clone().to_value();
+    if let Some(Value::Object(defs)) = value.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (name, mut def) in defs {
+            rewrite(&mut def);
+            shared.insert(name, def);
+        }
+    }
+    if let Some(o) = value.as_object_mut() {
+        o.remove("$schema");
+    }
+    rewrite(&mut value);
+    value
 }
 
 /// The whole document.
 pub fn document(version: &str, operations: &[Operation]) -> Value {
     let mut paths = Map::new();
+    let mut shared = Map::new();
     for op in operations {
         let mut parameters = path_parameters(op.path);
         for (name, description) in &op.query {
@@ -113,6 +146,7 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
             "responses": responses,
         });
         if let Some(schema) = &op.body {
+            let schema = hoist(schema, &mut shared);
             operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
         }
         if !op.auth {
@@ -123,6 +157,21 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
             .or_insert_with(|| json!({}));
         entry[op.method] = operation;
     }
+    shared.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "status": { "type": "integer" },
+                "detail": { "type": "string" },
+                "field": { "type": "string" },
+                "request_id": { "type": "string" },
+            },
+        }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -134,20 +183,7 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "required": ["type", "title", "status", "detail"],
-                    "properties": {
-                        "type": { "type": "string" },
-                        "title": { "type": "string" },
-                        "status": { "type": "integer" },
-                        "detail": { "type": "string" },
-                        "field": { "type": "string" },
-                        "request_id": { "type": "string" },
-                    },
-                },
-            },
+            "schemas": shared,
         },
     })
 }

@@ -55,9 +55,18 @@ bench() {
     phase_end "$title"
 }
 
+bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" verkosto-eventlog append
 bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" verkosto-policy policy
 bench "Point-in-time consent over HTTP (10,000 events)" verkosto-e2e consent
 
 cp "$report" BENCHMARKS.md
+# Every figure as JSON too, with the machine and the commit.
+python3 - "${CARGO_TARGET_DIR:-target}/bench" <<'PY' >BENCHMARKS.json
+import glob, json, os, platform, subprocess, sys
+figures = {os.path.basename(f)[:-5]: json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))}
+commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(json.dumps({"commit": commit, "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
+                  "quick": os.environ.get("VERKOSTO_BENCH_QUICK") == "1", "figures": figures}, indent=2))
+PY
 cat BENCHMARKS.md
-log "report written to BENCHMARKS.md"
+log "report written to BENCHMARKS.md and BENCHMARKS.json"

@@ -34,6 +34,8 @@ case_id=$(curl -sf "$base/api/v1/cases" -H "authorization: Bearer $fiona" |
     python3 -c 'import sys, json; print(json.load(sys.stdin)["cases"][0]["id"])')
 printf '[parameters]\n"path.id" = "%s"\n' "$case_id" >"$work/schemathesis.toml"
 
+# schemathesis keeps a cache in the working directory: keep it in $work.
+cd "$work"
 for user in fiona hanna; do
     log "fuzzing the API as $user ($examples examples per operation)"
     schemathesis --config-file "$work/schemathesis.toml" run "$base/api/v1/openapi.json" \

@@ -23,6 +23,9 @@ pub struct LoadedAggregate<A> {
     pub id: String,
     pub version: i64,
     pub aggregate: A,
+    /// The hash of the stream's last event (the genesis hash when empty):
+    /// the next append chains to it without reading the head again.
+    pub head_hash: String,
 }
 
 impl<A: Aggregate> AggregateContext<A> for LoadedAggregate<A> {
@@ -112,14 +115,17 @@ where
         let events = self.log.read_stream(A::TYPE, id).await?;
         let mut aggregate = A::default();
         let mut version = 0;
+        let mut head_hash = crate::integrity::GENESIS.to_string();
         for e in events {
             aggregate.apply(decode_event::<A>(&e)?);
             version = e.version;
+            head_hash = e.hash;
         }
         Ok(LoadedAggregate {
             id: id.to_string(),
             version,
             aggregate,
+            head_hash,
         })
     }
 
@@ -175,17 +181,13 @@ where
                 .iter()
                 .map(encode_event::<A>)
                 .collect::<Result<Vec<_>, _>>()?;
-            let expected = if loaded.version == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(loaded.version)
-            };
+            // The stream was just read: append after its head directly.
             match self
                 .log
-                .append(
+                .append_after(
                     A::TYPE,
                     id,
-                    expected,
+                    (loaded.version, loaded.head_hash.clone()),
                     events,
                     &execution.meta,
                     execution.idempotency.clone(),

@@ -135,7 +135,7 @@ impl EventLog {
         .bind(stream_id)
         .fetch_optional(&mut *conn)
         .await?;
-        let (actual, mut prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+        let (actual, prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
         if !expected.matches(actual) {
             return Err(Error::Conflict {
                 stream: format!("{stream_type}/{stream_id}"),
@@ -143,7 +143,86 @@ impl EventLog {
                 actual: Some(actual),
             });
         }
+        self.insert_events(
+            conn,
+            stream_type,
+            stream_id,
+            expected,
+            (actual, prev_hash),
+            events,
+            meta,
+        )
+        .await
+    }
 
+    /// Appends after a head the caller already knows (an aggregate just
+    /// loaded its stream): no read first, and without an idempotency key a
+    /// single statement, its own durable transaction. A concurrent writer
+    /// that got there first makes the insert hit the unique version key:
+    /// [`Error::Conflict`], and the caller decides again.
+    pub async fn append_after(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        head: (i64, String),
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+        idempotency: Option<IdempotencyWrite>,
+    ) -> Result<Appended, Error> {
+        let expected = if head.0 == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(head.0)
+        };
+        let appended = match idempotency {
+            None => {
+                let mut conn = self.db().writer().acquire().await?;
+                self.insert_events(
+                    &mut conn,
+                    stream_type,
+                    stream_id,
+                    expected,
+                    head,
+                    events,
+                    meta,
+                )
+                .await?
+            }
+            Some(idem) => {
+                let mut tx = self.db().begin().await?;
+                let appended = self
+                    .insert_events(
+                        &mut tx,
+                        stream_type,
+                        stream_id,
+                        expected,
+                        head,
+                        events,
+                        meta,
+                    )
+                    .await?;
+                idem.store(&mut tx, appended.version).await?;
+                tx.commit().await?;
+                appended
+            }
+        };
+        self.announce(&appended);
+        Ok(appended)
+    }
+
+    /// Writes `events` after `head` (version and hash) in one INSERT.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_events(
+        &self,
+        conn: &mut AnyConnection,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        head: (i64, String),
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+    ) -> Result<Appended, Error> {
+        let (actual, mut prev_hash) = head;
         let occurred_at = format_time(meta.occurred_at);
         let mut recorded = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {

@@ -20,7 +20,9 @@ impl FormError {
     fn names(&self, form: &str, name: &str) -> bool {
         self.form == form
             && self.field.as_deref().is_some_and(|f| {
-                f == name || f.starts_with(&format!("{name}[")) || f.starts_with(&format!("{name}."))
+                f == name
+                    || f.starts_with(&format!("{name}["))
+                    || f.starts_with(&format!("{name}."))
             })
     }
 
@@ -51,7 +53,9 @@ pub fn form_error(error: Option<&FormError>, form: &str, lang: Lang) -> Markup {
 /// if any, is another field's). `name` matches `languages[0]` for `languages`.
 pub fn field_error(error: Option<&FormError>, form: &str, name: &str) -> Markup {
     match error.filter(|e| e.names(form, name)) {
-        Some(e) => html! { span.error.field-error id={ (form) "-" (name) "-error" } { (e.detail) } },
+        Some(e) => {
+            html! { span.error.field-error id={ (form) "-" (name) "-error" } { (e.detail) } }
+        }
         None => html! {},
     }
 }

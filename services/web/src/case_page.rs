@@ -14,7 +14,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{forbidden, to_signin, Web};
+use crate::{to_signin, Web};
 
 pub const CATEGORIES: [&str; 10] = [
     "identity",
@@ -35,6 +35,31 @@ pub async fn show(State(web): State<Web>, page: Page, Path(id): Path<String>) ->
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
+}
+
+/// A consent form's agency choice (the network but the lead) and its
+/// category boxes (`c-<category>`, read back by [`checked`]).
+fn agency_and_categories(
+    lang: Lang,
+    select_id: &str,
+    name: &str,
+    agencies: &[&String],
+    legend: &str,
+    error: Markup,
+) -> Markup {
+    html! {
+        label for=(select_id) { (lang.t("grant-recipient")) }
+        select id=(select_id) name=(name) {
+            @for a in agencies { option value=(a) { (a) } }
+        }
+        fieldset {
+            legend { (lang.t(legend)) }
+            @for c in CATEGORIES {
+                label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
+            }
+            (error)
+        }
+    }
 }
 
 fn category_select(lang: Lang, id: &str, selected: &str) -> Markup {
@@ -83,6 +108,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
         .collect();
     let value = |form: &str, name: &str| error.map(|e| e.value(form, name)).unwrap_or_default();
     let meetings = crate::meetings_page::section(web, page, me, token, id, h, error).await;
+    // The agencies consent can be given to: the network but the lead.
+    let others: Vec<&String> = members.iter().filter(|m| **m != me.agency).collect();
 
     let body = html! {
         section aria-labelledby="header-h" {
@@ -261,32 +288,14 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 (form_error(error, "refuse", lang))
                 form.stacked method="post" action={ "/cases/" (id) "/refuse" } {
                     (csrf(page))
-                    label for="refuse-agency" { (lang.t("grant-recipient")) }
-                    select id="refuse-agency" name="agency" {
-                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
-                    }
-                    fieldset {
-                        legend { (lang.t("refusal-categories")) }
-                        @for c in CATEGORIES {
-                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
-                        }
-                    }
+                    (agency_and_categories(lang, "refuse-agency", "agency", &others, "refusal-categories", html! {}))
                     button type="submit" { (lang.t("refusal-submit")) }
                 }
                 h3 { (lang.t("statutory-new")) }
                 (form_error(error, "statutory", lang))
                 form.stacked method="post" action={ "/cases/" (id) "/statutory" } {
                     (csrf(page))
-                    label for="statutory-recipient" { (lang.t("grant-recipient")) }
-                    select id="statutory-recipient" name="recipient" {
-                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
-                    }
-                    fieldset {
-                        legend { (lang.t("grant-categories")) }
-                        @for c in CATEGORIES {
-                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
-                        }
-                    }
+                    (agency_and_categories(lang, "statutory-recipient", "recipient", &others, "grant-categories", field_error(error, "statutory", "categories")))
                     label for="statutory-law" { (lang.t("statutory-law")) }
                     input id="statutory-law" name="law_reference" required aria-invalid=[invalid(error, "statutory", "law_reference")] value=(value("statutory", "law_reference"));
                     (field_error(error, "statutory", "law_reference"))
@@ -296,17 +305,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 (form_error(error, "grant", lang))
                 form.stacked method="post" action={ "/cases/" (id) "/grant" } {
                     (csrf(page))
-                    label for="grant-recipient" { (lang.t("grant-recipient")) }
-                    select id="grant-recipient" name="recipient" {
-                        @for m in members.iter().filter(|m| **m != me.agency) { option value=(m) { (m) } }
-                    }
-                    fieldset {
-                        legend { (lang.t("grant-categories")) }
-                        @for c in CATEGORIES {
-                            label { input type="checkbox" name={ "c-" (c) } value="on"; " " (lang.t(&format!("category-{c}"))) } " "
-                        }
-                        (field_error(error, "grant", "categories"))
-                    }
+                    (agency_and_categories(lang, "grant-recipient", "recipient", &others, "grant-categories", field_error(error, "grant", "categories")))
                     label for="grant-purpose" { (lang.t("grant-purpose")) }
                     input id="grant-purpose" name="purpose" required aria-invalid=[invalid(error, "grant", "purpose")] value=(value("grant", "purpose"));
                     (field_error(error, "grant", "purpose"))
@@ -395,11 +394,9 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let get = |k: &str| {
         form.get(k)
@@ -488,11 +485,9 @@ pub async fn withdraw(
     Path((id, grant)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let reason = form.get("reason").cloned().unwrap_or_default();
     let answer = web

@@ -16,7 +16,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::{Me, Page};
-use crate::{forbidden, to_signin, Web};
+use crate::{to_signin, Web};
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
@@ -109,11 +109,9 @@ pub async fn schedule(
     Path(case_id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let get = |k: &str| {
         form.get(k)
@@ -261,11 +259,9 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let get = |k: &str| {
         form.get(k)
@@ -352,11 +348,9 @@ pub async fn calendar_link(
     page: Page,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let lang = page.lang;
     let answer = web.api.get("/api/v1/calendar/feed-token", token).await;

@@ -232,11 +232,9 @@ pub async fn open_case(
     page: Page,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let get = |k: &str| {
         form.get(k)
@@ -272,11 +270,9 @@ pub async fn answer_invitation(
     Path((case, answer)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let (path, body) = match answer.as_str() {
         "accept" => (

@@ -134,6 +134,17 @@ impl Page {
         }
     }
 
+    /// The API token for a form post: the page's answer instead when the
+    /// form lacks this browser's CSRF token (403) or nobody is signed in.
+    pub fn form_token(&self, form: &HashMap<String, String>) -> Result<&str, Box<Response>> {
+        if !self.csrf_ok(form) {
+            return Err(Box::new(crate::forbidden(self)));
+        }
+        self.token
+            .as_deref()
+            .ok_or_else(|| Box::new(crate::to_signin()))
+    }
+
     /// Whether a submitted form carries this browser's CSRF token.
     pub fn csrf_ok(&self, form: &HashMap<String, String>) -> bool {
         !self.new_csrf && form.get("csrf").is_some_and(|c| c == &self.csrf)

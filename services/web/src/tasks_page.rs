@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::layout::{csrf, form_error, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{forbidden, to_signin, Web};
+use crate::{to_signin, Web};
 
 pub async fn show(State(web): State<Web>, page: Page) -> Response {
     render(&web, &page, None).await
@@ -94,11 +94,9 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !page.csrf_ok(&form) {
-        return forbidden(&page);
-    }
-    let Some(token) = &page.token else {
-        return to_signin();
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
     };
     let body = match action.as_str() {
         "decline" => json!({ "reason": form.get("reason").cloned().unwrap_or_default() }),

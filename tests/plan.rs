@@ -6,50 +6,12 @@
 use serde_json::{json, Value};
 use verkosto_e2e::{both_modes, Verkosto};
 
-struct Case {
-    id: String,
-    fiona: String,
-    hanna: String,
-    liisa: String,
-}
-
-async fn case_with_network(v: &Verkosto) -> Case {
-    let fiona = v.token("fiona").await.unwrap();
-    let hanna = v.token("hanna").await.unwrap();
-    let liisa = v.token("liisa").await.unwrap();
-    let (_, body) = v
-        .post(
-            &fiona,
-            "/api/v1/cases",
-            &json!({ "pseudonym": "P-1", "languages": ["ro"], "interpreter_language": "ro" }),
-        )
-        .await
-        .unwrap();
-    let id = body["id"].as_str().unwrap().to_string();
-    for (agency, token) in [("health-hus", &hanna), ("police-helsinki", &liisa)] {
-        v.post(
-            &fiona,
-            &format!("/api/v1/cases/{id}/members"),
-            &json!({ "agency": agency, "purpose": "plan" }),
-        )
-        .await
-        .unwrap();
-        let (status, _) = v
-            .post(
-                token,
-                &format!("/api/v1/cases/{id}/invitations/accept"),
-                &json!({}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
-    }
-    Case {
-        id,
-        fiona,
-        hanna,
-        liisa,
-    }
+/// The case these tests share.
+async fn case_with_network(v: &Verkosto) -> verkosto_e2e::DemoCase {
+    v.case_with_network(
+        json!({ "pseudonym": "P-1", "languages": ["ro"], "interpreter_language": "ro" }),
+    )
+    .await
 }
 
 fn draft(goal: &str) -> Value {

@@ -16,50 +16,10 @@ async fn start(mode: Mode) -> Verkosto {
         .unwrap()
 }
 
-struct Case {
-    id: String,
-    fiona: String,
-    hanna: String,
-    liisa: String,
-}
-
-async fn case_with_network(v: &Verkosto) -> Case {
-    let fiona = v.token("fiona").await.unwrap();
-    let hanna = v.token("hanna").await.unwrap();
-    let liisa = v.token("liisa").await.unwrap();
-    let (_, body) = v
-        .post(
-            &fiona,
-            "/api/v1/cases",
-            &json!({ "pseudonym": "T-1", "languages": ["fi"] }),
-        )
+/// The case these tests share.
+async fn case_with_network(v: &Verkosto) -> verkosto_e2e::DemoCase {
+    v.case_with_network(json!({ "pseudonym": "T-1", "languages": ["fi"] }))
         .await
-        .unwrap();
-    let id = body["id"].as_str().unwrap().to_string();
-    for (agency, token) in [("health-hus", &hanna), ("police-helsinki", &liisa)] {
-        v.post(
-            &fiona,
-            &format!("/api/v1/cases/{id}/members"),
-            &json!({ "agency": agency, "purpose": "p" }),
-        )
-        .await
-        .unwrap();
-        let (status, _) = v
-            .post(
-                token,
-                &format!("/api/v1/cases/{id}/invitations/accept"),
-                &json!({}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
-    }
-    Case {
-        id,
-        fiona,
-        hanna,
-        liisa,
-    }
 }
 
 /// The inbox, polled until `ready` holds (tasks made by reactions arrive
@@ -89,7 +49,7 @@ fn count(body: &Value) -> usize {
     body["tasks"].as_array().unwrap().len()
 }
 
-async fn agree_plan(v: &Verkosto, c: &Case) {
+async fn agree_plan(v: &Verkosto, c: &verkosto_e2e::DemoCase) {
     let base = format!("/api/v1/cases/{}/plan", c.id);
     let draft = json!({
         "goals": ["Safety first"],

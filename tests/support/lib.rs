@@ -530,3 +530,38 @@ impl Split {
         }
     }
 }
+
+/// A demo case led by the assistance system (fiona), with health-hus (hanna)
+/// and police-helsinki (liisa) in its network.
+pub struct DemoCase {
+    pub id: String,
+    pub fiona: String,
+    pub hanna: String,
+    pub liisa: String,
+}
+
+impl Verkosto {
+    /// Opens a case as fiona with `body` and brings health-hus and
+    /// police-helsinki into its network.
+    pub async fn case_with_network(&self, body: Value) -> DemoCase {
+        let fiona = self.token("fiona").await.unwrap();
+        let hanna = self.token("hanna").await.unwrap();
+        let liisa = self.token("liisa").await.unwrap();
+        let (status, answer) = self.post(&fiona, "/api/v1/cases", &body).await.unwrap();
+        assert_eq!(status, 201, "{answer}");
+        let id = answer["id"].as_str().unwrap().to_string();
+        for (agency, token) in [("health-hus", &hanna), ("police-helsinki", &liisa)] {
+            let path = format!("/api/v1/cases/{id}/members");
+            let invite = json!({ "agency": agency, "purpose": "support" });
+            assert_eq!(self.post(&fiona, &path, &invite).await.unwrap().0, 201);
+            let accept = format!("/api/v1/cases/{id}/invitations/accept");
+            assert_eq!(self.post(token, &accept, &json!({})).await.unwrap().0, 200);
+        }
+        DemoCase {
+            id,
+            fiona,
+            hanna,
+            liisa,
+        }
+    }
+}

@@ -47,9 +47,11 @@ struct AgencyChange {
 }
 
 fn body<'a, T: Deserialize<'a>>(event: &'a RecordedEvent) -> Result<T, ApplyError> {
+    // Only an object: serde would also read a struct from an array.
     let inner = event
         .payload
         .get(&event.event_type)
+        .filter(|b| b.is_object())
         .ok_or_else(|| ApplyError::Poison(format!("no {} body", event.event_type)))?;
     T::deserialize(inner).map_err(|e| ApplyError::Poison(e.to_string()))
 }

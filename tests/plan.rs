@@ -348,3 +348,75 @@ both_modes!(bad_plan_input_names_the_field, |mode| async move {
     );
     v.stop().await;
 });
+
+both_modes!(many_editors_at_once_lose_no_update, |mode| async move {
+    let v = Verkosto::start_demo(mode).await.unwrap();
+    let c = case_with_network(&v).await;
+    let base = format!("/api/v1/cases/{}/plan", c.id);
+    v.put(&c.fiona, &format!("{base}/draft"), &draft("First"))
+        .await
+        .unwrap();
+    let plan_version = plan(&v, &c.fiona, &c.id).await["version"].as_i64().unwrap();
+    let consent = format!("/api/v1/cases/{}/consent", c.id);
+    let consent_version = v.get(&c.fiona, &consent).await.unwrap().1["consent_version"]
+        .as_i64()
+        .unwrap();
+    // Ten editors of the draft and ten of the consent record, all at once,
+    // each with the version it read: one of each wins, every other gets 412.
+    let send = |method: reqwest::Method, path: String, version: i64, body: Value| {
+        let (v, token) = (&v, c.fiona.clone());
+        async move {
+            let r = v
+                .http()
+                .request(method, v.url(&path))
+                .bearer_auth(token)
+                .header("if-match", format!("\"{version}\""))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            verkosto_e2e::answer(r).await.unwrap().0
+        }
+    };
+    let mut edits = Vec::new();
+    for i in 0..10 {
+        edits.push(send(
+            reqwest::Method::PUT,
+            format!("{base}/draft"),
+            plan_version,
+            draft(&format!("Edit {i}")),
+        ));
+        edits.push(send(
+            reqwest::Method::POST,
+            format!("{consent}/grants"),
+            consent_version,
+            json!({ "recipient": "health-hus", "categories": ["health"], "purpose": format!("p{i}"),
+                        "obtained": { "method": "written", "language": "fi" } }),
+        ));
+    }
+    let statuses = futures::future::join_all(edits).await;
+    let (plans, grants): (Vec<_>, Vec<_>) = statuses.chunks(2).map(|p| (p[0], p[1])).unzip();
+    for (what, got, ok) in [("draft", plans, 200), ("grant", grants, 201)] {
+        assert_eq!(
+            got.iter().filter(|s| **s == ok).count(),
+            1,
+            "{what}: {got:?}"
+        );
+        assert_eq!(
+            got.iter().filter(|s| **s == 412).count(),
+            9,
+            "{what}: {got:?}"
+        );
+    }
+    // And the log holds exactly one new event on each stream.
+    let log = v.log().await.unwrap();
+    assert_eq!(
+        log.stream_version("plan", &c.id).await.unwrap(),
+        plan_version + 1
+    );
+    assert_eq!(
+        log.stream_version("consent", &c.id).await.unwrap(),
+        consent_version + 1
+    );
+    v.stop().await;
+});

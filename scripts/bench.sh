@@ -58,6 +58,7 @@ bench() {
 bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" verkosto-eventlog append
 bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" verkosto-policy policy
 bench "Point-in-time consent over HTTP (10,000 events)" verkosto-e2e consent
+bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" verkosto-e2e withdrawal
 
 cp "$report" BENCHMARKS.md
 # Every figure as JSON too, with the machine and the commit.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::case_page::matrix;
 use crate::layout::layout;
 use crate::session::Page;
-use crate::{to_signin, Web};
+use crate::{s, to_signin, Web};
 
 #[derive(Deserialize)]
 pub struct AuditQuery {
@@ -28,10 +28,6 @@ fn matches(read: &Value, who: Option<&str>) -> bool {
         None => true,
         Some(w) => s(&read["user"]) == w || s(&read["agency"]) == w,
     }
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
 }
 
 fn encode(text: &str) -> String {

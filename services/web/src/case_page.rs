@@ -14,7 +14,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{to_signin, Web};
+use crate::{s, to_signin, Web};
 
 pub const CATEGORIES: [&str; 10] = [
     "identity",
@@ -31,10 +31,6 @@ pub const CATEGORIES: [&str; 10] = [
 
 pub async fn show(State(web): State<Web>, page: Page, Path(id): Path<String>) -> Response {
     render(&web, &page, &id, None).await
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
 }
 
 /// A consent form's agency choice (the network but the lead) and its
@@ -398,12 +394,8 @@ pub async fn act(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let get = |k: &str| {
-        form.get(k)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let optional = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let get = |k: &str| crate::session::field(&form, k);
+    let optional = |k: &str| crate::session::optional_field(&form, k);
     let (path, body) = match action.as_str() {
         "record" => (
             format!("/api/v1/cases/{id}/records"),
@@ -514,11 +506,7 @@ async fn save_plan(
     token: &str,
     form: HashMap<String, String>,
 ) -> Response {
-    let get = |k: &str| {
-        form.get(k)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| crate::session::field(&form, k);
     let goals: Vec<String> = get("goals")
         .lines()
         .map(str::trim)

@@ -70,6 +70,11 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// A JSON string from an API answer, or "" (absent fields show as nothing).
+fn s(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
 /// Where a page goes when nobody is signed in.
 fn to_signin() -> Response {
     Redirect::to("/signin").into_response()

@@ -16,11 +16,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::{Me, Page};
-use crate::{to_signin, Web};
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
+use crate::{s, to_signin, Web};
 
 /// A `datetime-local` value (Helsinki wall clock) as RFC 3339 UTC.
 fn to_utc(local: &str) -> Option<String> {
@@ -113,12 +109,8 @@ pub async fn schedule(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let get = |k: &str| {
-        form.get(k)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let optional = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let get = |k: &str| crate::session::field(&form, k);
+    let optional = |k: &str| crate::session::optional_field(&form, k);
     let participants: Vec<&str> = form.keys().filter_map(|k| k.strip_prefix("p-")).collect();
     let agenda: Vec<&str> = form
         .get("agenda")
@@ -263,11 +255,7 @@ pub async fn act(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let get = |k: &str| {
-        form.get(k)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| crate::session::field(&form, k);
     let answer = match action.as_str() {
         "rsvp-accept" | "rsvp-decline" => {
             let response = if action == "rsvp-accept" {

@@ -236,11 +236,7 @@ pub async fn open_case(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let get = |k: &str| {
-        form.get(k)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| crate::session::field(&form, k);
     let languages: Vec<String> = get("languages")
         .split([',', ' '])
         .filter(|l| !l.is_empty())

@@ -150,3 +150,15 @@ impl Page {
         !self.new_csrf && form.get("csrf").is_some_and(|c| c == &self.csrf)
     }
 }
+
+/// A submitted form's field, trimmed ("" when absent).
+pub fn field(form: &HashMap<String, String>, name: &str) -> String {
+    form.get(name)
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A submitted form's field, or None when it is absent or blank.
+pub fn optional_field(form: &HashMap<String, String>, name: &str) -> Option<String> {
+    Some(field(form, name)).filter(|v| !v.is_empty())
+}

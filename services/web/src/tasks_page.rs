@@ -6,19 +6,15 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::layout::{csrf, form_error, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{to_signin, Web};
+use crate::{s, to_signin, Web};
 
 pub async fn show(State(web): State<Web>, page: Page) -> Response {
     render(&web, &page, None).await
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
 }
 
 async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {

@@ -11,6 +11,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use verkosto_testkit::{ChildProcess, NatsServer, PgServer};
 
+pub mod checker;
+pub mod cluster;
+
 /// Which mode a test runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

@@ -5,15 +5,19 @@
 #
 # Like the test command it installs and starts what it needs: a throwaway
 # PostgreSQL cluster and a current nats-server. `--quick` (or
-# VERKOSTO_BENCH_QUICK=1) runs a tenth of the iterations, for CI.
+# VERKOSTO_BENCH_QUICK=1) runs tiny sizes. `--ci` (scripts/test.sh's last
+# phase) is quick mode on the dev build the tests already made, so that
+# every benchmark keeps working; its report goes to stdout only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
+ci=false
 for arg in "$@"; do
     case "$arg" in
     --quick) export VERKOSTO_BENCH_QUICK=1 ;;
-    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+    --ci) ci=true; export VERKOSTO_BENCH_QUICK=1 ;;
+    *) echo "usage: scripts/bench.sh [--quick | --ci]" >&2; exit 2 ;;
     esac
 done
 
@@ -30,8 +34,17 @@ start_temp_postgres
 phase_end "$VERKOSTO_TEST_PG_ADMIN_URL"
 
 phase_begin build
-cargo build --release --locked -p verkosto
-phase_end "target/release/verkosto"
+if $ci; then
+    profile=(--profile dev)
+    cargo build --locked -p verkosto
+    phase_end "target/debug/verkosto (without the bench feature: no unfiltered-read baseline)"
+else
+    profile=()
+    # `--features bench` adds the unfiltered-read baseline's serve flag;
+    # production builds never have it.
+    cargo build --release --locked -p verkosto --features bench
+    phase_end "target/release/verkosto, with --features bench"
+fi
 
 report=$(mktemp)
 {
@@ -44,14 +57,20 @@ report=$(mktemp)
 } >"$report"
 
 bench() {
-    local title=$1 package=$2 name=$3
+    local title=$1 package=$2 name=$3 errors
+    errors=$(mktemp)
     phase_begin "$name"
     {
         echo "## $title"
         echo
-        cargo bench --locked -q -p "$package" --bench "$name" 2>/dev/null
+        if ! cargo bench --locked -q "${profile[@]}" -p "$package" --bench "$name" 2>"$errors"; then
+            tail -n 60 "$errors" >&2
+            phase_end "FAILED: $title"
+            exit 1
+        fi
         echo
     } >>"$report"
+    rm -f "$errors"
     phase_end "$title"
 }
 
@@ -59,6 +78,15 @@ bench "Write throughput: the log's append beside raw INSERT commits, same databa
 bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" verkosto-policy policy
 bench "Point-in-time consent over HTTP (10,000 events)" verkosto-e2e consent
 bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" verkosto-e2e withdrawal
+bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" verkosto-e2e commands
+bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" verkosto-e2e reads
+bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" verkosto-e2e replay
+
+if $ci; then
+    cat "$report"
+    log "every benchmark ran in quick mode (BENCHMARKS.md untouched)"
+    exit 0
+fi
 
 cp "$report" BENCHMARKS.md
 # Every figure as JSON too, with the machine and the commit.

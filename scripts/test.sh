@@ -91,4 +91,16 @@ if [ "$status" = 0 ] && ! $caller_selects; then
         phase_end "FAILED: server errors found (scripts/api-fuzz.sh)"
     fi
 fi
+# Every benchmark in quick mode on the dev build, so none of them rots
+# (whole-workspace runs; `just bench` is the real measurement).
+if [ "$status" = 0 ] && ! $caller_selects; then
+    phase_begin benches
+    if scripts/bench.sh --ci >"${TMPDIR:-/tmp}/verkosto-benches.log" 2>&1; then
+        phase_end "every benchmark ran in quick mode (log: ${TMPDIR:-/tmp}/verkosto-benches.log)"
+    else
+        status=1
+        tail -n 60 "${TMPDIR:-/tmp}/verkosto-benches.log" >&2
+        phase_end "FAILED: a benchmark failed in quick mode (scripts/bench.sh --ci)"
+    fi
+fi
 exit "$status"

@@ -199,6 +199,10 @@ async fn list_records(
     Path(case_id): Path<String>,
     request_id: Option<Extension<RequestId>>,
 ) -> Result<Json<Value>, Problem> {
+    #[cfg(feature = "bench")]
+    if c.bench_unfiltered_reads {
+        return unfiltered_records(&c, &caller, &case_id).await;
+    }
     let access = c.member_view(&case_id, &caller.0.agency).await?;
     caller.require(&[Role::Facilitator, Role::Liaison])?;
     let rows: Vec<RecordRow> = sqlx::query_as(
@@ -238,4 +242,39 @@ async fn list_records(
         "consent_version": filter.consent_version(),
         "consent_fresh": filter.fresh(),
     })))
+}
+
+/// The benchmark's baseline (bench builds only): the same query and answer
+/// with no consent filter and no access record.
+#[cfg(feature = "bench")]
+async fn unfiltered_records(
+    c: &Cases,
+    caller: &Caller,
+    case_id: &str,
+) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Facilitator, Role::Liaison])?;
+    let rows: Vec<RecordRow> = sqlx::query_as(
+        "SELECT id, category, body, author_agency, recorded_at, corrects FROM cases_records \
+         WHERE case_id = $1 ORDER BY position",
+    )
+    .bind(case_id)
+    .fetch_all(c.log.db().reader())
+    .await
+    .map_err(LogError::from)?;
+    let records: Vec<RecordView> = rows
+        .into_iter()
+        .filter_map(
+            |(id, category, body, author_agency, recorded_at, corrects)| {
+                Some(RecordView {
+                    id,
+                    category: category.parse().ok()?,
+                    body,
+                    author_agency,
+                    recorded_at,
+                    corrects,
+                })
+            },
+        )
+        .collect();
+    Ok(Json(json!({ "records": records, "withheld": 0 })))
 }

@@ -29,6 +29,11 @@ pub struct Cases {
     pub guard: Guard,
     pub directory: Directory,
     pub auth: AuthState,
+    /// Bench builds only (`--features bench`): record lists skip consent
+    /// filtering and the access log, as the baseline of the read benchmark.
+    /// Production builds have no such field, so nothing can switch it on.
+    #[cfg(feature = "bench")]
+    pub bench_unfiltered_reads: bool,
 }
 
 impl FromRef<Cases> for AuthState {

@@ -249,6 +249,8 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             guard: guard.clone().context("cases need the guard")?,
             directory: directory.clone().context("cases need the directory")?,
             auth: auth.clone(),
+            #[cfg(feature = "bench")]
+            bench_unfiltered_reads: args.bench_unfiltered_reads,
         };
         api = api.merge(verkosto_cases::router(cases));
     }

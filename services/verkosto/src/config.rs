@@ -197,6 +197,11 @@ pub struct ServeArgs {
     /// Log as JSON (default: JSON unless stderr is a terminal).
     #[arg(long, env = "VERKOSTO_LOG_JSON")]
     pub log_json: Option<bool>,
+    /// Bench builds only: serve case records with no consent filtering and
+    /// no access log, as the read benchmark's baseline.
+    #[cfg(feature = "bench")]
+    #[arg(long, env = "VERKOSTO_BENCH_UNFILTERED_READS")]
+    pub bench_unfiltered_reads: bool,
 }
 
 impl ServeArgs {

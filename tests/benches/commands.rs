@@ -1,0 +1,214 @@
+//! Command throughput through the HTTP API: recording a client record on
+//! a case (`POST /api/v1/cases/{id}/records`: authenticated, membership
+//! and role checked, one event and its read-model row in one commit),
+//! beside raw single-row INSERT commits into the same kind of database at
+//! the same concurrency, in the same run. Embedded: the release binary
+//! on SQLite (raw: an SQLite file with the store's settings). Distributed:
+//! relay, cases and consent as separate processes on PostgreSQL and NATS
+//! (raw: a PostgreSQL database of the same cluster); there it also shows
+//! whether the relay's publishing keeps up with the appends.
+//!
+//! ```text
+//! cargo bench -p verkosto-e2e --bench commands          # scripts/bench.sh runs it
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench commands
+//! ```
+//! Prints markdown; writes `target/bench/commands.json`.
+
+mod load;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use verkosto_e2e::Split;
+use verkosto_eventlog::{Db, EventLog};
+
+const CLIENTS: [usize; 2] = [8, 32];
+/// Commands ÷ raw commits, the issue's target.
+const TARGET_RATIO: f64 = 0.5;
+/// The relay's publish rate ÷ the append rate over the same window.
+const TARGET_RELAY: f64 = 0.95;
+
+/// Where the commands go and what else the mode has to offer.
+struct Target {
+    cases: String,
+    case_id: String,
+    fiona: String,
+    /// The log and the stream, to follow the relay (distributed).
+    relay: Option<(EventLog, async_nats::jetstream::stream::Stream)>,
+}
+
+fn requests() -> usize {
+    load::size(3000, 60)
+}
+
+/// Raw single-row INSERT commits at `clients` concurrency on `db`.
+async fn raw_inserts(db: &Db, clients: usize) -> load::Report {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS raw_inserts (id TEXT NOT NULL, case_id TEXT NOT NULL, body TEXT NOT NULL)",
+    )
+    .execute(db.writer())
+    .await
+    .unwrap();
+    let db = db.clone();
+    load::closed(clients, requests(), move |n| {
+        let db = db.clone();
+        async move {
+            sqlx::query("INSERT INTO raw_inserts (id, case_id, body) VALUES ($1, $2, $3)")
+                .bind(format!("raw-{clients}-{n}"))
+                .bind("case")
+                .bind("a note of a typical size, with some words in it")
+                .execute(db.writer())
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
+async fn commands(t: &Target, clients: usize) -> load::Report {
+    let http = load::http();
+    let url = format!("{}/api/v1/cases/{}/records", t.cases, t.case_id);
+    let fiona = t.fiona.clone();
+    load::closed(clients, requests(), move |n| {
+        let (http, url, fiona) = (http.clone(), url.clone(), fiona.clone());
+        async move {
+            let body = json!({ "category": "health", "body": format!("note {n}: a note of a typical size, with some words in it") });
+            match http.post(&url).bearer_auth(&fiona).json(&body).send().await {
+                Ok(r) => r.status() == 201,
+                Err(_) => false,
+            }
+        }
+    })
+    .await
+}
+
+/// Events on the stream (its last sequence).
+async fn stream_sequence(stream: &async_nats::jetstream::stream::Stream) -> u64 {
+    stream.get_info().await.unwrap().state.last_sequence
+}
+
+/// Runs the commands at each concurrency beside the raw baseline; table rows.
+async fn measure(mode: &str, t: &mut Target, raw_db: &Db, figures: &mut Vec<Value>) -> Vec<String> {
+    let mut rows = Vec::new();
+    for clients in CLIENTS {
+        let raw = raw_inserts(raw_db, clients).await;
+        let before = match &t.relay {
+            Some((log, stream)) => {
+                Some((log.count().await.unwrap(), stream_sequence(stream).await))
+            }
+            None => None,
+        };
+        let started = Instant::now();
+        let cmd = commands(t, clients).await;
+        let ran = started.elapsed();
+        assert_eq!(cmd.errors, 0, "{mode}: commands failed");
+        let ratio = cmd.throughput() / raw.throughput();
+        rows.push(format!(
+            "| {mode} | {clients} | {:.0} | {:.1} / {:.1} | {:.0} | {:.2} | ≥ {TARGET_RATIO} | {} |",
+            cmd.throughput(),
+            cmd.ms(0.5),
+            cmd.ms(0.99),
+            raw.throughput(),
+            ratio,
+            load::met(ratio >= TARGET_RATIO)
+        ));
+        let mut figure = json!({
+            "mode": mode, "clients": clients,
+            "commands": cmd.json(), "raw_inserts": raw.json(), "ratio": ratio,
+            "target_ratio": TARGET_RATIO, "met": ratio >= TARGET_RATIO,
+        });
+        if let (Some((log, stream)), Some((count0, seq0))) = (&t.relay, before) {
+            // Every event the run appended, and when the stream had them all.
+            let appended = (log.count().await.unwrap() - count0) as u64;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while stream_sequence(stream).await < seq0 + appended {
+                assert!(Instant::now() < deadline, "the relay fell behind for good");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let published_in = started.elapsed();
+            let append_rate = appended as f64 / ran.as_secs_f64();
+            let publish_rate = appended as f64 / published_in.as_secs_f64();
+            let relay_ratio = publish_rate / append_rate;
+            figure["relay"] = json!({
+                "events": appended, "append_per_second": append_rate,
+                "publish_per_second": publish_rate, "ratio": relay_ratio,
+                "drained_after_run_ms": (published_in - ran).as_secs_f64() * 1000.0,
+            });
+            rows.push(format!(
+                "| {mode}: relay publishing (events/s until all {appended} were on the stream) | {clients} | {publish_rate:.0} | drained {:.0} ms after the run | {append_rate:.0} appended/s | {relay_ratio:.2} | ≥ {TARGET_RELAY} | {} |",
+                (published_in - ran).as_secs_f64() * 1000.0,
+                load::met(relay_ratio >= TARGET_RELAY)
+            ));
+        }
+        figures.push(figure);
+    }
+    rows
+}
+
+async fn embedded(figures: &mut Vec<Value>) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = load::spawn_embedded(dir.path(), &[]).await;
+    let http = load::http();
+    let mut t = Target {
+        case_id: load::case_with_network(&http, &base, "CMD-E").await,
+        fiona: load::token(&http, &base, "fiona").await,
+        cases: base,
+        relay: None,
+    };
+    // The baseline: an SQLite file opened the way the store opens its own.
+    let raw_dir = tempfile::tempdir().unwrap();
+    let raw = Db::connect_with(
+        &format!("sqlite://{}", raw_dir.path().join("raw.db").display()),
+        32,
+    )
+    .await
+    .unwrap();
+    let rows = measure("embedded", &mut t, &raw, figures).await;
+    child.terminate().await.unwrap();
+    rows
+}
+
+async fn distributed(figures: &mut Vec<Value>) -> Vec<String> {
+    let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+    let http = load::http();
+    let cases = split.base("cases").to_string();
+    let js = verkosto_bus::connect(&split.nats.url()).await.unwrap();
+    let stream = js.get_stream(verkosto_bus::STREAM_NAME).await.unwrap();
+    let mut t = Target {
+        case_id: load::case_with_network(&http, &cases, "CMD-D").await,
+        fiona: load::token(&http, &cases, "fiona").await,
+        cases,
+        relay: Some((
+            EventLog::connect(&split.database_url).await.unwrap(),
+            stream,
+        )),
+    };
+    let raw_url = verkosto_testkit::PgServer::shared()
+        .await
+        .fresh_database()
+        .await
+        .unwrap();
+    let raw = Db::connect_with(&raw_url, 32).await.unwrap();
+    let rows = measure("distributed", &mut t, &raw, figures).await;
+    split.stop().await;
+    rows
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let mut figures = Vec::new();
+    let mut rows = embedded(&mut figures).await;
+    rows.extend(distributed(&mut figures).await);
+    println!("| mode | clients | commands/s | p50 / p99 ms | raw INSERT commits/s | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!("{row}");
+    }
+    println!();
+    println!(
+        "{} commands per run, each a `POST /api/v1/cases/{{id}}/records` with a bearer token; \
+         raw: one `INSERT` of a row of the same size per commit, same concurrency, same database kind.",
+        requests()
+    );
+    load::write_figures("commands", &json!({ "runs": figures }));
+}

@@ -1,0 +1,305 @@
+//! The load generator the HTTP benchmarks share, with HDR histograms.
+//!
+//! Two models:
+//! - [`closed`]: N clients, each sending its next request when the last
+//!   one is answered, as fast as the server allows (throughput).
+//! - [`open`]: requests issued on a fixed schedule at R per second, each
+//!   on its own task, whatever the server does; latency is measured from
+//!   the *scheduled* send time, so a stalled server's queueing delay is
+//!   counted (no coordinated omission).
+//!
+//! Also the pieces the benchmarks share: quick mode, processes of the
+//! release binary, dev tokens, and the JSON figure files.
+
+#![allow(dead_code)] // Each bench uses its own part of this module.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use verkosto_testkit::ChildProcess;
+
+/// `VERKOSTO_BENCH_QUICK=1`: tiny sizes, for CI (seconds, not minutes).
+pub fn quick() -> bool {
+    std::env::var("VERKOSTO_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+/// Full size, or the quick one.
+pub fn size(full: usize, quick_size: usize) -> usize {
+    if quick() {
+        quick_size
+    } else {
+        full
+    }
+}
+
+/// What one load run measured.
+pub struct Report {
+    /// Requests answered with success.
+    pub ok: u64,
+    /// Requests that failed (error status or transport error).
+    pub errors: u64,
+    /// From the first send to the last answer.
+    pub elapsed: Duration,
+    /// Latencies in microseconds.
+    pub histogram: Histogram<u64>,
+}
+
+impl Report {
+    fn new() -> Report {
+        Report {
+            ok: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            // 1 µs to 60 s, three significant digits.
+            histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        }
+    }
+
+    fn add(&mut self, latency: Duration, ok: bool) {
+        let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
+        self.histogram.saturating_record(micros);
+        if ok {
+            self.ok += 1;
+        } else {
+            self.errors += 1;
+        }
+    }
+
+    /// Successful requests per second over the run.
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A quantile (0.5, 0.99, 0.999) in milliseconds.
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.histogram.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.histogram.max() as f64 / 1000.0
+    }
+
+    /// Every figure, for the JSON file.
+    pub fn json(&self) -> Value {
+        json!({
+            "ok": self.ok,
+            "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(),
+            "per_second": self.throughput(),
+            "p50_ms": self.ms(0.5),
+            "p99_ms": self.ms(0.99),
+            "p999_ms": self.ms(0.999),
+            "max_ms": self.max_ms(),
+        })
+    }
+}
+
+/// Closed model: `clients` concurrent clients share `requests` requests,
+/// each sending the next as soon as its last one is answered. `op(n)`
+/// sends request `n` and says whether it succeeded.
+pub async fn closed<F, Fut>(clients: usize, requests: usize, op: F) -> Report
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (op, next) = (op.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut report = Report::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= requests {
+                        return report;
+                    }
+                    let sent = Instant::now();
+                    let ok = op(n).await;
+                    report.add(sent.elapsed(), ok);
+                }
+            })
+        })
+        .collect();
+    let mut total = Report::new();
+    for w in workers {
+        let r = w.await.expect("load client panicked");
+        total.ok += r.ok;
+        total.errors += r.errors;
+        total.histogram.add(&r.histogram).expect("same bounds");
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// Open model: `requests` requests at `rate` per second, request `n`
+/// scheduled at `n / rate` after the start and sent then on its own task
+/// (never held back by slow answers); its latency runs from that
+/// scheduled moment to the answer.
+pub async fn open<F, Fut>(rate: f64, requests: usize, op: F) -> Report
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::with_capacity(requests);
+    for n in 0..requests {
+        let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(scheduled).await;
+        let request = op(n);
+        sent.push(tokio::spawn(async move {
+            let ok = request.await;
+            (scheduled.elapsed(), ok)
+        }));
+    }
+    let mut report = Report::new();
+    for s in sent {
+        let (latency, ok) = s.await.expect("request task panicked");
+        report.add(latency, ok);
+    }
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// An HTTP client for load: no timeout shorter than the run, a pool large
+/// enough for every concurrent request.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("http client")
+}
+
+/// The embedded mode as users run it: the `verkosto` binary (of this
+/// build profile) serving from `data_dir`, demo directory loaded. Returns
+/// the process and its base URL.
+pub async fn spawn_embedded(data_dir: &Path, extra_env: &[(&str, &str)]) -> (ChildProcess, String) {
+    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--demo",
+        "--demo-case",
+        "off",
+    ])
+    .args(["--dev-key-seed", verkosto_e2e::DEV_SEED])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .env("VERKOSTO_LOG", "warn");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = ChildProcess::spawn(cmd).expect("spawn verkosto");
+    let addr = child
+        .wait_for_line("listening on ", Duration::from_secs(120))
+        .await
+        .expect("verkosto listening");
+    (child, format!("http://{addr}"))
+}
+
+/// A dev token from `base`.
+pub async fn token(http: &reqwest::Client, base: &str, user: &str) -> String {
+    let r: Value = http
+        .post(format!("{base}/api/v1/dev/token"))
+        .json(&json!({ "user": user }))
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token JSON");
+    r["token"].as_str().expect("token").to_string()
+}
+
+/// POSTs JSON and insists on `want`; returns the body.
+pub async fn post_ok(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+    want: u16,
+) -> Value {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = verkosto_e2e::answer(r).await.expect("answer");
+    assert_eq!(status, want, "POST {url}: {body}");
+    body
+}
+
+/// A case opened by fiona (assistance-system) with health-hus (hanna) and
+/// police-helsinki (liisa) in its network; returns its id. `cases` is the
+/// base URL of a process serving the cases API.
+pub async fn case_with_network(http: &reqwest::Client, cases: &str, name: &str) -> String {
+    let fiona = token(http, cases, "fiona").await;
+    let case = post_ok(
+        http,
+        &format!("{cases}/api/v1/cases"),
+        &fiona,
+        &json!({ "pseudonym": name, "languages": ["fi"] }),
+        201,
+    )
+    .await;
+    let id = case["id"].as_str().expect("case id").to_string();
+    for (agency, user) in [("health-hus", "hanna"), ("police-helsinki", "liisa")] {
+        post_ok(
+            http,
+            &format!("{cases}/api/v1/cases/{id}/members"),
+            &fiona,
+            &json!({ "agency": agency, "purpose": "support" }),
+            201,
+        )
+        .await;
+        let member = token(http, cases, user).await;
+        post_ok(
+            http,
+            &format!("{cases}/api/v1/cases/{id}/invitations/accept"),
+            &member,
+            &json!({}),
+            200,
+        )
+        .await;
+    }
+    id
+}
+
+/// Writes `target/bench/<name>.json`, which scripts/bench.sh gathers.
+pub fn write_figures(name: &str, figures: &Value) {
+    let dir = verkosto_testkit::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(figures).expect("JSON"),
+    )
+    .expect("write figures");
+}
+
+/// "yes" or "**no**", for a target column.
+pub fn met(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+/// Resident memory of a process in MiB (VmRSS).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -1,0 +1,267 @@
+//! Consent-filtered reads under steady load: `GET /api/v1/cases/{id}/records`
+//! by a member agency (health-hus) whose consent covers two of the ten
+//! categories, so the filter withholds most records and every read writes
+//! its access record before answering. Open model at 500 requests per
+//! second (latency from the scheduled send, so queueing counts), and a
+//! closed-model run for the most reads per second. Beside it the same
+//! read on a server started with `--bench-unfiltered-reads` (a flag that
+//! exists only in builds with `--features bench`): no filter, no access
+//! log. Embedded (the release binary on SQLite) and distributed (relay,
+//! cases and consent as separate processes).
+//!
+//! ```text
+//! cargo build --release -p verkosto --features bench
+//! cargo bench -p verkosto-e2e --bench reads               # scripts/bench.sh does both
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench reads
+//! ```
+//! Prints markdown; writes `target/bench/reads.json`.
+
+mod load;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use verkosto_e2e::Split;
+use verkosto_policy::Category;
+use verkosto_testkit::ChildProcess;
+
+const RATE: f64 = 500.0;
+/// Records on the case, two per category.
+const RECORDS: usize = 20;
+const TARGET_P50: f64 = 1.3;
+const TARGET_THROUGHPUT: f64 = 0.75;
+const CLOSED_CLIENTS: usize = 16;
+
+/// One running server (or set of processes) with its case set up.
+struct Server {
+    records_url: String,
+    hanna: String,
+    stop: Stop,
+}
+
+enum Stop {
+    Child(ChildProcess, tempfile::TempDir),
+    Split(Split),
+}
+
+impl Server {
+    async fn stop(self) {
+        match self.stop {
+            Stop::Child(mut c, _dir) => {
+                let _ = c.terminate().await;
+            }
+            Stop::Split(s) => s.stop().await,
+        }
+    }
+}
+
+const UNFILTERED: (&str, &str) = ("VERKOSTO_BENCH_UNFILTERED_READS", "true");
+
+async fn start(distributed: bool, unfiltered: bool) -> Server {
+    let env: &[(&str, &str)] = if unfiltered { &[UNFILTERED] } else { &[] };
+    let (cases, consent, stop) = if distributed {
+        // Children inherit the environment: the flag's env twin reaches them.
+        if unfiltered {
+            std::env::set_var(UNFILTERED.0, UNFILTERED.1);
+        }
+        let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+        std::env::remove_var(UNFILTERED.0);
+        (
+            split.base("cases").to_string(),
+            split.base("consent").to_string(),
+            Stop::Split(split),
+        )
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, base) = load::spawn_embedded(dir.path(), env).await;
+        (base.clone(), base, Stop::Child(child, dir))
+    };
+    let http = load::http();
+    let id = load::case_with_network(&http, &cases, "READS").await;
+    let fiona = load::token(&http, &cases, "fiona").await;
+    let hanna = load::token(&http, &cases, "hanna").await;
+    for n in 0..RECORDS {
+        let category = Category::ALL[n % Category::ALL.len()].as_str();
+        load::post_ok(
+            &http,
+            &format!("{cases}/api/v1/cases/{id}/records"),
+            &fiona,
+            &json!({ "category": category, "body": format!("record {n}, of a typical length for a short note about the client") }),
+            201,
+        )
+        .await;
+    }
+    load::post_ok(
+        &http,
+        &format!("{consent}/api/v1/cases/{id}/consent/grants"),
+        &fiona,
+        &json!({ "recipient": "health-hus", "categories": ["health", "social"], "purpose": "care",
+                 "obtained": { "method": "written", "language": "fi" } }),
+        201,
+    )
+    .await;
+    let records_url = format!("{cases}/api/v1/cases/{id}/records");
+    // Until the cases process's view has the grant: 4 of 20 visible.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body: Value = http
+            .get(&records_url)
+            .bearer_auth(&hanna)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let shown = body["records"].as_array().map_or(0, Vec::len);
+        if shown == 4 || (unfiltered && shown == RECORDS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reads never settled: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server {
+        records_url,
+        hanna,
+        stop,
+    }
+}
+
+/// Whether the server really skips the filter (it does only in a build
+/// with `--features bench`; otherwise the flag's env twin is ignored).
+async fn skips_filter(s: &Server) -> bool {
+    let body: Value = load::http()
+        .get(&s.records_url)
+        .bearer_auth(&s.hanna)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["records"].as_array().map_or(0, Vec::len) == RECORDS
+}
+
+fn reader(
+    s: &Server,
+) -> impl Fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    let (http, url, token) = (load::http(), s.records_url.clone(), s.hanna.clone());
+    move |_| {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        Box::pin(async move {
+            match http.get(&url).bearer_auth(&token).send().await {
+                // The body is read: the answer is complete, not just its head.
+                Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        })
+    }
+}
+
+/// Warm-up, then the open-model run and the closed-model run.
+async fn measure(s: &Server) -> (load::Report, load::Report) {
+    load::closed(4, load::size(500, 50), reader(s)).await;
+    let open = load::open(RATE, load::size(10_000, 250), reader(s)).await;
+    let closed = load::closed(CLOSED_CLIENTS, load::size(6000, 200), reader(s)).await;
+    assert_eq!(open.errors + closed.errors, 0, "reads failed");
+    (open, closed)
+}
+
+fn latency_row(mode: &str, read: &str, r: &load::Report) -> String {
+    format!(
+        "| {mode} | {read} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+        r.ok,
+        r.ms(0.5),
+        r.ms(0.99),
+        r.ms(0.999),
+        r.max_ms(),
+        r.throughput()
+    )
+}
+
+async fn mode(distributed: bool, figures: &mut Vec<Value>) -> (Vec<String>, Vec<String>) {
+    let name = if distributed {
+        "distributed"
+    } else {
+        "embedded"
+    };
+    let p99_target = if distributed { 10.0 } else { 5.0 };
+    let filtered = start(distributed, false).await;
+    let (f_open, f_closed) = measure(&filtered).await;
+    filtered.stop().await;
+    let mut latency = vec![latency_row(name, "filtered + access log", &f_open)];
+    let mut checks = vec![format!(
+        "| {name} | p99 of filtered reads at {RATE:.0}/s | {:.2} ms | — | — | < {p99_target} ms | {} |",
+        f_open.ms(0.99),
+        load::met(f_open.ms(0.99) < p99_target)
+    )];
+    let mut figure = json!({
+        "mode": name, "rate": RATE,
+        "filtered": { "open": f_open.json(), "closed": f_closed.json() },
+        "p99_target_ms": p99_target, "p99_met": f_open.ms(0.99) < p99_target,
+    });
+    let unfiltered = start(distributed, true).await;
+    if skips_filter(&unfiltered).await {
+        let (u_open, u_closed) = measure(&unfiltered).await;
+        latency.push(latency_row(
+            name,
+            "unfiltered, no access log (baseline)",
+            &u_open,
+        ));
+        let p50 = f_open.ms(0.5) / u_open.ms(0.5);
+        let throughput = f_closed.throughput() / u_closed.throughput();
+        checks.push(format!(
+            "| {name} | p50 at {RATE:.0}/s | {:.2} ms | {:.2} ms | {p50:.2}× | ≤ {TARGET_P50}× | {} |",
+            f_open.ms(0.5),
+            u_open.ms(0.5),
+            load::met(p50 <= TARGET_P50)
+        ));
+        checks.push(format!(
+            "| {name} | most reads/s, {CLOSED_CLIENTS} clients | {:.0} | {:.0} | {throughput:.2} | ≥ {TARGET_THROUGHPUT} | {} |",
+            f_closed.throughput(),
+            u_closed.throughput(),
+            load::met(throughput >= TARGET_THROUGHPUT)
+        ));
+        figure["unfiltered"] = json!({ "open": u_open.json(), "closed": u_closed.json() });
+        figure["p50_ratio"] = json!(p50);
+        figure["throughput_ratio"] = json!(throughput);
+    } else {
+        checks.push(format!(
+            "| {name} | baseline | — | not measured: this `verkosto` was built without `--features bench` | — | — | — |"
+        ));
+    }
+    unfiltered.stop().await;
+    figures.push(figure);
+    (latency, checks)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let mut figures = Vec::new();
+    let (mut latency, mut checks) = mode(false, &mut figures).await;
+    let (l, c) = mode(true, &mut figures).await;
+    latency.extend(l);
+    checks.extend(c);
+    println!("Open model, {RATE:.0} requests per second, latency from the scheduled send:");
+    println!();
+    println!("| mode | read | n | p50 ms | p99 ms | p99.9 ms | max ms | answered/s |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in latency {
+        println!("{row}");
+    }
+    println!();
+    println!("| mode | figure | filtered | unfiltered | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for row in checks {
+        println!("{row}");
+    }
+    println!();
+    println!(
+        "Each read returns 4 of {RECORDS} records to health-hus (consent covers health and social) \
+         and writes its access record before answering."
+    );
+    load::write_figures("reads", &json!({ "modes": figures }));
+}

@@ -1,0 +1,500 @@
+//! Replay and footprint.
+//!
+//! Replay: a log of 1,000,000 events (100,000 cases, each the ten events a
+//! real case starts with: opened, two agencies invited and accepted, two
+//! consent grants, three records), then `verkosto rebuild` of every
+//! projection the embedded server runs (each dropped and replayed, one
+//! after another; the distributed targets' `guard-<target>` feeds are more
+//! copies of `guard-all`'s code) beside a raw ordered
+//! scan of the same table (`SELECT … FROM events ORDER BY position`, every
+//! column decoded). PostgreSQL and SQLite.
+//!
+//! Footprint: the embedded server (the `verkosto` binary, `serve`) over the
+//! SQLite store just rebuilt: time from start to `/readyz` answering 200,
+//! and resident memory (VmRSS) after start and after a round of reads.
+//!
+//! The events are copies of the ones a real run through the HTTP API
+//! wrote for one case (renamed per copy), bulk-inserted: the figure is the
+//! replay, not the fill. Their hashes are the template's, so `audit
+//! verify` would flag the copies; replay does not check them.
+//!
+//! ```text
+//! cargo bench -p verkosto-e2e --bench replay            # scripts/bench.sh runs it
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench replay
+//! ```
+//! Prints markdown; writes `target/bench/replay.json`.
+
+mod load;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use serde_json::{json, Value};
+use sqlx::Row;
+use verkosto_e2e::{Mode, Verkosto};
+use verkosto_eventlog::{EventLog, RecordedEvent};
+
+const TARGET_RATE: f64 = 100_000.0;
+const TARGET_RATIO: f64 = 0.25;
+const TARGET_RSS_MIB: f64 = 200.0;
+
+fn cases() -> usize {
+    load::size(100_000, 200)
+}
+
+/// One case's worth of events as the API wrote them, the directory's
+/// events before them, and the case's record rows.
+struct Template {
+    prefix: Vec<RecordedEvent>,
+    case: Vec<RecordedEvent>,
+    /// Ids to rename in each copy: the case's and its records'.
+    ids: Vec<String>,
+    records: Vec<(String, String, String, String, String, String)>,
+}
+
+async fn template() -> Template {
+    let v = Verkosto::start_demo(Mode::Embedded).await.unwrap();
+    let case = v
+        .case_with_network(json!({ "pseudonym": "TEMPLATE", "languages": ["fi"] }))
+        .await;
+    for categories in [json!(["health", "social"]), json!(["legal"])] {
+        let (status, body) = v
+            .post(
+                &case.fiona,
+                &format!("/api/v1/cases/{}/consent/grants", case.id),
+                &json!({ "recipient": "health-hus", "categories": categories, "purpose": "care",
+                         "obtained": { "method": "written", "language": "fi" } }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    for category in ["health", "legal", "identity"] {
+        let (status, body) = v
+            .post(
+                &case.fiona,
+                &format!("/api/v1/cases/{}/records", case.id),
+                &json!({ "category": category, "body": "a note of a typical size about the client's situation" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let log = v.log().await.unwrap();
+    let events = verkosto_e2e::read_everything(&log).await.unwrap();
+    let records = sqlx::query(
+        "SELECT id, category, body, author_agency, author_user, recorded_at FROM cases_records WHERE case_id = $1",
+    )
+    .bind(&case.id)
+    .fetch_all(log.db().reader())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+    .collect();
+    v.stop().await;
+    let (case_events, prefix): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|e| e.stream_id == case.id || e.payload_text.contains(&case.id));
+    let mut ids = vec![case.id.clone()];
+    for e in &case_events {
+        if !ids.contains(&e.stream_id) {
+            ids.push(e.stream_id.clone());
+        }
+    }
+    Template {
+        prefix,
+        case: case_events,
+        ids,
+        records,
+    }
+}
+
+/// `id` made unique to copy `n`, the same length (ids may be checked).
+fn rename(id: &str, n: usize) -> String {
+    let suffix = format!("{n:08x}");
+    format!("{}{suffix}", &id[..id.len() - suffix.len()])
+}
+
+type Row14 = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
+fn row(e: &RecordedEvent, n: Option<usize>, t: &Template, k: usize) -> Row14 {
+    let mut stream_id = e.stream_id.clone();
+    let mut payload = e.payload_text.clone();
+    let mut event_id = e.event_id.clone();
+    if let Some(n) = n {
+        for id in &t.ids {
+            let to = rename(id, n);
+            payload = payload.replace(id.as_str(), &to);
+            if stream_id == *id {
+                stream_id = to;
+            }
+        }
+        event_id = format!("bench-{n}-{k}");
+    }
+    (
+        e.stream_type.clone(),
+        stream_id,
+        e.version,
+        event_id,
+        e.event_type.clone(),
+        e.schema_version,
+        e.occurred_at.clone(),
+        e.actor.user.clone(),
+        e.actor.agency.clone(),
+        e.correlation_id.clone(),
+        e.causation_id.clone(),
+        payload,
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    )
+}
+
+/// Multi-row INSERTs of 14 columns, 2,000 rows each (under SQLite's limit
+/// of bound parameters).
+async fn insert_events(log: &EventLog, rows: &[Row14]) {
+    let mut tx = log.db().begin().await.unwrap();
+    for chunk in rows.chunks(2000) {
+        let mut sql = String::from(
+            "INSERT INTO events (stream_type, stream_id, version, event_id, event_type, schema_version, \
+             occurred_at, actor_user, actor_agency, correlation_id, causation_id, payload, prev_hash, hash) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(" } else { ", (" });
+            for k in 1..=14 {
+                if k > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i * 14 + k));
+            }
+            sql.push(')');
+        }
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.0.clone())
+                .bind(r.1.clone())
+                .bind(r.2)
+                .bind(r.3.clone())
+                .bind(r.4.clone())
+                .bind(r.5)
+                .bind(r.6.clone())
+                .bind(r.7.clone())
+                .bind(r.8.clone())
+                .bind(r.9.clone())
+                .bind(r.10.clone())
+                .bind(r.11.clone())
+                .bind(r.12.clone())
+                .bind(r.13.clone());
+        }
+        q.execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// The template's directory events once, then `cases()` renamed copies of
+/// its case; and each copy's record rows (the cases service writes those
+/// with the command, not from the log).
+async fn fill(log: &EventLog, t: &Template) -> usize {
+    verkosto_cases::migrate(log.db()).await.unwrap();
+    let prefix: Vec<Row14> = t.prefix.iter().map(|e| row(e, None, t, 0)).collect();
+    insert_events(log, &prefix).await;
+    let mut total = prefix.len();
+    let per_batch = 5000;
+    let mut n = 0;
+    while n < cases() {
+        let end = (n + per_batch).min(cases());
+        let rows: Vec<Row14> = (n..end)
+            .flat_map(|c| t.case.iter().enumerate().map(move |(k, e)| (c, k, e)))
+            .map(|(c, k, e)| row(e, Some(c), t, k))
+            .collect();
+        insert_events(log, &rows).await;
+        total += rows.len();
+        let mut tx = log.db().begin().await.unwrap();
+        for c in n..end {
+            for (k, r) in t.records.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO cases_records (id, case_id, position, category, body, author_agency, author_user, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(rename(&r.0, c))
+                .bind(rename(&t.ids[0], c))
+                .bind((c * 10 + k) as i64)
+                .bind(r.1.clone())
+                .bind(r.2.clone())
+                .bind(r.3.clone())
+                .bind(r.4.clone())
+                .bind(r.5.clone())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+        }
+        tx.commit().await.unwrap();
+        n = end;
+    }
+    total
+}
+
+/// Every event in position order, every column decoded: the floor under
+/// any replay. Events per second.
+async fn raw_scan(log: &EventLog, events: usize) -> f64 {
+    let started = Instant::now();
+    let mut rows = sqlx::query(
+        "SELECT position, stream_type, stream_id, version, event_id, event_type, schema_version, occurred_at, \
+         actor_user, actor_agency, correlation_id, causation_id, payload, prev_hash, hash FROM events ORDER BY position",
+    )
+    .fetch(log.db().reader());
+    let mut n = 0usize;
+    let mut bytes = 0usize;
+    while let Some(r) = rows.try_next().await.unwrap() {
+        let payload: String = r.get(12);
+        let stream_id: String = r.get(2);
+        let hash: String = r.get(14);
+        let position: i64 = r.get(0);
+        bytes += payload.len() + stream_id.len() + hash.len() + position as usize % 2;
+        n += 1;
+    }
+    assert_eq!(n, events);
+    assert!(bytes > 0);
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Every distinct projection: the embedded server's set.
+const PROJECTIONS: [&str; 5] = ["directory", "cases", "meetings", "tasks", "guard-all"];
+
+/// `verkosto rebuild` of [`PROJECTIONS`] on the store: seconds per
+/// projection (as it prints them) and in all.
+async fn rebuild(store_args: &[String]) -> (BTreeMap<String, f64>, f64) {
+    let started = Instant::now();
+    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .arg("rebuild")
+        .args(store_args)
+        .args(PROJECTIONS)
+        .env("VERKOSTO_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let total = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "rebuild failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "cases: rebuilt up to 1:1000123 in 4.2 s"
+    let per = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(": rebuilt up to ")?;
+            let secs = rest
+                .split(" in ")
+                .nth(1)?
+                .trim_end_matches(" s")
+                .parse()
+                .ok()?;
+            Some((name.to_string(), secs))
+        })
+        .collect();
+    (per, total)
+}
+
+async fn replay(
+    backend: &str,
+    log: &EventLog,
+    store_args: Vec<String>,
+    t: &Template,
+    rows: &mut Vec<String>,
+) -> Value {
+    let filled = Instant::now();
+    let events = fill(log, t).await;
+    let fill_secs = filled.elapsed().as_secs_f64();
+    let scan = raw_scan(log, events).await;
+    let (per, total) = rebuild(&store_args).await;
+    let all_rate = events as f64 / total;
+    rows.push(format!(
+        "| {backend} | raw ordered scan (baseline) | {events} | {:.1} | {scan:.0} | 1.00 | — | — |",
+        events as f64 / scan
+    ));
+    let mut projections = serde_json::Map::new();
+    for (name, secs) in &per {
+        // The printed time has one decimal; below 0.1 s the rate is unknown.
+        let rate = events as f64 / secs.max(0.05);
+        let ratio = rate / scan;
+        let ok = rate >= TARGET_RATE && ratio >= TARGET_RATIO;
+        rows.push(format!(
+            "| {backend} | {name} | {events} | {secs:.1} | {rate:.0} | {ratio:.2} | ≥ 100,000/s and ≥ {TARGET_RATIO} | {} |",
+            load::met(ok)
+        ));
+        projections.insert(
+            name.clone(),
+            json!({ "seconds": secs, "events_per_second": rate, "ratio": ratio, "met": ok }),
+        );
+    }
+    let ratio = all_rate / scan;
+    let ok = all_rate >= TARGET_RATE && ratio >= TARGET_RATIO;
+    rows.push(format!(
+        "| {backend} | **all {} projections, one after another** (`verkosto rebuild {}`) | {events} | {total:.1} | {all_rate:.0} | {ratio:.2} | ≥ 100,000/s and ≥ {TARGET_RATIO} | {} |",
+        per.len(),
+        PROJECTIONS.join(" "),
+        load::met(ok)
+    ));
+    json!({
+        "events": events, "cases": cases(), "fill_seconds": fill_secs,
+        "raw_scan_events_per_second": scan,
+        "rebuild_all_seconds": total, "rebuild_all_events_per_second": all_rate, "ratio": ratio, "met": ok,
+        "projections": projections,
+    })
+}
+
+/// The embedded server over the rebuilt SQLite store in `dir`.
+async fn footprint(dir: &std::path::Path, log: &EventLog, t: &Template) -> (Vec<String>, Value) {
+    // As a running server leaves it: sealed, and the reactions consumer
+    // (which `rebuild` does not replay: it acts, it keeps no view) at the head.
+    log.seal_pending().await.unwrap();
+    sqlx::query(
+        "INSERT INTO checkpoints (name, tx, position, extra) SELECT $1, tx, position, 0 FROM checkpoints WHERE name = 'cases'",
+    )
+    .bind(verkosto_tasks::reactions::NAME)
+    .execute(log.db().writer())
+    .await
+    .unwrap();
+    log.db().close().await;
+
+    let http = load::http();
+    let started = Instant::now();
+    let (mut child, base) = load::spawn_embedded(dir, &[]).await;
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = started.elapsed().as_secs_f64();
+    let rss_start = load::rss_mib(child.pid());
+    let hanna = load::token(&http, &base, "hanna").await;
+    let reads = load::size(5000, 100);
+    let (case_id, base2) = (t.ids[0].clone(), base.clone());
+    let report = load::closed(8, reads, move |n| {
+        let (http, token) = (http.clone(), hanna.clone());
+        // Spread over the cases: cold rows and consent records each time.
+        let url = format!(
+            "{base2}/api/v1/cases/{}/records",
+            rename(&case_id, (n * 7919) % cases())
+        );
+        async move {
+            match http.get(&url).bearer_auth(&token).send().await {
+                Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(report.errors, 0, "reads failed");
+    let rss_reads = load::rss_mib(child.pid());
+    child.terminate().await.unwrap();
+    let ok = rss_start < TARGET_RSS_MIB && rss_reads < TARGET_RSS_MIB;
+    let rows = vec![
+        format!("| start to `/readyz` 200 | {ready:.2} s | — | — |"),
+        format!(
+            "| resident memory after start | {rss_start:.0} MiB | < {TARGET_RSS_MIB} MiB | {} |",
+            load::met(rss_start < TARGET_RSS_MIB)
+        ),
+        format!(
+            "| resident memory after {reads} reads of {} cases' records (p50 {:.2} ms, p99 {:.2} ms) | {rss_reads:.0} MiB | < {TARGET_RSS_MIB} MiB | {} |",
+            reads.min(cases()),
+            report.ms(0.5),
+            report.ms(0.99),
+            load::met(rss_reads < TARGET_RSS_MIB)
+        ),
+    ];
+    (
+        rows,
+        json!({ "ready_seconds": ready, "rss_mib_after_start": rss_start, "rss_mib_after_reads": rss_reads,
+                "reads": report.json(), "target_rss_mib": TARGET_RSS_MIB, "met": ok }),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let t = template().await;
+    let mut rows = Vec::new();
+
+    let url = verkosto_testkit::PgServer::shared()
+        .await
+        .fresh_database()
+        .await
+        .unwrap();
+    let log = EventLog::connect(&url).await.unwrap();
+    let postgres = replay(
+        "PostgreSQL",
+        &log,
+        vec!["--database-url".into(), url],
+        &t,
+        &mut rows,
+    )
+    .await;
+    log.db().close().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("verkosto.db").display()
+    ))
+    .await
+    .unwrap();
+    let data_dir = dir.path().display().to_string();
+    let sqlite = replay(
+        "SQLite",
+        &log,
+        vec!["--data-dir".into(), data_dir],
+        &t,
+        &mut rows,
+    )
+    .await;
+    let (footprint_rows, footprint) = footprint(dir.path(), &log, &t).await;
+
+    println!(
+        "{} events: {} cases of {} events each (opened, two agencies invited and accepted, two consent grants, \
+         three records), after the demo directory's {} events.",
+        t.prefix.len() + cases() * t.case.len(),
+        cases(),
+        t.case.len(),
+        t.prefix.len()
+    );
+    println!();
+    println!("| store | replay | events | seconds | events/s | ÷ raw scan | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for r in rows {
+        println!("{r}");
+    }
+    println!();
+    println!("Footprint of the embedded server (`verkosto serve`, its own process) over the SQLite store above:");
+    println!();
+    println!("| figure | measured | target | met |");
+    println!("| --- | --- | --- | --- |");
+    for r in footprint_rows {
+        println!("{r}");
+    }
+    load::write_figures(
+        "replay",
+        &json!({ "postgres": postgres, "sqlite": sqlite, "footprint": footprint }),
+    );
+}

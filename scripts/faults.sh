@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The fault suite (`just faults`): tests/faults.rs in its full size. The
+# distributed mode, one process per target, a 3-node nats-server cluster and
+# a private PostgreSQL cluster; 10,000 commands of mixed load while a
+# service, the relay, one nats-server, every nats-server and PostgreSQL are
+# killed with SIGKILL and restarted in turn, the checker after each; then
+# every nats-server down for 30 s while writes go on. The quick version runs
+# in `scripts/test.sh` with the other tests. `--quick` runs it here too.
+#
+# Prints a summary (faults injected, commands acknowledged and found in the
+# log, events in the log and on the stream); RELIABILITY.md quotes it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+export VERKOSTO_FAULTS_FULL=1
+for arg in "$@"; do
+    case "$arg" in
+    --quick) unset VERKOSTO_FAULTS_FULL ;;
+    *) echo "usage: scripts/faults.sh [--quick]" >&2; exit 2 ;;
+    esac
+done
+
+phase_begin tools
+ensure_postgres
+ensure_nats
+phase_end "PostgreSQL ($VERKOSTO_PG_BIN), $("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}')"
+
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+phase_begin build
+# The tests spawn target/debug/verkosto: the same build as scripts/test.sh.
+cargo build --locked -p verkosto --bin verkosto
+cargo test --locked -p verkosto-e2e --test faults --no-run
+phase_end "target/debug/verkosto"
+
+# Each test owns its PostgreSQL cluster (it kills it), so none is shared here.
+unset VERKOSTO_TEST_PG_ADMIN_URL
+out=target/faults.log
+phase_begin faults
+status=0
+cargo test --locked -p verkosto-e2e --test faults -- --nocapture --test-threads=1 2>&1 |
+    tee "$out" || status=$?
+phase_end "log in $out"
+
+echo
+echo "Fault suite summary ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')${VERKOSTO_FAULTS_FULL:+, full size}${VERKOSTO_FAULTS_FULL:-, quick size}):"
+grep '^faults: ' "$out" | sed 's/^faults: /- /' || true
+faults=$(grep -c '^faults: ' "$out" || true)
+echo "- faults injected: $faults; result: $([ "$status" -eq 0 ] && echo passed || echo FAILED)"
+exit "$status"

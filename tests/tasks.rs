@@ -85,19 +85,18 @@ async fn agree_plan(v: &Verkosto, c: &verkosto_e2e::DemoCase) {
 }
 
 /// Makes the reactions consumer replay every event from the start (and,
-/// distributed, has JetStream redeliver them all), then waits until it
-/// has caught up again.
-async fn replay_reactions(v: &Verkosto) {
+/// distributed, has a new process read the whole stream again), then waits
+/// until it has caught up again.
+async fn replay_reactions(v: &mut Verkosto) {
     let log = v.log().await.unwrap();
     sqlx::query("DELETE FROM checkpoints WHERE name = 'tasks-reactions'")
         .execute(log.db().writer())
         .await
         .unwrap();
-    if let Some(nats) = &v.nats {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream("VERKOSTO_EVENTS").await.unwrap();
-        stream.delete_consumer("tasks-reactions").await.unwrap();
+    if v.mode == Mode::Distributed {
+        // Without a checkpoint, the new process reads the stream from its start.
+        v.kill9().await.unwrap();
+        v.spawn_process().await.unwrap();
     }
     let head = log.head_position().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -119,7 +118,7 @@ async fn replay_reactions(v: &Verkosto) {
 }
 
 both_modes!(sources_make_exactly_one_task_each, |mode| async move {
-    let v = start(mode).await;
+    let mut v = start(mode).await;
     let c = case_with_network(&v).await;
     agree_plan(&v, &c).await;
 
@@ -155,7 +154,7 @@ both_modes!(sources_make_exactly_one_task_each, |mode| async move {
         .contains("not our matter"));
 
     // Replaying and redelivering every source event adds nothing.
-    replay_reactions(&v).await;
+    replay_reactions(&mut v).await;
     let log = v.log().await.unwrap();
     let tasks: i64 = sqlx::query_scalar(
         "SELECT COUNT(DISTINCT stream_id) FROM events WHERE stream_type = 'task'",
@@ -523,7 +522,7 @@ both_modes!(
 both_modes!(
     minutes_and_a_no_show_make_their_tasks_exactly_once,
     |mode| async move {
-        let v = start(mode).await;
+        let mut v = start(mode).await;
         let c = case_with_network(&v).await;
         let starts = chrono::Utc::now() + chrono::Duration::days(3);
         let (status, meeting) = v
@@ -618,7 +617,7 @@ both_modes!(
         assert_eq!(status, 200, "{body}");
 
         // Replaying and redelivering every source event adds nothing either.
-        replay_reactions(&v).await;
+        replay_reactions(&mut v).await;
         let log = v.log().await.unwrap();
         let created: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'TaskCreated'")

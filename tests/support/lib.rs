@@ -13,6 +13,7 @@ use verkosto_testkit::{ChildProcess, NatsServer, PgServer};
 
 pub mod checker;
 pub mod cluster;
+pub mod scaleout;
 
 /// Which mode a test runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -448,13 +449,32 @@ impl Split {
 
     /// Starts one more process for `target`.
     pub async fn spawn(&mut self, target: &str) -> Result<()> {
+        self.spawn_process(target, target == "cases").await
+    }
+
+    /// Starts another process of a `target` that already runs (a replica:
+    /// same database, same stream, no demo loading).
+    pub async fn spawn_replica(&mut self, target: &str) -> Result<()> {
+        self.spawn_process(target, false).await
+    }
+
+    /// The base URLs of every process of `target`, in start order.
+    pub fn bases(&self, target: &str) -> Vec<String> {
+        self.processes
+            .iter()
+            .filter(|(t, _, _)| t == target)
+            .map(|(_, base, _)| base.clone())
+            .collect()
+    }
+
+    async fn spawn_process(&mut self, target: &str, demo: bool) -> Result<()> {
         let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
             .args(["--database-url", &self.database_url])
             .args(["--nats-url", &self.nats.url()])
             .env("VERKOSTO_LOG", "warn");
-        if target == "cases" {
+        if demo {
             cmd.arg("--demo");
         }
         let mut child = ChildProcess::spawn(cmd)?;
@@ -478,6 +498,17 @@ impl Split {
         }
         self.processes = kept;
         Ok(())
+    }
+
+    /// SIGKILL the one process serving at `base`.
+    pub async fn kill9_at(&mut self, base: &str) -> Result<()> {
+        let at = self
+            .processes
+            .iter()
+            .position(|(_, b, _)| b == base)
+            .with_context(|| format!("no process at {base}"))?;
+        let (_, _, mut child) = self.processes.remove(at);
+        child.kill9().await
     }
 
     /// The base URL of the first process of `target`.

@@ -103,7 +103,24 @@ async fn deliver_due(
     .fetch_all(db.writer())
     .await?;
     let mut sends = JoinSet::new();
+    // Another process of the tasks service may have read the same rows:
+    // lease each one first, so only one of them sends it. If this process
+    // dies mid-send, the lease runs out and the message is sent again.
+    let lease_until = now + chrono::Duration::from_std(settings.timeout * 2).unwrap_or_default();
     for (message_id, payload, url, attempts, secret, _hook) in due {
+        let leased = sqlx::query(
+            "UPDATE tasks_webhook_outbox SET next_attempt_at = $1 \
+             WHERE message_id = $2 AND delivered_at IS NULL AND next_attempt_at <= $3",
+        )
+        .bind(format_time(lease_until))
+        .bind(&message_id)
+        .bind(format_time(now))
+        .execute(db.writer())
+        .await?
+        .rows_affected();
+        if leased == 0 {
+            continue;
+        }
         let http = http.clone();
         sends.spawn(async move {
             let result = send(&http, &url, &secret, &message_id, &payload).await;

@@ -83,6 +83,11 @@ pub async fn metrics(State(h): State<Health>) -> Response {
             "Times the relay found the stream behind and republished.",
             s.rewinds as i64,
         );
+        gauge(
+            "verkosto_relay_leading",
+            "1 if this relay holds the lead, 0 if it stands by.",
+            i64::from(s.leading),
+        );
     }
     let checkpoints: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, position FROM checkpoints ORDER BY name")
@@ -93,6 +98,12 @@ pub async fn metrics(State(h): State<Health>) -> Response {
     for (name, position) in checkpoints {
         out.push_str(&format!(
             "verkosto_consumer_position{{consumer=\"{name}\"}} {position}\n"
+        ));
+    }
+    out.push_str("# HELP verkosto_consumer_events_applied_total Events this process applied (or passed over) for each consumer.\n# TYPE verkosto_consumer_events_applied_total counter\n");
+    for (name, count) in h.log.applied_counts() {
+        out.push_str(&format!(
+            "verkosto_consumer_events_applied_total{{consumer=\"{name}\"}} {count}\n"
         ));
     }
     let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")

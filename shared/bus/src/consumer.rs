@@ -1,17 +1,21 @@
 //! Feeding a projection from JetStream.
 //!
 //! The projection's checkpoint lives in its own database transaction
-//! (`EventLog::apply_batch`), so the JetStream consumer only needs to
-//! deliver at least once: anything at or before the checkpoint is skipped.
+//! (`EventLog::apply_stream_batch`), with the stream sequence it reached, so
+//! JetStream keeps no state for us: each process reads the stream with its
+//! own ordered (ephemeral, unacknowledged) consumer, starting after the
+//! stored sequence. Several processes of one service therefore each see
+//! every event; the checkpoint's row lock lets exactly one of them apply it
+//! and the others skip it as already applied.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use verkosto_eventlog::{Cursor, EventLog, Projection};
+use verkosto_eventlog::{Cursor, EventLog, Projection, StreamSpan};
 
 use crate::wire::decode;
 use crate::{ensure_stream, BusError, StreamSettings};
@@ -52,18 +56,25 @@ async fn consume(
     progress: &watch::Sender<Cursor>,
 ) -> Result<(), BusError> {
     let stream = ensure_stream(js, settings).await?;
+    // The stream holds the log in order, once each (the relay's promise), so
+    // the message after the stored sequence is the first one not applied.
+    let (_, sequence) = log.checkpoint_with_extra(projection.name()).await?;
+    let deliver_policy = match sequence {
+        s if s > 0 => DeliverPolicy::ByStartSequence {
+            start_sequence: s as u64 + 1,
+        },
+        _ => DeliverPolicy::All,
+    };
     let consumer = stream
-        .get_or_create_consumer(
-            projection.name(),
-            pull::Config {
-                durable_name: Some(projection.name().to_string()),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::All,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 10_000,
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::OrderedConfig {
+            name: Some(format!(
+                "{}-{}",
+                projection.name(),
+                uuid::Uuid::new_v4().simple()
+            )),
+            deliver_policy,
+            ..Default::default()
+        })
         .await
         .map_err(BusError::nats)?;
     let mut messages = consumer.messages().await.map_err(BusError::nats)?;
@@ -91,11 +102,16 @@ async fn consume(
                 })?,
             );
         }
-        let at = log.apply_batch(projection, &events).await?;
-        // AckPolicy::All: acknowledging the last acknowledges the batch.
-        if let Some(last) = batch.last() {
-            last.ack().await.map_err(BusError::nats)?;
-        }
+        let sequence = |m: &jetstream::Message| m.info().ok().map(|i| i.stream_sequence);
+        let span = match (
+            batch.first().and_then(sequence),
+            batch.last().and_then(sequence),
+        ) {
+            (Some(first), Some(last)) => Some(StreamSpan { first, last }),
+            _ => None,
+        };
+        // On a gap, this consumer ends and the next starts at the checkpoint.
+        let at = log.apply_stream_batch(projection, &events, span).await?;
         progress.send_if_modified(|c| {
             let moved = at > *c;
             *c = at;

@@ -7,13 +7,19 @@
 //! stream's own last message: after any error, or when the stream has fewer
 //! messages than the relay last saw (a NATS restart that lost unsynced
 //! writes, or a wiped store), it reads the stream's tail and resumes there.
+//!
+//! Several relays may run (replicas for availability); one leads, holding a
+//! PostgreSQL advisory lock, and the others wait. The expected-sequence check
+//! keeps the stream right even if two briefly overlap (a leader cut off from
+//! the database); the lock only saves them from fighting.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use sqlx::{pool::PoolConnection, Any};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use verkosto_eventlog::{Cursor, EventLog, RecordedEvent};
+use verkosto_eventlog::{Cursor, DbKind, EventLog, RecordedEvent};
 
 use crate::wire::{encode, parse_cursor, subject_for, CURSOR_HEADER};
 use crate::{ensure_stream, BusError, StreamSettings};
@@ -30,7 +36,12 @@ pub struct RelayStatus {
     pub stream_sequence: u64,
     /// How many times the relay found the stream behind and rewound.
     pub rewinds: u64,
+    /// Whether this relay holds the lead (the others stand by).
+    pub leading: bool,
 }
+
+/// The advisory lock key of the leading relay ("verkosto-relay" as bytes).
+const RELAY_LOCK: i64 = 0x7665_726b_7265_6c61;
 
 pub struct Relay {
     log: EventLog,
@@ -58,16 +69,45 @@ impl Relay {
         self.status.subscribe()
     }
 
-    /// Runs until `shutdown`: publishes what is pending, then polls.
+    /// Runs until `shutdown`: takes the lead, publishes what is pending,
+    /// then polls.
     pub async fn run(mut self, poll: Duration, shutdown: CancellationToken) {
         let mut commits = self.log.subscribe_commits();
         let mut backoff = Duration::from_millis(50);
         let mut last_check = tokio::time::Instant::now();
+        let mut lead: Option<Lead> = None;
         loop {
+            if lead.is_none() {
+                match Lead::try_take(&self.log).await {
+                    Ok(Some(taken)) => {
+                        tracing::info!("relay: leading");
+                        // Another relay may have published meanwhile.
+                        self.position = None;
+                        lead = Some(taken);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot ask for the lead"),
+                }
+                self.status.send_modify(|s| s.leading = lead.is_some());
+                if lead.is_none() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
             // Now and then, check the stream even when idle: it may have
-            // lost messages while the relay had nothing to publish.
+            // lost messages while the relay had nothing to publish. And
+            // check that the lead's connection is still there.
             if last_check.elapsed() > Duration::from_secs(1) {
                 last_check = tokio::time::Instant::now();
+                if let Some(l) = lead.as_mut() {
+                    if let Err(e) = l.confirm().await {
+                        tracing::warn!(error = %e, "relay: lost the lead's connection");
+                        lead = None;
+                        continue;
+                    }
+                }
                 if let Err(e) = self.check_stream().await {
                     tracing::warn!(error = %e, "relay: stream check failed");
                     self.position = None;
@@ -108,6 +148,7 @@ impl Relay {
                 return Ok(total);
             }
             let (last, last_seq) = self.publish_batch(&events, seq).await?;
+            fail::fail_point!("relay-before-checkpoint");
             self.position = Some((last, last_seq));
             self.log
                 .store_checkpoint(RELAY_CHECKPOINT, last, last_seq as i64)
@@ -211,5 +252,55 @@ impl Relay {
             self.position = None;
         }
         Ok(())
+    }
+}
+
+/// The relay's lead: a session-level advisory lock, held by one pooled
+/// connection for as long as it lives. PostgreSQL frees it when the
+/// connection or the process dies, so a standby takes over.
+struct Lead {
+    connection: Option<PoolConnection<Any>>,
+}
+
+impl Lead {
+    async fn try_take(log: &EventLog) -> Result<Option<Lead>, BusError> {
+        if log.db().kind() != DbKind::Postgres {
+            // One process, one relay.
+            return Ok(Some(Lead { connection: None }));
+        }
+        let mut connection = log
+            .db()
+            .writer()
+            .acquire()
+            .await
+            .map_err(verkosto_eventlog::Error::from)?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(verkosto_eventlog::Error::from)?;
+        Ok(taken.then_some(Lead {
+            connection: Some(connection),
+        }))
+    }
+
+    async fn confirm(&mut self) -> Result<(), BusError> {
+        if let Some(c) = self.connection.as_mut() {
+            sqlx::query("SELECT 1")
+                .execute(&mut **c)
+                .await
+                .map_err(verkosto_eventlog::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        // Never hand a connection that may still hold the lock back to the
+        // pool: close it, which frees the lock.
+        if let Some(c) = self.connection.take() {
+            drop(c.detach());
+        }
     }
 }

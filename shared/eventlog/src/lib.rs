@@ -27,7 +27,7 @@ pub use integrity::{BrokenLink, VerifyReport, GENESIS, SEALER};
 pub use model::{
     format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
 };
-pub use projection::{run_local, ApplyError, Progress, Projection};
+pub use projection::{run_local, ApplyError, Progress, Projection, StreamSpan};
 pub use store::EventLog;
 
 /// Errors of the log. Callers map them to HTTP once, in verkosto-http.
@@ -43,6 +43,15 @@ pub enum Error {
     IdempotencyRace,
     #[error("too much contention on {0}")]
     Busy(String),
+    /// A stream batch starts past the message after the checkpoint (the
+    /// checkpoint was reset, or never knew its stream sequence): the reader
+    /// must start again from the checkpoint.
+    #[error("consumer {consumer}: the batch starts at stream sequence {first}, the checkpoint is at {checkpoint}")]
+    StreamGap {
+        consumer: String,
+        checkpoint: i64,
+        first: u64,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("configuration: {0}")]

@@ -9,6 +9,7 @@ use sqlx::{Any, AnyConnection, Executor, Transaction};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::db::DbKind;
 use crate::model::{format_time, Cursor, RecordedEvent};
 use crate::store::EventLog;
 use crate::Error;
@@ -65,6 +66,48 @@ where
     Ok(row
         .map(|(tx, position)| Cursor { tx, position })
         .unwrap_or(Cursor::START))
+}
+
+/// The stream sequences of a batch's first and last messages.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamSpan {
+    pub first: u64,
+    pub last: u64,
+}
+
+/// Reads a consumer's checkpoint and, on PostgreSQL, locks it until the
+/// transaction ends. Several processes of one service feed the same
+/// projection; the lock makes their batches take turns, so each starts from
+/// the other's checkpoint and no event is applied twice. (SQLite has one
+/// writer at a time anyway.)
+async fn lock_checkpoint(
+    tx: &mut Transaction<'static, Any>,
+    kind: DbKind,
+    name: &str,
+) -> Result<(Cursor, i64), Error> {
+    let lock = match kind {
+        DbKind::Sqlite => "",
+        DbKind::Postgres => {
+            // FOR UPDATE locks only a row that exists: create it first.
+            sqlx::query(
+                "INSERT INTO checkpoints (name, tx, position, extra) VALUES ($1, 0, 0, 0) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+            " FOR UPDATE"
+        }
+    };
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT tx, position, extra FROM checkpoints WHERE name = $1{lock}"
+    ))
+    .bind(name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row
+        .map(|(tx, position, extra)| (Cursor { tx, position }, extra))
+        .unwrap_or((Cursor::START, 0)))
 }
 
 pub(crate) async fn save_checkpoint(
@@ -128,9 +171,36 @@ impl EventLog {
         projection: &dyn Projection,
         events: &[RecordedEvent],
     ) -> Result<Cursor, Error> {
+        self.apply_stream_batch(projection, events, None).await
+    }
+
+    /// [`EventLog::apply_batch`] for a batch read from the stream. The last
+    /// message's sequence is kept with the checkpoint: it is where the next
+    /// reader of this projection starts on the stream. A batch that starts
+    /// after a gap is refused with [`Error::StreamGap`].
+    pub async fn apply_stream_batch(
+        &self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+        span: Option<StreamSpan>,
+    ) -> Result<Cursor, Error> {
         let mut tx = self.db().begin().await?;
-        let checkpoint = load_checkpoint(&mut *tx, projection.name()).await?;
+        let (checkpoint, sequence_before) =
+            lock_checkpoint(&mut tx, self.db().kind(), projection.name()).await?;
+        if let Some(span) = span {
+            // Behind this reader's position (another process of the service
+            // went further) is fine: those events are skipped. Ahead of it
+            // means someone reset the checkpoint: applying would leave a hole.
+            if span.first > sequence_before as u64 + 1 {
+                return Err(Error::StreamGap {
+                    consumer: projection.name().to_string(),
+                    checkpoint: sequence_before,
+                    first: span.first,
+                });
+            }
+        }
         let mut last = checkpoint;
+        let mut advanced = 0;
         for event in events.iter().filter(|e| e.cursor() > checkpoint) {
             if projection.handles(event) {
                 let span = tracing::info_span!(
@@ -156,11 +226,17 @@ impl EventLog {
                 }
             }
             last = event.cursor();
+            advanced += 1;
         }
+        fail::fail_point!("eventlog-before-checkpoint");
         if last != checkpoint {
-            save_checkpoint(&mut tx, projection.name(), last, 0).await?;
+            // The batch's last event is past the checkpoint, so the batch's
+            // last message is the right place to resume the stream.
+            let sequence = span.map_or(sequence_before, |s| s.last as i64);
+            save_checkpoint(&mut tx, projection.name(), last, sequence).await?;
         }
         tx.commit().await?;
+        self.count_applied(projection.name(), advanced);
         Ok(last)
     }
 

@@ -25,6 +25,9 @@ struct Inner {
     db: Db,
     /// Wakes in-process subscribers after each commit (the embedded bus).
     commits: watch::Sender<Cursor>,
+    /// Events each consumer moved past in this process (for `/metrics`: the
+    /// sum over a service's processes shows each event was handled once).
+    applied: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 pub(crate) const COLUMNS: &str =
@@ -36,7 +39,11 @@ impl EventLog {
     pub fn new(db: Db) -> EventLog {
         let (commits, _) = watch::channel(Cursor::START);
         EventLog {
-            inner: Arc::new(Inner { db, commits }),
+            inner: Arc::new(Inner {
+                db,
+                commits,
+                applied: Default::default(),
+            }),
         }
     }
 
@@ -46,6 +53,24 @@ impl EventLog {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// How many events each consumer has applied (or passed over as not its
+    /// own) in this process, counting committed batches only.
+    pub fn applied_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.applied.lock().expect("counter lock").clone()
+    }
+
+    pub(crate) fn count_applied(&self, consumer: &str, events: u64) {
+        if events > 0 {
+            *self
+                .inner
+                .applied
+                .lock()
+                .expect("counter lock")
+                .entry(consumer.to_string())
+                .or_default() += events;
+        }
     }
 
     /// A receiver that changes after every commit made through this process.

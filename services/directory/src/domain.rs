@@ -47,6 +47,18 @@ pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), Problem> {
             "must not contain control characters",
         ));
     }
+    // Bidi embeddings, overrides and isolates make text display in another
+    // order than it is stored ("Trojan Source"), e.g. a name that reads as
+    // someone else's in a list.
+    if text
+        .chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+    {
+        return Err(Problem::invalid(
+            field,
+            "must not contain bidirectional override characters",
+        ));
+    }
     Ok(())
 }
 
@@ -208,12 +220,14 @@ pub enum UserCommand {
 /// Events of the `user` stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum UserEvent {
+    /// Version 2: `name` was `display_name` in version 1 (read through the
+    /// log's upcaster, `verkosto_eventlog::UPCASTERS`).
     UserRegistered {
         id: String,
         agency: String,
         #[schemars(with = "Vec<String>")]
         roles: BTreeSet<Role>,
-        display_name: String,
+        name: String,
     },
 }
 
@@ -224,7 +238,8 @@ impl DomainEvent for UserEvent {
         }
     }
     fn event_version(&self) -> String {
-        "1".into()
+        // The log's upcaster table says which version is current.
+        verkosto_eventlog::current_version(&self.event_type()).to_string()
     }
 }
 
@@ -258,7 +273,7 @@ impl Aggregate for User {
                         id,
                         agency,
                         roles,
-                        display_name,
+                        name: display_name,
                     },
                     self,
                 )

@@ -44,7 +44,7 @@ impl Projection for DirectoryProjection {
                     id,
                     agency,
                     roles,
-                    display_name,
+                    name: display_name,
                 } => {
                     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                     sqlx::query(

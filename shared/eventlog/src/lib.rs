@@ -17,6 +17,7 @@ mod integrity;
 mod model;
 mod projection;
 mod store;
+mod upcast;
 
 pub use aggregate::{
     decode_event, encode_event, AggregateStore, ExecuteError, Execution, LoadedAggregate, Outcome,
@@ -29,6 +30,7 @@ pub use model::{
 };
 pub use projection::{run_local, ApplyError, Progress, Projection, StreamSpan};
 pub use store::EventLog;
+pub use upcast::{current_version, upcast, UpcastError, Upcaster, UPCASTERS};
 
 /// Errors of the log. Callers map them to HTTP once, in verkosto-http.
 #[derive(Debug, thiserror::Error)]

@@ -488,6 +488,14 @@ pub(crate) fn decode_row(row: &AnyRow) -> Result<RecordedEvent, Error> {
     // A payload that is not JSON (only possible by tampering) decodes as
     // null: consumers then quarantine it, and `verify` reports the hash.
     let payload = serde_json::from_str(&payload_text).unwrap_or(serde_json::Value::Null);
+    // Older shapes are read as the current one; a version from a newer build
+    // is withheld (null), so readers quarantine it rather than misread it.
+    let event_type: String = row.try_get("event_type")?;
+    let schema_version: i64 = row.try_get("schema_version")?;
+    let payload = crate::upcast::upcast(&event_type, schema_version, payload).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "event payload withheld");
+        serde_json::Value::Null
+    });
     Ok(RecordedEvent {
         position: row.try_get("position")?,
         tx: row.try_get("tx")?,
@@ -495,8 +503,8 @@ pub(crate) fn decode_row(row: &AnyRow) -> Result<RecordedEvent, Error> {
         stream_id: row.try_get("stream_id")?,
         version: row.try_get("version")?,
         event_id: row.try_get("event_id")?,
-        event_type: row.try_get("event_type")?,
-        schema_version: row.try_get("schema_version")?,
+        event_type,
+        schema_version,
         occurred_at: row.try_get("occurred_at")?,
         actor: Actor {
             user: row.try_get("actor_user")?,

@@ -45,7 +45,11 @@ where
         }
         let raw = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(e.status(), "too-large", "the request body is too large")
+                Problem::new(
+                    e.status(),
+                    "too-large",
+                    "body: the request body is too large",
+                )
             } else {
                 Problem::bad_request(format!("body: {}", e.body_text()))
             }
@@ -59,6 +63,23 @@ where
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
     let text =
         std::str::from_utf8(raw).map_err(|_| Problem::bad_request("body: not valid UTF-8"))?;
+    // Every body of this API is an object. serde reads a struct from an array
+    // too (`[]` would be a struct with every field defaulted), so refuse
+    // anything else before it gets that far.
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') | None => {}
+        Some(_) => return Err(Problem::invalid("body", "must be a JSON object")),
+    }
+    // NUL can be written in JSON (`\u0000`) but never stored in PostgreSQL
+    // text, and no field has a use for it: refuse it here, naming the field,
+    // before it reaches a lookup or an insert as a 500.
+    if text.contains("\\u0000") {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+            if let Some(field) = nul_at(&value, String::new()) {
+                return Err(Problem::invalid(&field, "must not contain NUL characters"));
+            }
+        }
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -72,9 +93,12 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
             };
             let message = strip_position(&inner.to_string());
             if inner.is_syntax() || inner.is_eof() {
-                Err(Problem::bad_request(format!(
-                    "body: malformed JSON: {message}"
-                )))
+                // A syntax error inside a field (a number out of range, say)
+                // still names the field it was reading.
+                let mut problem =
+                    Problem::bad_request(format!("{field}: malformed JSON: {message}"));
+                problem.field = (field != "body").then_some(field);
+                Err(problem)
             } else if let Some(missing) = missing_field(&message) {
                 let name = if field == "body" {
                     missing.to_string()
@@ -86,6 +110,39 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
                 Err(Problem::invalid(&field, message))
             }
         }
+    }
+}
+
+/// The path (as serde_path_to_error writes it) of the first key or string
+/// holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let here = || {
+        if path.is_empty() {
+            "body".to_string()
+        } else {
+            path.clone()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let at = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(at)
+            } else {
+                nul_at(v, at)
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -241,5 +298,50 @@ impl WriteConditions {
                 respond: Arc::new(respond),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::parse_json;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        #[serde(default)]
+        flag: bool,
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        text: String,
+    }
+
+    fn field(raw: &str) -> (u16, Option<String>) {
+        let p = parse_json::<Body>(raw.as_bytes()).unwrap_err();
+        (p.status, p.field)
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_are_refused_even_when_every_field_is_optional() {
+        for raw in ["[]", "null", "1", "\"x\"", "  [true]"] {
+            assert_eq!(field(raw), (422, Some("body".into())), "{raw}");
+        }
+        assert!(parse_json::<Body>(b"{}").is_ok());
+    }
+
+    #[test]
+    fn nul_and_out_of_range_numbers_name_their_field() {
+        assert_eq!(
+            field(r#"{"items":[{"text":"a\u0000b"}]}"#),
+            (422, Some("items[0].text".into()))
+        );
+        assert_eq!(field(r#"{"flag":1e400}"#), (400, Some("flag".into())));
+        assert_eq!(field(r#"{"flag":"yes"}"#), (422, Some("flag".into())));
     }
 }

@@ -37,6 +37,7 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(plain_errors_as_problems))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             Problem::internal().into_response()
@@ -64,6 +65,36 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
         )
         .layer(axum::middleware::from_fn(finish_writes))
         .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// axum's own rejections (a body over the limit read as `Bytes`, a bad path
+/// parameter) answer in plain text; every error here is problem JSON.
+async fn plain_errors_as_problems(req: Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(status, "too-large", "body: the request body is too large")
+        }
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!(cause = %text, "plain-text 500");
+            Problem::internal()
+        }
+        _ => Problem::new(status, "bad-request", text),
+    }
+    .into_response()
 }
 
 /// A write, once started, runs to its end even if the client hangs up: the

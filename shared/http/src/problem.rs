@@ -91,6 +91,14 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // Unavailable is temporary (a database restart, a full disk being
+        // cleared): tell clients when to retry rather than to give up.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .entry(header::RETRY_AFTER)
+                .or_insert(HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -128,17 +136,29 @@ fn is_unavailable(e: &verkosto_eventlog::SqlxError) -> bool {
     use verkosto_eventlog::SqlxError as S;
     match e {
         S::Io(_) | S::PoolTimedOut | S::PoolClosed | S::WorkerCrashed => true,
-        S::Database(d) => {
-            // Disk full, I/O error, cannot connect, admin shutdown, read-only.
-            let code = d.code().unwrap_or_default();
-            matches!(
-                code.as_ref(),
-                "53100" | "58030" | "57P01" | "57P02" | "57P03" | "25006" | "13" | "10" | "8"
-            )
-        }
+        S::Database(d) => d.code().is_some_and(|code| unavailable_code(&code)),
         _ => false,
     }
 }
+
+/// Database error codes that mean "the store cannot take writes now", not
+/// "this request is wrong": the answer is 503 and nothing was acknowledged.
+/// PostgreSQL: disk full, I/O error, admin or crash shutdown, cannot connect
+/// now, read-only transaction. SQLite (extended codes, whose low byte is the
+/// primary code): READONLY (8), IOERR (10, e.g. 1034 IOERR_FSYNC, 778
+/// IOERR_WRITE), FULL (13), CANTOPEN (14).
+fn unavailable_code(code: &str) -> bool {
+    if code.len() == 5 {
+        // A PostgreSQL SQLSTATE (SQLite's codes have at most four digits).
+        return matches!(
+            code,
+            "53100" | "58030" | "57P01" | "57P02" | "57P03" | "25006"
+        );
+    }
+    code.parse::<i64>()
+        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 8 | 10 | 13 | 14))
+}
+
 
 /// Errors of a command run: domain rejections carry their own problem.
 impl<E> From<verkosto_eventlog::ExecuteError<E>> for Problem
@@ -157,6 +177,27 @@ where
                 "this key was already used with a different request",
             ),
             X::Log(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::unavailable_code;
+
+    #[test]
+    fn disk_full_and_io_errors_are_unavailable_and_others_are_not() {
+        // PostgreSQL disk_full, io_error, shutdowns, read_only_sql_transaction.
+        for code in ["53100", "58030", "57P01", "57P02", "57P03", "25006"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        // SQLite FULL, IOERR and its extended codes (FSYNC, WRITE), READONLY, CANTOPEN.
+        for code in ["13", "10", "1034", "778", "266", "8", "14"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        // Unique violation, syntax error, SQLite CONSTRAINT_UNIQUE, BUSY.
+        for code in ["23505", "42601", "2067", "5", "19"] {
+            assert!(!unavailable_code(code), "{code}");
         }
     }
 }

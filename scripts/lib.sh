@@ -128,6 +128,19 @@ ensure_chromium() {
     export VERKOSTO_CHROMEDRIVER=${VERKOSTO_CHROMEDRIVER:-$(command -v chromedriver)}
 }
 
+# libfaketime, for the clock-skew test (tests/ordering.rs runs one process
+# ten minutes ahead): VERKOSTO_FAKETIME_LIB is the preload library.
+ensure_faketime() {
+    if ! command -v faketime >/dev/null 2>&1; then
+        log "installing faketime (apt)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+    fi
+    local lib
+    lib=$(find /usr/lib -name 'libfaketime.so.1' -path '*faketime*' 2>/dev/null | head -n 1)
+    export VERKOSTO_FAKETIME_LIB=${VERKOSTO_FAKETIME_LIB:-$lib}
+}
+
 # axe-core, the accessibility checker the browser tests run in each page:
 # the npm registry's tarball, checked against its published sha512.
 AXE_VERSION=4.10.3

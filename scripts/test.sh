@@ -47,6 +47,7 @@ ensure_nats
 ensure_nextest
 ensure_chromium
 ensure_axe
+ensure_faketime
 phase_end "PostgreSQL $("$VERKOSTO_PG_BIN/postgres" --version | awk '{print $3}') ($VERKOSTO_PG_BIN)," \
     "$("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}') ($VERKOSTO_NATS_SERVER)," \
     "$(cargo nextest --version | head -n 1)," \
@@ -78,6 +79,20 @@ if [ "$status" = 0 ]; then
     phase_end "passed (cargo nextest run ${nextest_args[*]} $*)"
 else
     phase_end "FAILED with status $status (cargo nextest run ${nextest_args[*]} $*)"
+fi
+
+# The failpoint tests (crashes between publish and checkpoint, apply and
+# checkpoint) need the `failpoints` features, so they are one more build of
+# two crates; no other build has failpoints. Whole-workspace runs.
+if [ "$status" = 0 ] && ! $caller_selects; then
+    phase_begin failpoints
+    fp_args=(--locked --no-fail-fast -p verkosto-eventlog -p verkosto-bus --features failpoints -E 'binary(failpoints)')
+    if cargo nextest run "${fp_args[@]}"; then
+        phase_end "passed (cargo nextest run ${fp_args[*]})"
+    else
+        status=1
+        phase_end "FAILED (cargo nextest run ${fp_args[*]})"
+    fi
 fi
 
 # The API fuzzer, for whole-workspace runs (it needs the binary).

@@ -81,6 +81,7 @@ bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate
 bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" verkosto-e2e commands
 bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" verkosto-e2e reads
 bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" verkosto-e2e replay
+bench "Scale-out: one and two processes of every service on one stream, each event handled once" verkosto-e2e scaleout
 
 if $ci; then
     cat "$report"

@@ -4,7 +4,8 @@
 # a private PostgreSQL cluster; 10,000 commands of mixed load while a
 # service, the relay, one nats-server, every nats-server and PostgreSQL are
 # killed with SIGKILL and restarted in turn, the checker after each; then
-# every nats-server down for 30 s while writes go on. The quick version runs
+# every nats-server down for 30 s while writes go on; and tests/race.rs with
+# 100,000 reads racing consent withdrawals on two cases processes. The quick version runs
 # in `scripts/test.sh` with the other tests. `--quick` runs it here too.
 #
 # Prints a summary (faults injected, commands acknowledged and found in the
@@ -32,7 +33,7 @@ trap 'exit 143' TERM
 phase_begin build
 # The tests spawn target/debug/verkosto: the same build as scripts/test.sh.
 cargo build --locked -p verkosto --bin verkosto
-cargo test --locked -p verkosto-e2e --test faults --no-run
+cargo test --locked -p verkosto-e2e --test faults --test race --no-run
 phase_end "target/debug/verkosto"
 
 # Each test owns its PostgreSQL cluster (it kills it), so none is shared here.
@@ -40,7 +41,7 @@ unset VERKOSTO_TEST_PG_ADMIN_URL
 out=target/faults.log
 phase_begin faults
 status=0
-cargo test --locked -p verkosto-e2e --test faults -- --nocapture --test-threads=1 2>&1 |
+cargo test --locked -p verkosto-e2e --test faults --test race -- --nocapture --test-threads=1 2>&1 |
     tee "$out" || status=$?
 phase_end "log in $out"
 

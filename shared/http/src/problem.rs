@@ -159,7 +159,6 @@ fn unavailable_code(code: &str) -> bool {
         .is_ok_and(|sqlite| matches!(sqlite & 0xff, 8 | 10 | 13 | 14))
 }
 
-
 /// Errors of a command run: domain rejections carry their own problem.
 impl<E> From<verkosto_eventlog::ExecuteError<E>> for Problem
 where

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use verkosto_e2e::checker::{self, Ack};
 use verkosto_e2e::{agency, assert_stream_matches_log, wait_for_stream, Mode, Verkosto};
 use verkosto_testkit::ChildProcess;
 
@@ -82,6 +83,8 @@ async fn crash_during_appends(mode: Mode) {
                     let sent = http
                         .post(format!("{b}/api/v1/agencies"))
                         .bearer_auth(&token)
+                        // The checker finds the command's events by it.
+                        .header("x-request-id", &id)
                         .json(&agency(&id, "ngo"))
                         .send()
                         .await;
@@ -146,6 +149,26 @@ async fn crash_during_appends(mode: Mode) {
             .unwrap();
         assert_stream_matches_log(&log, &nats).await.unwrap();
     }
+    // The fault checker too, with the consumers stopped once caught up.
+    let nats = distributed.as_ref().map(|v| v.nats.as_ref().unwrap().url());
+    checker::wait_for_recovery(&url, nats.as_deref(), Duration::from_secs(120))
+        .await
+        .unwrap();
+    if let Some(v) = distributed.as_mut() {
+        v.halt().await;
+    }
+    if let Some(child) = embedded.as_mut() {
+        child.terminate().await.unwrap();
+    }
+    log.db().close().await;
+    let acks: Vec<Ack> = acked
+        .iter()
+        .map(|id| Ack {
+            request_id: id.clone(),
+            what: "register agency",
+        })
+        .collect();
+    checker::check(&url, nats.as_deref(), &acks).await.unwrap();
     eprintln!(
         "{mode:?}: {} acknowledged of {APPENDS}, {} in the log",
         acked.len(),

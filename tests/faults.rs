@@ -160,18 +160,20 @@ impl Deployment {
         Ok(())
     }
 
-    /// Waits for recovery, stops the projection consumers, runs the
-    /// checker, and starts the services again.
+    /// Waits for recovery, stops every process, runs the checker, and
+    /// starts them again.
     async fn check(&mut self, acks: &[Ack]) -> Result<Report> {
         self.wait_ready(Duration::from_secs(120)).await?;
         let nats = self.nats_url();
         checker::wait_for_recovery(&self.database_url, Some(&nats), Duration::from_secs(180))
             .await?;
-        for target in SERVICES {
+        // Every process: the checker copies the database, which PostgreSQL
+        // does only while nothing is connected to it.
+        for target in ["relay"].into_iter().chain(SERVICES) {
             self.stop(target).await?;
         }
         let report = checker::check(&self.database_url, Some(&nats), acks).await?;
-        for target in SERVICES {
+        for target in ["relay"].into_iter().chain(SERVICES) {
             self.spawn(target).await?;
         }
         Ok(report)

@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use verkosto_bus::{Relay, StreamSettings};
-use verkosto_e2e::{assert_stream_matches_log, wait_for_stream};
+use verkosto_e2e::{assert_stream_matches_log, checker, wait_for_stream};
 use verkosto_eventlog::{Actor, CommandMeta, Db, EventLog, ExpectedVersion, NewEvent};
 use verkosto_testkit::{NatsServer, PgServer};
 
-async fn setup() -> (EventLog, NatsServer, CancellationToken) {
+async fn setup() -> (String, EventLog, NatsServer, CancellationToken) {
     let url = PgServer::shared().await.fresh_database().await.unwrap();
     let log = EventLog::new(Db::connect_with(&url, 20).await.unwrap());
     let nats = NatsServer::start().await.unwrap();
@@ -18,7 +18,7 @@ async fn setup() -> (EventLog, NatsServer, CancellationToken) {
     let shutdown = CancellationToken::new();
     let relay = Relay::new(log.clone(), js, StreamSettings::default());
     tokio::spawn(relay.run(Duration::from_millis(10), shutdown.clone()));
-    (log, nats, shutdown)
+    (url, log, nats, shutdown)
 }
 
 /// Eight writers append `per_writer` events each, pausing now and then.
@@ -59,7 +59,7 @@ fn write_load(log: &EventLog, per_writer: i64) -> tokio::task::JoinHandle<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_nats_restart_mid_stream_loses_and_duplicates_nothing() {
-    let (log, mut nats, shutdown) = setup().await;
+    let (url, log, mut nats, shutdown) = setup().await;
     let load = write_load(&log, 150);
     tokio::time::sleep(Duration::from_millis(300)).await;
     nats.kill9().unwrap();
@@ -74,12 +74,14 @@ async fn a_nats_restart_mid_stream_loses_and_duplicates_nothing() {
         .unwrap();
     let n = assert_stream_matches_log(&log, &nats.url()).await.unwrap();
     assert_eq!(n, 8 * 150);
+    // The fault checker: versions without gaps, ids once, stream = log.
+    checker::check(&url, Some(&nats.url()), &[]).await.unwrap();
     shutdown.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_stream_is_republished_from_the_log() {
-    let (log, mut nats, shutdown) = setup().await;
+    let (url, log, mut nats, shutdown) = setup().await;
     let load = write_load(&log, 100);
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Lose everything NATS had: the relay must notice and republish.
@@ -102,5 +104,6 @@ async fn a_wiped_stream_is_republished_from_the_log() {
         assert_stream_matches_log(&log, &nats.url()).await.unwrap(),
         800
     );
+    checker::check(&url, Some(&nats.url()), &[]).await.unwrap();
     shutdown.cancel();
 }

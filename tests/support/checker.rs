@@ -12,8 +12,10 @@
 //! - with NATS, the JetStream stream holds each log event once, in log order.
 //!
 //! [`wait_for_recovery`] first waits until the stream and every checkpoint
-//! have caught up with the log; [`check`] then wants the projection
-//! consumers stopped, because it resets and replays their tables in place.
+//! have caught up with the log; [`check`] then wants every process of the
+//! deployment stopped: it compares the read models with a rebuild in a copy
+//! of the database, and PostgreSQL copies a database only while nothing is
+//! connected to it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -61,7 +63,10 @@ pub async fn wait_for_recovery(
     loop {
         let lagging = lagging(&log, nats_url).await;
         match lagging {
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                log.db().close().await;
+                return Ok(());
+            }
             Ok(Some(what)) if tokio::time::Instant::now() > deadline => {
                 bail!("not recovered after {timeout:?}: {what}")
             }
@@ -103,8 +108,8 @@ async fn lagging(log: &EventLog, nats_url: Option<&str>) -> Result<Option<String
     Ok(None)
 }
 
-/// Runs every check (see the module documentation). The projection
-/// consumers must be stopped: their tables are rebuilt in place.
+/// Runs every check (see the module documentation). Every process using
+/// the database must be stopped (see the module documentation).
 pub async fn check(database_url: &str, nats_url: Option<&str>, acks: &[Ack]) -> Result<Report> {
     let log = EventLog::connect(database_url).await?;
     let events = crate::read_everything(&log).await?;
@@ -127,7 +132,7 @@ pub async fn check(database_url: &str, nats_url: Option<&str>, acks: &[Ack]) -> 
     if let Some(url) = nats_url {
         report.on_stream = Some(crate::assert_stream_matches_log(&log, url).await?);
     }
-    let (rows, rebuilt) = check_rebuild(&log, database_url).await?;
+    let (rows, rebuilt) = check_rebuild(log, database_url).await?;
     report.rows_compared = rows;
     report.projections_rebuilt = rebuilt;
     Ok(report)
@@ -278,10 +283,13 @@ async fn snapshot(log: &EventLog) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(out)
 }
 
-/// Rebuilds, in place, every projection that has a checkpoint, as
-/// `verkosto rebuild` does, and compares every table before and after.
+/// Rebuilds every projection that has a checkpoint in a copy of the
+/// database, as `verkosto rebuild` would, and compares every table of the
+/// copy with the live one. The live tables and checkpoints are left as they
+/// are, so the deployment resumes exactly where it stopped. Closes `log`
+/// (a PostgreSQL database can be copied only without connections).
 /// Returns the rows compared and the projections rebuilt.
-async fn check_rebuild(log: &EventLog, database_url: &str) -> Result<(usize, usize)> {
+async fn check_rebuild(log: EventLog, database_url: &str) -> Result<(usize, usize)> {
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM checkpoints ORDER BY name")
         .fetch_all(log.db().reader())
         .await?;
@@ -289,39 +297,138 @@ async fn check_rebuild(log: &EventLog, database_url: &str) -> Result<(usize, usi
         .into_iter()
         .filter(|n| verkosto::rebuild::projection(n).is_some())
         .collect();
-    let before = snapshot(log).await?;
+    if names.is_empty() {
+        // Nothing but the relay ran here.
+        return Ok((0, 0));
+    }
+    let live = snapshot(&log).await?;
+    let copy = copy_database(log, database_url).await?;
     let store = verkosto::config::StoreArgs {
         data_dir: Default::default(),
-        database_url: Some(database_url.to_string()),
+        database_url: Some(copy.url.clone()),
     };
     verkosto::rebuild::run(&store, &names).await?;
-    let after = snapshot(log).await?;
-    for (table, rows) in &before {
-        let rebuilt = after.get(table).map(Vec::as_slice).unwrap_or_default();
-        if rows.as_slice() != rebuilt {
-            let only_live: Vec<_> = rows
-                .iter()
-                .filter(|r| !rebuilt.contains(r))
-                .take(3)
-                .collect();
-            let only_rebuilt: Vec<_> = rebuilt
-                .iter()
-                .filter(|r| !rows.contains(r))
-                .take(3)
-                .collect();
+    let copy_log = EventLog::connect(&copy.url).await?;
+    let rebuilt = snapshot(&copy_log).await?;
+    copy_log.db().close().await;
+    copy.remove().await?;
+    for (table, rows) in &live {
+        let fresh = rebuilt.get(table).map(Vec::as_slice).unwrap_or_default();
+        if rows.as_slice() != fresh {
+            let only_live: Vec<_> = rows.iter().filter(|r| !fresh.contains(r)).take(3).collect();
+            let only_rebuilt: Vec<_> = fresh.iter().filter(|r| !rows.contains(r)).take(3).collect();
             bail!(
                 "table {table} differs from a fresh rebuild ({} rows live, {} rebuilt); \
                  only live: {only_live:#?}; only rebuilt: {only_rebuilt:#?}",
                 rows.len(),
-                rebuilt.len()
+                fresh.len()
             );
         }
     }
-    for table in after.keys() {
+    // `verkosto rebuild` creates every read model's tables; the ones no
+    // target had made must stay empty.
+    for (table, rows) in &rebuilt {
         ensure!(
-            before.contains_key(table),
-            "the rebuild made a new table {table}"
+            live.contains_key(table) || rows.is_empty(),
+            "the rebuild filled a table no running target had: {table}"
         );
     }
-    Ok((before.values().map(Vec::len).sum(), names.len()))
+    Ok((live.values().map(Vec::len).sum(), names.len()))
+}
+
+/// A throwaway copy of a database.
+struct Copy {
+    url: String,
+    /// PostgreSQL: the admin URL and the copy's name; SQLite: the file.
+    remove: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Copy {
+    async fn remove(self) -> Result<()> {
+        if let Some((admin, name)) = &self.remove {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies the database behind `log` (which is closed): on PostgreSQL with
+/// `CREATE DATABASE .. TEMPLATE` (which keeps the transaction ids the log is
+/// ordered by), on SQLite with `VACUUM INTO`.
+async fn copy_database(log: EventLog, database_url: &str) -> Result<Copy> {
+    match log.db().kind() {
+        DbKind::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let file = dir.path().join("rebuild.db");
+            sqlx::query(&format!("VACUUM INTO '{}'", file.display()))
+                .execute(log.db().writer())
+                .await?;
+            log.db().close().await;
+            Ok(Copy {
+                url: format!("sqlite://{}", file.display()),
+                remove: None,
+                _dir: Some(dir),
+            })
+        }
+        DbKind::Postgres => {
+            log.db().close().await;
+            let (base, rest) = database_url
+                .rsplit_once('/')
+                .context("a database name in the URL")?;
+            let name = rest.split('?').next().unwrap_or(rest).to_string();
+            let copy = format!("{name}_rebuild");
+            let admin = format!("{base}/postgres");
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {copy}"))
+                .execute(&mut conn)
+                .await?;
+            // Connections just closed can linger for a moment. Any still
+            // there after that belong to no running process (every one is
+            // stopped): they are printed and ended.
+            let mut attempt = 0;
+            loop {
+                let created = sqlx::query(&format!("CREATE DATABASE {copy} TEMPLATE {name}"))
+                    .execute(&mut conn)
+                    .await;
+                match created {
+                    Ok(_) => break,
+                    Err(e) if attempt < 30 => {
+                        attempt += 1;
+                        if attempt == 10 {
+                            let left: Vec<(i32, String, String, String)> = sqlx::query_as(
+                                "SELECT pid, COALESCE(application_name, ''), COALESCE(state, ''), \
+                                 COALESCE(query, '') FROM pg_stat_activity WHERE datname = $1",
+                            )
+                            .bind(&name)
+                            .fetch_all(&mut conn)
+                            .await?;
+                            eprintln!("checker: connections left on {name}, ended: {left:?}");
+                            sqlx::query(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                 WHERE datname = $1",
+                            )
+                            .bind(&name)
+                            .execute(&mut conn)
+                            .await?;
+                        }
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => {
+                        return Err(e)
+                            .context(format!("copy {name}: is something still connected to it?"))
+                    }
+                }
+            }
+            Ok(Copy {
+                url: format!("{base}/{copy}"),
+                remove: Some((admin, copy)),
+                _dir: None,
+            })
+        }
+    }
 }

@@ -553,3 +553,55 @@ async fn writes_are_accepted_while_nats_is_down_and_the_stream_catches_up() {
         load.refused.load(Ordering::Relaxed),
     );
 }
+
+/// The checker finds what it is there to find: a command acknowledged but
+/// missing from the log, and a read-model row that a rebuild would not make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_checker_notices_a_lost_command_and_a_wrong_read_model() {
+    let mut v = verkosto_e2e::Verkosto::start_demo(verkosto_e2e::Mode::Embedded)
+        .await
+        .unwrap();
+    let fiona = v.token("fiona").await.unwrap();
+    let r = v
+        .http()
+        .post(v.url("/api/v1/cases"))
+        .bearer_auth(&fiona)
+        .header("x-request-id", "checker-case-1")
+        .json(&json!({ "pseudonym": "C-1", "languages": ["fi"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    v.halt().await;
+    let url = v.database_url.clone();
+    let opened = Ack {
+        request_id: "checker-case-1".into(),
+        what: "open case",
+    };
+    let report = checker::check(&url, None, std::slice::from_ref(&opened))
+        .await
+        .unwrap();
+    assert_eq!(report.found, 1);
+    assert!(report.rows_compared > 0);
+
+    let lost = Ack {
+        request_id: "never-sent".into(),
+        what: "open case",
+    };
+    let err = checker::check(&url, None, &[opened.clone(), lost])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("is not in the log"), "{err:#}");
+
+    let log = v.log().await.unwrap();
+    sqlx::query("UPDATE cases_headers SET pseudonym = 'changed'")
+        .execute(log.db().writer())
+        .await
+        .unwrap();
+    log.db().close().await;
+    let err = checker::check(&url, None, &[opened]).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cases_headers differs from a fresh rebuild"),
+        "{err:#}"
+    );
+}

@@ -147,8 +147,11 @@ async fn a_transaction_held_open_after_taking_a_low_position_is_seen_after_its_c
 }
 
 /// One process ten minutes ahead (libfaketime): the consent target, between
-/// two writes of the cases target on the real clock. The log's order is the
-/// commit order, whatever the envelopes' clocks say.
+/// two writes of the cases target on the real clock. The skewed process
+/// measures its offset from the database and follows the database's time:
+/// it accepts a grant valid for five more minutes (by its own clock that
+/// moment has passed), and stamps it with the database's time. The log's
+/// order is the commit order whatever any clock says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_process_ten_minutes_ahead_does_not_reorder_the_log() {
     let Some(lib) = std::env::var("VERKOSTO_FAKETIME_LIB")
@@ -207,9 +210,20 @@ async fn a_process_ten_minutes_ahead_does_not_reorder_the_log() {
         200
     );
 
-    // The skewed process writes a grant...
+    // The skewed process knows it is ten minutes ahead...
+    let offset = verkosto_e2e::scaleout::gauge(split.base("consent"), "verkosto_clock_offset_ms")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        (-610_000..-590_000).contains(&offset),
+        "faketime took effect and the offset was measured ({offset} ms)"
+    );
+    // ...and writes a grant valid for five more minutes of real time, which
+    // its own clock would refuse as already past.
+    let valid_until = chrono::Utc::now() + chrono::Duration::minutes(5);
     let grant = json!({ "recipient": "police-helsinki", "categories": ["narrative"],
-        "purpose": "criminal_process", "valid_until": null,
+        "purpose": "criminal_process", "valid_until": valid_until,
         "obtained": { "method": "written", "language": "fi", "grantor": "self" } });
     let (status, body) = split
         .post(
@@ -238,11 +252,27 @@ async fn a_process_ten_minutes_ahead_does_not_reorder_the_log() {
     let events = verkosto_e2e::read_everything(&log).await.unwrap();
     let find = |t: &str| events.iter().find(|e| e.event_type == t).unwrap();
     let (granted, flags) = (find("ConsentGranted"), find("FlagsChanged"));
-    // The clock really was skewed: the grant claims a later time...
-    let skew = granted.occurred_at() - flags.occurred_at();
+    // Both envelopes carry the database's time, not the skewed clock's.
+    let apart = (flags.occurred_at() - granted.occurred_at()).abs();
     assert!(
-        skew > chrono::Duration::minutes(9),
-        "faketime took effect (skew {skew})"
+        apart < chrono::Duration::seconds(5),
+        "the grant was stamped by the database's clock ({apart} apart)"
+    );
+    // The skewed process holds the grant in force: by its own clock its
+    // end has passed, by the database's it has five minutes to go.
+    let (status, record) = split
+        .get(
+            "consent",
+            &fiona,
+            &format!("/api/v1/cases/{id}/consent?grants=true"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(
+        record["grants"].as_array().map(Vec::len),
+        Some(1),
+        "the grant is in force: {record}"
     );
     // ...but the log, the stream and every reader follow commit order.
     assert!(granted.cursor() < flags.cursor());
@@ -252,6 +282,9 @@ async fn a_process_ten_minutes_ahead_does_not_reorder_the_log() {
     assert_stream_matches_log(&log, &split.nats.url())
         .await
         .unwrap();
-    println!("clock skew: grant written {skew} 'after' the later flags change, ordered before it by the log");
+    println!(
+        "clock skew: the consent process ran {offset} ms off the database, stamped its grant \
+         {apart} from the later flags change, and the log ordered it first"
+    );
     split.stop().await;
 }

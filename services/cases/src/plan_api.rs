@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
@@ -290,7 +289,7 @@ async fn get_plan(
     let loaded = plan_store(&c).load(&case_id).await?;
     let plan = loaded.aggregate;
     let case = c.store().load(&case_id).await?.aggregate;
-    let mut filter = access.filter(&caller.0.agency, Utc::now());
+    let mut filter = access.filter(&caller.0.agency, verkosto_eventlog::clock::now());
 
     let agreed = plan.agreed.as_ref().map(|a| {
         let mut v = visible(&a.content, &mut filter);

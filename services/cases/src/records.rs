@@ -214,7 +214,7 @@ async fn list_records(
     .await
     .map_err(LogError::from)?;
 
-    let mut filter = access.filter(&caller.0.agency, Utc::now());
+    let mut filter = access.filter(&caller.0.agency, verkosto_eventlog::clock::now());
     let mut records = Vec::new();
     for (id, category, body, author_agency, recorded_at, corrects) in rows {
         let Ok(category) = category.parse::<Category>() else {

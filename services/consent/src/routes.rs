@@ -354,7 +354,7 @@ struct AtQuery {
 /// Parses `?at=`: RFC 3339 with an offset.
 pub(crate) fn parse_at(raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
     match raw {
-        None => Ok(Utc::now()),
+        None => Ok(verkosto_eventlog::clock::now()),
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|_| {

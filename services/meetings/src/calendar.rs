@@ -10,7 +10,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
 use serde_json::json;
 use verkosto_eventlog::{AggregateStore, CommandMeta, Execution};
 use verkosto_guard::CaseAccess;
@@ -133,7 +132,7 @@ async fn feed(
             cases.insert(case_id.clone(), access);
         }
     }
-    let now = Utc::now();
+    let now = verkosto_eventlog::clock::now();
     let mut filters: BTreeMap<&str, verkosto_guard::ReadFilter<'_>> = cases
         .iter()
         .filter_map(|(id, access)| Some((id.as_str(), access.as_ref()?.filter(agency, now))))

@@ -148,7 +148,7 @@ mod tests {
             agency: "ngo-support".into(),
             token_sha256: token_hash(&token),
             issued_by: "nora".into(),
-            at: Utc::now(),
+            at: verkosto_eventlog::clock::now(),
         });
         assert!(feed.accepts(&token));
         assert!(!feed.accepts(&new_token()));
@@ -156,7 +156,7 @@ mod tests {
         feed.apply(CalendarFeedEvent::FeedTokensRevoked {
             agency: "ngo-support".into(),
             revoked_by: "nora".into(),
-            at: Utc::now(),
+            at: verkosto_eventlog::clock::now(),
         });
         assert!(!feed.accepts(&token));
     }

@@ -237,7 +237,7 @@ pub(crate) async fn get_meeting(
         version,
         case,
     } = member;
-    let mut filter = case.filter(&caller.0.agency, Utc::now());
+    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
     let mut body = meeting_view(&meeting, &caller.0.agency, &mut filter);
     body.insert("version".into(), json!(version));
     consent_fields(&mut body, &filter);
@@ -258,7 +258,7 @@ pub(crate) async fn get_minutes(
         version,
         case,
     } = member;
-    let mut filter = case.filter(&caller.0.agency, Utc::now());
+    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
     let mut body = minutes_view(&meeting, &caller.0.agency, &mut filter);
     body.insert("id".into(), json!(meeting.id));
     body.insert("version".into(), json!(version));
@@ -310,7 +310,7 @@ pub(crate) async fn list_meetings(
     .await
     .map_err(verkosto_eventlog::Error::from)?;
     let participants = participants_of_case(&m, &case_id).await?;
-    let mut filter = case.filter(&caller.0.agency, Utc::now());
+    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
     let mut meetings = Vec::with_capacity(rows.len());
     for (id, title, starts_at, ends_at, status, sequence, location, version) in rows {
         let mut v = Map::new();

@@ -15,8 +15,9 @@ pub struct Clock {
 impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         // Microseconds, as the log keeps them.
-        (Utc::now() + chrono::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst)))
-            .trunc_subsecs(6)
+        (verkosto_eventlog::clock::now()
+            + chrono::Duration::seconds(self.offset_seconds.load(Ordering::SeqCst)))
+        .trunc_subsecs(6)
     }
 
     /// Today's date (UTC), for due dates.

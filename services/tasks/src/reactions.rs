@@ -205,7 +205,7 @@ impl Projection for TaskReactions {
                 actor: Actor::system(),
                 correlation_id: event.correlation_id.clone(),
                 causation_id: Some(event.event_id.clone()),
-                occurred_at: Utc::now(),
+                occurred_at: verkosto_eventlog::clock::now(),
             };
             let new = encode_event::<Task>(&task)?;
             // Only new streams are written in the consumer's transaction,

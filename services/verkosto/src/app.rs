@@ -161,6 +161,15 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     let modules = modules(args.target, distributed);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // One clock for the deployment, the database's: measured before the
+    // first write, kept current after.
+    verkosto_eventlog::clock::sync(&db)
+        .await
+        .context("cannot read the database's clock")?;
+    tasks.spawn(verkosto_eventlog::clock::run_sync(
+        db.clone(),
+        shutdown.clone(),
+    ));
 
     let js = if distributed {
         Some(

@@ -39,7 +39,7 @@ pub async fn replay(
     as_json: bool,
 ) -> anyhow::Result<()> {
     let at = match at {
-        None => chrono::Utc::now(),
+        None => verkosto_eventlog::clock::now(),
         Some(text) => chrono::DateTime::parse_from_rfc3339(text)
             .map_err(|e| anyhow::anyhow!("--at: {e} (use RFC 3339, like 2026-11-22T10:00:00Z)"))?
             .with_timezone(&chrono::Utc),

@@ -55,6 +55,11 @@ pub async fn metrics(State(h): State<Health>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
         ));
     };
+    gauge(
+        "verkosto_clock_offset_ms",
+        "The database's clock minus this machine's; events and expiry follow the database.",
+        verkosto_eventlog::clock::offset().num_milliseconds(),
+    );
     let head = h.log.head_position().await.unwrap_or(-1);
     gauge(
         "verkosto_log_head_position",

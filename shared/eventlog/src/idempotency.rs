@@ -65,7 +65,7 @@ impl IdempotencyWrite {
         .bind(&self.request_hash)
         .bind(status as i64)
         .bind(serde_json::to_string(&response)?)
-        .bind(format_time(chrono::Utc::now()))
+        .bind(format_time(crate::clock::now()))
         .execute(&mut **tx)
         .await;
         match result {

@@ -68,7 +68,7 @@ impl CommandMeta {
             causation_id: None,
             // The log keeps microseconds: a payload's `at` taken from here is
             // then exactly the envelope's `occurred_at`.
-            occurred_at: Utc::now().trunc_subsecs(6),
+            occurred_at: crate::clock::now().trunc_subsecs(6),
         }
     }
 }

@@ -302,7 +302,7 @@ async fn quarantine(
     .bind(event.position)
     .bind(&event.event_id)
     .bind(reason)
-    .bind(format_time(chrono::Utc::now()))
+    .bind(format_time(crate::clock::now()))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -45,8 +45,10 @@ cargo test --locked -p verkosto-e2e --test faults --test race -- --nocapture --t
     tee "$out" || status=$?
 phase_end "log in $out"
 
+size=quick
+[ -n "${VERKOSTO_FAULTS_FULL:-}" ] && size=full
 echo
-echo "Fault suite summary ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')${VERKOSTO_FAULTS_FULL:+, full size}${VERKOSTO_FAULTS_FULL:-, quick size}):"
+echo "Fault suite summary ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo 'no git'), $size size):"
 grep '^faults: ' "$out" | sed 's/^faults: /- /' || true
 faults=$(grep -c '^faults: ' "$out" || true)
 echo "- faults injected: $faults; result: $([ "$status" -eq 0 ] && echo passed || echo FAILED)"

@@ -229,10 +229,12 @@ impl EventLog {
             advanced += 1;
         }
         fail::fail_point!("eventlog-before-checkpoint");
-        if last != checkpoint {
-            // The batch's last event is past the checkpoint, so the batch's
-            // last message is the right place to resume the stream.
-            let sequence = span.map_or(sequence_before, |s| s.last as i64);
+        // Every message of the batch is now at or before the checkpoint, so
+        // the stream resumes after the batch's last. Kept even when the
+        // whole batch was already applied: a checkpoint rebuilt from the log
+        // knows no sequence, and must learn it as the reader catches up.
+        let sequence = span.map_or(sequence_before, |s| sequence_before.max(s.last as i64));
+        if last != checkpoint || sequence != sequence_before {
             save_checkpoint(&mut tx, projection.name(), last, sequence).await?;
         }
         tx.commit().await?;

@@ -364,16 +364,22 @@ async fn replay(
 
 /// The embedded server over the rebuilt SQLite store in `dir`.
 async fn footprint(dir: &std::path::Path, log: &EventLog, t: &Template) -> (Vec<String>, Value) {
-    // As a running server leaves it: sealed, and the reactions consumer
-    // (which `rebuild` does not replay: it acts, it keeps no view) at the head.
-    log.seal_pending().await.unwrap();
-    sqlx::query(
-        "INSERT INTO checkpoints (name, tx, position, extra) SELECT $1, tx, position, 0 FROM checkpoints WHERE name = 'cases'",
-    )
-    .bind(verkosto_tasks::reactions::NAME)
-    .execute(log.db().writer())
-    .await
-    .unwrap();
+    // As a running server leaves it: sealed (seals copied in bulk, as the
+    // events were), and the sealer and the reactions consumer (which
+    // `rebuild` does not replay: it acts, it keeps no view) at the head.
+    sqlx::query("INSERT INTO event_seals (seal_seq, position, event_hash, chain_hash) SELECT position, position, hash, hash FROM events")
+        .execute(log.db().writer())
+        .await
+        .unwrap();
+    for name in [verkosto_eventlog::SEALER, verkosto_tasks::reactions::NAME] {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, tx, position, extra) SELECT $1, tx, position, 0 FROM checkpoints WHERE name = 'cases'",
+        )
+        .bind(name)
+        .execute(log.db().writer())
+        .await
+        .unwrap();
+    }
     log.db().close().await;
 
     let http = load::http();

@@ -154,7 +154,8 @@ impl Row {
 
 fn main() {
     let quick = std::env::var("VERKOSTO_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let scale = if quick { 10 } else { 1 };
+    // Quick mode runs in CI on the dev build, where a full scan is slow.
+    let scale = if quick { 100 } else { 1 };
     let decide_batches = 200 / scale;
     let decide_batch = 1_000;
     let folds = 100 / scale;

@@ -31,21 +31,44 @@ pub fn offset() -> chrono::Duration {
     chrono::Duration::microseconds(OFFSET_MICROS.load(Ordering::Relaxed))
 }
 
-/// Measures the offset once (PostgreSQL; SQLite shares the process's clock).
-/// The database's reading is taken as the midpoint of the round trip.
+/// Measures the offset (PostgreSQL; SQLite shares the process's clock).
+///
+/// One reading of the database's clock only bounds the offset: it lies
+/// between `database - after` and `database - before`. Of a few readings
+/// the one with the shortest round trip is the tightest bound, and the
+/// correction is the smallest one that bound allows: zero when the clocks
+/// may agree (processes on the database's machine), else the nearer edge.
+/// Taking the midpoint instead would shift a correct clock by the noise of
+/// a busy machine, and an event stamped a millisecond ago could then seem
+/// to lie in the future of a reader on the same clock.
 pub async fn sync(db: &Db) -> Result<chrono::Duration, Error> {
     if db.kind() != DbKind::Postgres {
         return Ok(offset());
     }
-    let before = Utc::now();
-    let database_micros: i64 =
-        sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
-            .fetch_one(db.reader())
-            .await?;
-    let after = Utc::now();
-    let midpoint = before.timestamp_micros() + (after - before).num_microseconds().unwrap_or(0) / 2;
-    OFFSET_MICROS.store(database_micros - midpoint, Ordering::Relaxed);
+    let mut tightest: Option<(i64, i64)> = None;
+    for _ in 0..SAMPLES {
+        let before = Utc::now().timestamp_micros();
+        let database: i64 =
+            sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint")
+                .fetch_one(db.reader())
+                .await?;
+        let after = Utc::now().timestamp_micros();
+        let bound = (database - after, database - before);
+        if tightest.is_none_or(|(low, high)| bound.1 - bound.0 < high - low) {
+            tightest = Some(bound);
+        }
+    }
+    let (low, high) = tightest.expect("at least one sample");
+    OFFSET_MICROS.store(smallest_within(low, high), Ordering::Relaxed);
     Ok(offset())
+}
+
+/// Readings of the database's clock per measurement.
+const SAMPLES: usize = 5;
+
+/// The value nearest zero in `low..=high`.
+fn smallest_within(low: i64, high: i64) -> i64 {
+    0.clamp(low, high)
 }
 
 /// Keeps the offset current until `shutdown`.
@@ -67,5 +90,19 @@ pub async fn run_sync(db: Db, shutdown: CancellationToken) {
             _ = tokio::time::sleep(RESYNC) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smallest_within;
+
+    #[test]
+    fn a_correction_is_made_only_as_far_as_the_reading_proves() {
+        // A round trip that spans zero: the clocks may agree.
+        assert_eq!(smallest_within(-3_000, 2_000), 0);
+        // Ten minutes fast: corrected to the near edge of the bound.
+        assert_eq!(smallest_within(-600_002_000, -599_998_000), -599_998_000);
+        assert_eq!(smallest_within(4_000, 9_000), 4_000);
     }
 }

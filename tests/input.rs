@@ -208,15 +208,28 @@ fn inputs(e: &Endpoint) -> Vec<(String, Vec<u8>, Expect)> {
 }
 
 async fn send(v: &Verkosto, e: &Endpoint, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
-    let r = v
-        .http()
-        .request(e.method.clone(), v.url(&e.path))
-        .bearer_auth(&e.token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    verkosto_e2e::answer(r).await
+    let mut attempts = 0;
+    loop {
+        let sent = v
+            .http()
+            .request(e.method.clone(), v.url(&e.path))
+            .bearer_auth(&e.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        attempts += 1;
+        match sent {
+            Ok(r) => return verkosto_e2e::answer(r).await,
+            // The server answers 413 as soon as the body passes the limit
+            // and closes; a client still writing a large body may see only
+            // the broken pipe, on a busy machine. Such a write is tried again.
+            Err(err) if body.len() > 64 * 1024 && attempts < 5 => {
+                eprintln!("{} {}: {err}; trying again", e.method, e.path);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 fn in_hours(hours: i64) -> String {

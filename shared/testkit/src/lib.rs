@@ -127,6 +127,12 @@ fn log_tail(path: &Path, lines: usize) -> String {
     let mut bytes = Vec::new();
     let _ = file.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
+    // A failed start ends in anyhow's error and then a long backtrace: keep
+    // the error in view.
+    let text = match text.find("\nStack backtrace:") {
+        Some(at) => &text[..at],
+        None => &text[..],
+    };
     let all: Vec<&str> = text.lines().collect();
     let tail = all[all.len().saturating_sub(lines)..].join("\n");
     format!("last lines of {}:\n{tail}", path.display())

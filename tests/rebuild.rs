@@ -60,7 +60,7 @@ async fn service_rows(log: &EventLog) -> Vec<String> {
     let queries = [
         "SELECT id || '|' || pseudonym || '|' || lead_agency || '|' || CAST(minor AS TEXT) || '|' || CAST(safety_risk AS TEXT) || '|' || CAST(version AS TEXT) FROM cases_headers",
         "SELECT case_id || '|' || agency || '|' || status || '|' || COALESCE(purpose, '') FROM cases_network",
-        "SELECT consumer || '|' || case_id || '|' || lead_agency || '|' || pseudonym FROM guard_cases",
+        "SELECT consumer || '|' || case_id || '|' || lead_agency || '|' || pseudonym || '|' || CAST(minor AS TEXT) || '|' || CAST(safety_risk AS TEXT) FROM guard_cases",
         "SELECT consumer || '|' || case_id || '|' || agency FROM guard_members",
         "SELECT consumer || '|' || case_id || '|' || CAST(version AS TEXT) || '|' || payload FROM guard_consent",
         "SELECT id || '|' || case_id || '|' || assignee || '|' || status || '|' || CAST(overdue AS TEXT) || '|' || COALESCE(accepted_by, '') || '|' || COALESCE(outcome_note, '') || '|' || updated_at || '|' || CAST(version AS TEXT) FROM tasks_tasks",
@@ -128,6 +128,49 @@ both_modes!(
         v.post(&hanna, &format!("/api/v1/tasks/{task}/accept"), &json!({}))
             .await
             .unwrap();
+        // Every kind of case event, so that a rebuild folds each of them:
+        // flags changed, an invitation declined, a member removed and
+        // invited again.
+        let liisa = v.token("liisa").await.unwrap();
+        let sami = v.token("sami").await.unwrap();
+        let flags = json!({ "minor": true, "safety_risk": true });
+        let (status, _) = v
+            .put(&fiona, &format!("/api/v1/cases/{case}/flags"), &flags)
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        for (agency, purpose) in [
+            ("police-helsinki", "investigation"),
+            ("social-helsinki", "support"),
+        ] {
+            let invite = json!({ "agency": agency, "purpose": purpose });
+            let (status, _) = v
+                .post(&fiona, &format!("/api/v1/cases/{case}/members"), &invite)
+                .await
+                .unwrap();
+            assert_eq!(status, 201);
+        }
+        let decline = format!("/api/v1/cases/{case}/invitations/decline");
+        let reason = json!({ "reason": "not a police matter yet" });
+        let (status, _) = v.post(&liisa, &decline, &reason).await.unwrap();
+        assert_eq!(status, 200);
+        let accept = format!("/api/v1/cases/{case}/invitations/accept");
+        let (status, _) = v.post(&sami, &accept, &json!({})).await.unwrap();
+        assert_eq!(status, 200);
+        let (status, _) = v
+            .delete(
+                &fiona,
+                &format!("/api/v1/cases/{case}/members/social-helsinki"),
+            )
+            .await
+            .unwrap();
+        assert!(status < 300, "{status}");
+        let invite = json!({ "agency": "social-helsinki", "purpose": "support" });
+        let (status, _) = v
+            .post(&fiona, &format!("/api/v1/cases/{case}/members"), &invite)
+            .await
+            .unwrap();
+        assert_eq!(status, 201);
         // Reads wait for every view to be current.
         v.get(&hanna, &format!("/api/v1/cases/{case}/records"))
             .await
@@ -135,7 +178,18 @@ both_modes!(
         let log = v.log().await.unwrap();
         verkosto_e2e::read_everything(&log).await.unwrap();
         let before = service_rows(&log).await;
-        assert_eq!(before.len(), 9, "{before:#?}");
+        assert_eq!(before.len(), 11, "{before:#?}");
+        let has = |row: String| before.iter().any(|r| r.ends_with(&format!(": {row}")));
+        assert!(
+            !before.iter().any(|r| r.contains("|police-helsinki|")),
+            "declined: {before:#?}"
+        );
+        assert!(has(format!("{case}|social-helsinki|invited|support")));
+        assert!(has(format!("{case}|health-hus|member|care")));
+        assert!(
+            has(format!("guard-all|{case}|assistance-system|R-1|1|1")),
+            "the guard has the new flags: {before:#?}"
+        );
         v.halt().await;
 
         let guard = verkosto_guard::GuardFeed::new("guard-all");

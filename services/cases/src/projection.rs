@@ -1,6 +1,9 @@
 //! The cases read model: headers and networks, fed from the log.
 
+use std::collections::BTreeMap;
+
 use sqlx::AnyConnection;
+use verkosto_eventlog::bulk::{self, Param};
 use verkosto_eventlog::{decode_event, ApplyError, Error, Projection, RecordedEvent};
 
 use crate::domain::{Case, CaseEvent};
@@ -15,6 +18,10 @@ impl Projection for CasesProjection {
         NAME
     }
 
+    fn only_replayable_effects(&self) -> bool {
+        true
+    }
+
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "case"
     }
@@ -24,71 +31,21 @@ impl Projection for CasesProjection {
         conn: &mut AnyConnection,
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
-        let case_id = event.stream_id.as_str();
-        let decoded = decode_event::<Case>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
-        match decoded {
-            CaseEvent::CaseOpened {
-                pseudonym,
-                lead_agency,
-                flags,
-                ..
-            } => {
-                sqlx::query(
-                    "INSERT INTO cases_headers (id, pseudonym, lead_agency, minor, safety_risk, opened_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(case_id)
-                .bind(pseudonym)
-                .bind(&lead_agency)
-                .bind(flags.minor as i64)
-                .bind(flags.safety_risk as i64)
-                .bind(&event.occurred_at)
-                .bind(event.version)
-                .execute(&mut *conn)
-                .await?;
-                set_status(conn, case_id, &lead_agency, Some("member"), None, None).await?;
-            }
-            CaseEvent::AgencyInvited {
-                agency, purpose, ..
-            } => {
-                set_status(
-                    conn,
-                    case_id,
-                    &agency,
-                    Some("invited"),
-                    Some(&purpose),
-                    Some(&event.occurred_at),
-                )
-                .await?;
-            }
-            CaseEvent::InvitationAccepted { agency, .. } => {
-                sqlx::query(
-                    "UPDATE cases_network SET status = 'member' WHERE case_id = $1 AND agency = $2",
-                )
-                .bind(case_id)
-                .bind(agency)
-                .execute(&mut *conn)
-                .await?;
-            }
-            CaseEvent::InvitationDeclined { agency, .. }
-            | CaseEvent::InvitationWithdrawn { agency, .. }
-            | CaseEvent::MemberRemoved { agency, .. } => {
-                set_status(conn, case_id, &agency, None, None, None).await?;
-            }
-            CaseEvent::FlagsChanged { flags, .. } => {
-                sqlx::query("UPDATE cases_headers SET minor = $1, safety_risk = $2 WHERE id = $3")
-                    .bind(flags.minor as i64)
-                    .bind(flags.safety_risk as i64)
-                    .bind(case_id)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+        self.apply_all(conn, &[event]).await
+    }
+
+    async fn apply_all(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut changes = Changes::default();
+        for event in events {
+            let decoded =
+                decode_event::<Case>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
+            changes.add(event, decoded);
         }
-        sqlx::query("UPDATE cases_headers SET version = $1 WHERE id = $2")
-            .bind(event.version)
-            .bind(case_id)
-            .execute(&mut *conn)
-            .await?;
+        changes.write(conn).await?;
         Ok(())
     }
 
@@ -103,32 +60,187 @@ impl Projection for CasesProjection {
     }
 }
 
-/// Sets an agency's place in a case's network (None removes it).
-async fn set_status(
-    conn: &mut AnyConnection,
-    case_id: &str,
-    agency: &str,
-    status: Option<&str>,
-    purpose: Option<&str>,
-    invited_at: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM cases_network WHERE case_id = $1 AND agency = $2")
-        .bind(case_id)
-        .bind(agency)
-        .execute(&mut *conn)
-        .await?;
-    if let Some(status) = status {
-        sqlx::query(
-            "INSERT INTO cases_network (case_id, agency, status, purpose, invited_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(case_id)
-        .bind(agency)
-        .bind(status)
-        .bind(purpose)
-        .bind(invited_at)
-        .execute(&mut *conn)
-        .await?;
+/// A case opened in this batch.
+struct Header {
+    pseudonym: String,
+    lead_agency: String,
+    minor: bool,
+    safety_risk: bool,
+    opened_at: String,
+    version: i64,
+}
+
+/// What a batch does to a case opened before it.
+struct HeaderUpdate {
+    flags: Option<(bool, bool)>,
+    version: i64,
+}
+
+/// What a batch does to one agency's row in a case's network; only the
+/// outcome of the batch's events counts.
+enum Place {
+    /// The row is this afterwards: (status, purpose, invited_at).
+    Set(String, Option<String>, Option<String>),
+    Removed,
+    /// An invitation from before the batch was accepted.
+    Accepted,
+}
+
+/// A batch of events, folded into the rows they leave behind, so that it
+/// is written in a few statements.
+#[derive(Default)]
+struct Changes {
+    opened: BTreeMap<String, Header>,
+    updated: BTreeMap<String, HeaderUpdate>,
+    network: BTreeMap<(String, String), Place>,
+}
+
+impl Changes {
+    fn add(&mut self, event: &RecordedEvent, decoded: CaseEvent) {
+        let case_id = event.stream_id.clone();
+        let place = |agency: String| (case_id.clone(), agency);
+        let mut flags = None;
+        match decoded {
+            CaseEvent::CaseOpened {
+                pseudonym,
+                lead_agency,
+                flags,
+                ..
+            } => {
+                self.network.insert(
+                    place(lead_agency.clone()),
+                    Place::Set("member".into(), None, None),
+                );
+                self.updated.remove(&case_id);
+                self.opened.insert(
+                    case_id.clone(),
+                    Header {
+                        pseudonym,
+                        lead_agency,
+                        minor: flags.minor,
+                        safety_risk: flags.safety_risk,
+                        opened_at: event.occurred_at.clone(),
+                        version: event.version,
+                    },
+                );
+            }
+            CaseEvent::AgencyInvited {
+                agency, purpose, ..
+            } => {
+                let invited = Place::Set(
+                    "invited".into(),
+                    Some(purpose),
+                    Some(event.occurred_at.clone()),
+                );
+                self.network.insert(place(agency), invited);
+            }
+            CaseEvent::InvitationAccepted { agency, .. } => {
+                let entry = self.network.entry(place(agency)).or_insert(Place::Accepted);
+                if let Place::Set(status, _, _) = entry {
+                    *status = "member".into();
+                }
+            }
+            CaseEvent::InvitationDeclined { agency, .. }
+            | CaseEvent::InvitationWithdrawn { agency, .. }
+            | CaseEvent::MemberRemoved { agency, .. } => {
+                self.network.insert(place(agency), Place::Removed);
+            }
+            CaseEvent::FlagsChanged { flags: f, .. } => flags = Some((f.minor, f.safety_risk)),
+        }
+        if let Some(header) = self.opened.get_mut(&case_id) {
+            header.version = event.version;
+            if let Some((minor, safety_risk)) = flags {
+                (header.minor, header.safety_risk) = (minor, safety_risk);
+            }
+            return;
+        }
+        let update = self.updated.entry(case_id).or_insert(HeaderUpdate {
+            flags: None,
+            version: event.version,
+        });
+        update.version = event.version;
+        update.flags = flags.or(update.flags);
     }
-    Ok(())
+
+    async fn write(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        let opened: Vec<Vec<Param>> = self
+            .opened
+            .into_iter()
+            .map(|(id, h)| {
+                vec![
+                    id.into(),
+                    h.pseudonym.into(),
+                    h.lead_agency.into(),
+                    (h.minor as i64).into(),
+                    (h.safety_risk as i64).into(),
+                    h.opened_at.into(),
+                    h.version.into(),
+                ]
+            })
+            .collect();
+        bulk::execute_values(
+            conn,
+            "INSERT INTO cases_headers (id, pseudonym, lead_agency, minor, safety_risk, opened_at, version) VALUES",
+            "",
+            &opened,
+        )
+        .await?;
+        for (id, update) in self.updated {
+            let (minor, safety_risk) = match update.flags {
+                Some((minor, safety_risk)) => (Some(minor as i64), Some(safety_risk as i64)),
+                None => (None, None),
+            };
+            sqlx::query(
+                "UPDATE cases_headers SET version = $1, minor = COALESCE($2, minor), \
+                 safety_risk = COALESCE($3, safety_risk) WHERE id = $4",
+            )
+            .bind(update.version)
+            .bind(minor)
+            .bind(safety_risk)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let mut replaced = Vec::new();
+        let mut rows = Vec::new();
+        let mut accepted = Vec::new();
+        for ((case_id, agency), place) in self.network {
+            let key: Vec<Param> = vec![case_id.clone().into(), agency.clone().into()];
+            match place {
+                Place::Set(status, purpose, invited_at) => {
+                    replaced.push(key);
+                    rows.push(vec![
+                        case_id.into(),
+                        agency.into(),
+                        status.into(),
+                        purpose.into(),
+                        invited_at.into(),
+                    ]);
+                }
+                Place::Removed => replaced.push(key),
+                Place::Accepted => accepted.push(key),
+            }
+        }
+        bulk::execute_values(
+            conn,
+            "DELETE FROM cases_network WHERE (case_id, agency) IN (VALUES",
+            ")",
+            &replaced,
+        )
+        .await?;
+        bulk::execute_values(
+            conn,
+            "INSERT INTO cases_network (case_id, agency, status, purpose, invited_at) VALUES",
+            "",
+            &rows,
+        )
+        .await?;
+        bulk::execute_values(
+            conn,
+            "UPDATE cases_network SET status = 'member' WHERE (case_id, agency) IN (VALUES",
+            ")",
+            &accepted,
+        )
+        .await
+    }
 }

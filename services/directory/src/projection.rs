@@ -15,6 +15,10 @@ impl Projection for DirectoryProjection {
         NAME
     }
 
+    fn only_replayable_effects(&self) -> bool {
+        true
+    }
+
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "agency" || event.stream_type == "user"
     }

@@ -16,6 +16,10 @@ impl Projection for MeetingsProjection {
         NAME
     }
 
+    fn only_replayable_effects(&self) -> bool {
+        true
+    }
+
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "meeting"
     }

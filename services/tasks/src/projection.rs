@@ -127,6 +127,11 @@ impl Projection for TasksProjection {
         NAME
     }
 
+    // Its webhook messages have stable ids: queued again, they are sent once.
+    fn only_replayable_effects(&self) -> bool {
+        true
+    }
+
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "task"
     }

@@ -81,6 +81,14 @@ impl Db {
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+            // Whatever ran on it (a replayable transaction turns flushing
+            // off), the connection goes back to the pool flushing commits.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous=FULL").await?;
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await?;
         let read = AnyPoolOptions::new()
@@ -146,6 +154,25 @@ impl Db {
         })
     }
 
+    /// Begins a write transaction whose effect the log can always give
+    /// again: a read model's batch and its checkpoint. On SQLite its commit
+    /// is not flushed to disk (WAL with `synchronous=NORMAL`, until the
+    /// connection goes back to the pool): it survives a crash of the
+    /// process, and a crash of the machine only loses batches that are then
+    /// applied again from their checkpoint. PostgreSQL commits it as any
+    /// other: there the process would outlive a lost commit and never apply
+    /// it again.
+    pub async fn begin_replayable(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        Ok(match self.kind {
+            DbKind::Sqlite => {
+                self.write
+                    .begin_with("PRAGMA synchronous=NORMAL; BEGIN IMMEDIATE")
+                    .await?
+            }
+            DbKind::Postgres => self.write.begin().await?,
+        })
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
@@ -168,5 +195,36 @@ fn clone_migrator(m: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
         ignore_missing: true,
         locking: m.locking,
         no_tx: m.no_tx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(executor: impl sqlx::Executor<'_, Database = sqlx::Any>) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(executor)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_a_replayable_transaction_commits_without_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        // 2 is FULL, 1 NORMAL.
+        let mut tx = db.begin_replayable().await.unwrap();
+        assert_eq!(synchronous(&mut *tx).await, 1);
+        tx.commit().await.unwrap();
+        assert_eq!(synchronous(db.writer()).await, 2);
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(synchronous(&mut *tx).await, 2);
+        drop(tx);
+        // Also when the transaction is dropped half way.
+        let tx = db.begin_replayable().await.unwrap();
+        drop(tx);
+        assert_eq!(synchronous(db.writer()).await, 2);
     }
 }

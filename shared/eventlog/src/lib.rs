@@ -11,6 +11,7 @@
 //! write before it is durable.
 
 mod aggregate;
+pub mod bulk;
 pub mod clock;
 mod db;
 mod idempotency;

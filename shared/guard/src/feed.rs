@@ -7,6 +7,9 @@
 
 use serde::Deserialize;
 use sqlx::AnyConnection;
+use std::collections::BTreeMap;
+
+use verkosto_eventlog::bulk::{self, Param};
 use verkosto_eventlog::{ApplyError, Error, Projection, RecordedEvent};
 use verkosto_policy::ConsentEvent;
 
@@ -62,6 +65,10 @@ impl Projection for GuardFeed {
         self.consumer
     }
 
+    fn only_replayable_effects(&self) -> bool {
+        true
+    }
+
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "case" || event.stream_type == "consent"
     }
@@ -71,68 +78,19 @@ impl Projection for GuardFeed {
         conn: &mut AnyConnection,
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
-        let case_id = event.stream_id.as_str();
-        if event.stream_type == "consent" {
-            // Checked here so that a malformed event is quarantined, not served.
-            serde_json::from_value::<ConsentEvent>(event.payload.clone())
-                .map_err(|e| ApplyError::Poison(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO guard_consent (consumer, case_id, version, payload) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(self.consumer)
-            .bind(case_id)
-            .bind(event.version)
-            .bind(&event.payload_text)
-            .execute(&mut *conn)
-            .await?;
-            return Ok(());
+        self.apply_all(conn, &[event]).await
+    }
+
+    async fn apply_all(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut changes = Changes::default();
+        for event in events {
+            changes.add(event)?;
         }
-        match event.event_type.as_str() {
-            "CaseOpened" => {
-                let opened: Opened = body(event)?;
-                sqlx::query(
-                    "INSERT INTO guard_cases (consumer, case_id, lead_agency, pseudonym, minor, safety_risk) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(self.consumer)
-                .bind(case_id)
-                .bind(&opened.lead_agency)
-                .bind(&opened.pseudonym)
-                .bind(opened.flags.minor as i64)
-                .bind(opened.flags.safety_risk as i64)
-                .execute(&mut *conn)
-                .await?;
-                add_member(conn, self.consumer, case_id, &opened.lead_agency).await?;
-            }
-            "InvitationAccepted" => {
-                let change: AgencyChange = body(event)?;
-                add_member(conn, self.consumer, case_id, &change.agency).await?;
-            }
-            "MemberRemoved" => {
-                let change: AgencyChange = body(event)?;
-                sqlx::query(
-                    "DELETE FROM guard_members WHERE consumer = $1 AND case_id = $2 AND agency = $3",
-                )
-                .bind(self.consumer)
-                .bind(case_id)
-                .bind(&change.agency)
-                .execute(&mut *conn)
-                .await?;
-            }
-            "FlagsChanged" => {
-                let flags: OpenedFlags = body::<FlagsChanged>(event)?.flags;
-                sqlx::query(
-                    "UPDATE guard_cases SET minor = $1, safety_risk = $2 WHERE consumer = $3 AND case_id = $4",
-                )
-                .bind(flags.minor as i64)
-                .bind(flags.safety_risk as i64)
-                .bind(self.consumer)
-                .bind(case_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            _ => {}
-        }
+        changes.write(conn, self.consumer).await?;
         Ok(())
     }
 
@@ -152,20 +110,130 @@ struct FlagsChanged {
     flags: OpenedFlags,
 }
 
-async fn add_member(
-    conn: &mut AnyConnection,
-    consumer: &str,
-    case_id: &str,
-    agency: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO guard_members (consumer, case_id, agency) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(consumer)
-    .bind(case_id)
-    .bind(agency)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// What a batch of events changes, gathered so that it is written in a few
+/// statements. Membership is a set: only each agency's last change counts.
+#[derive(Default)]
+struct Changes {
+    opened: BTreeMap<String, Opened>,
+    /// Flags of cases opened before this batch.
+    flags: BTreeMap<String, OpenedFlags>,
+    /// (case, agency) -> member afterwards?
+    members: BTreeMap<(String, String), bool>,
+    /// (case, version, payload) of consent events.
+    consent: Vec<(String, i64, String)>,
+}
+
+impl Changes {
+    fn add(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let case_id = event.stream_id.clone();
+        if event.stream_type == "consent" {
+            // Checked here so that a malformed event is quarantined, not served.
+            serde_json::from_value::<ConsentEvent>(event.payload.clone())
+                .map_err(|e| ApplyError::Poison(e.to_string()))?;
+            self.consent
+                .push((case_id, event.version, event.payload_text.clone()));
+            return Ok(());
+        }
+        match event.event_type.as_str() {
+            "CaseOpened" => {
+                let opened: Opened = body(event)?;
+                self.members
+                    .insert((case_id.clone(), opened.lead_agency.clone()), true);
+                self.opened.insert(case_id, opened);
+            }
+            "InvitationAccepted" => {
+                let change: AgencyChange = body(event)?;
+                self.members.insert((case_id, change.agency), true);
+            }
+            "MemberRemoved" => {
+                let change: AgencyChange = body(event)?;
+                self.members.insert((case_id, change.agency), false);
+            }
+            "FlagsChanged" => {
+                let flags = body::<FlagsChanged>(event)?.flags;
+                match self.opened.get_mut(&case_id) {
+                    Some(opened) => opened.flags = flags,
+                    None => {
+                        self.flags.insert(case_id, flags);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn write(self, conn: &mut AnyConnection, consumer: &str) -> Result<(), sqlx::Error> {
+        let opened: Vec<Vec<Param>> = self
+            .opened
+            .into_iter()
+            .map(|(case_id, o)| {
+                vec![
+                    consumer.into(),
+                    case_id.into(),
+                    o.lead_agency.into(),
+                    o.pseudonym.into(),
+                    (o.flags.minor as i64).into(),
+                    (o.flags.safety_risk as i64).into(),
+                ]
+            })
+            .collect();
+        bulk::execute_values(
+            conn,
+            "INSERT INTO guard_cases (consumer, case_id, lead_agency, pseudonym, minor, safety_risk) VALUES",
+            "",
+            &opened,
+        )
+        .await?;
+        for (case_id, flags) in self.flags {
+            sqlx::query(
+                "UPDATE guard_cases SET minor = $1, safety_risk = $2 WHERE consumer = $3 AND case_id = $4",
+            )
+            .bind(flags.minor as i64)
+            .bind(flags.safety_risk as i64)
+            .bind(consumer)
+            .bind(case_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let (joined, left): (Vec<_>, Vec<_>) = self.members.into_iter().partition(|(_, m)| *m);
+        let rows = |keys: Vec<((String, String), bool)>| -> Vec<Vec<Param>> {
+            keys.into_iter()
+                .map(|((case_id, agency), _)| vec![consumer.into(), case_id.into(), agency.into()])
+                .collect()
+        };
+        bulk::execute_values(
+            conn,
+            "DELETE FROM guard_members WHERE (consumer, case_id, agency) IN (VALUES",
+            ")",
+            &rows(left),
+        )
+        .await?;
+        bulk::execute_values(
+            conn,
+            "INSERT INTO guard_members (consumer, case_id, agency) VALUES",
+            "ON CONFLICT DO NOTHING",
+            &rows(joined),
+        )
+        .await?;
+        let consent: Vec<Vec<Param>> = self
+            .consent
+            .into_iter()
+            .map(|(case_id, version, payload)| {
+                vec![
+                    consumer.into(),
+                    case_id.into(),
+                    version.into(),
+                    payload.into(),
+                ]
+            })
+            .collect();
+        bulk::execute_values(
+            conn,
+            "INSERT INTO guard_consent (consumer, case_id, version, payload) VALUES",
+            "",
+            &consent,
+        )
+        .await
+    }
 }

@@ -201,3 +201,22 @@ async fn keys_are_fetched_from_a_jwks_url_and_refetched_for_a_new_kid() {
     assert!(verifier.verify(&rotated).await.is_err());
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_checked_token_is_reused_only_while_valid_and_for_a_minute() {
+    let (verifier, issuer) = Verifier::dev();
+    let now = now();
+    let token = issuer.issue_claims(&claims(json!({ "exp": now + 120 })));
+    assert_eq!(verifier.verify(&token).await.unwrap(), alice());
+    assert_eq!(verifier.reuse(&token, now), Some(alice()));
+    // A minute on, it is checked afresh.
+    assert_eq!(verifier.reuse(&token, now + REUSE_SECS), None);
+    assert_eq!(verifier.verify(&token).await.unwrap(), alice());
+    // Past its expiry (and the leeway), never reused.
+    assert_eq!(verifier.reuse(&token, now + 120 + LEEWAY_SECS + 1), None);
+    // Another token, even one character apart, is not the checked one.
+    let mut tampered = token.clone();
+    tampered.pop();
+    assert_eq!(verifier.reuse(&tampered, now), None);
+    assert!(verifier.verify(&tampered).await.is_err());
+}

@@ -24,7 +24,13 @@ done
 phase_begin tools
 ensure_postgres
 ensure_nats
-phase_end "PostgreSQL ($VERKOSTO_PG_BIN), $("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}')"
+# perf profiles the servers of the full-size HTTP benchmarks; quick mode has none.
+perf_note=
+if [ -z "${VERKOSTO_BENCH_QUICK:-}" ]; then
+    ensure_perf
+    perf_note=", $(perf --version 2>/dev/null || echo 'no perf')"
+fi
+phase_end "PostgreSQL ($VERKOSTO_PG_BIN), $("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}')$perf_note"
 
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -82,6 +88,9 @@ bench "Commands through the HTTP API beside raw INSERT commits, and the relay ke
 bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" verkosto-e2e reads
 bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" verkosto-e2e replay
 bench "Scale-out: one and two processes of every service on one stream, each event handled once" verkosto-e2e scaleout
+
+# What limits the figures: hand-written, no figures in it.
+cat tests/benches/LIMITS.md >>"$report"
 
 if $ci; then
     cat "$report"

@@ -128,6 +128,18 @@ ensure_chromium() {
     export VERKOSTO_CHROMEDRIVER=${VERKOSTO_CHROMEDRIVER:-$(command -v chromedriver)}
 }
 
+# perf, for the benchmarks' profiles of the server (linux-perf from apt when
+# missing). Never fails: without perf the report says there is no profile.
+ensure_perf() {
+    if ! command -v perf >/dev/null 2>&1; then
+        log "installing perf (apt-get install linux-perf)"
+        { as_root apt-get update -qq &&
+            as_root env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends linux-perf >/dev/null; } ||
+            log "no perf: the benchmarks will run without profiles"
+    fi
+}
+
 # libfaketime, for the clock-skew test (tests/ordering.rs runs one process
 # ten minutes ahead): VERKOSTO_FAKETIME_LIB is the preload library.
 ensure_faketime() {

@@ -6,7 +6,8 @@
 //! on SQLite (raw: an SQLite file with the store's settings). Distributed:
 //! relay, cases and consent as separate processes on PostgreSQL and NATS
 //! (raw: a PostgreSQL database of the same cluster); there it also shows
-//! whether the relay's publishing keeps up with the appends.
+//! whether the relay's publishing keeps up with the appends. At 32
+//! clients an extra run is profiled (the process serving the POSTs).
 //!
 //! ```text
 //! cargo bench -p verkosto-e2e --bench commands          # scripts/bench.sh runs it
@@ -33,6 +34,10 @@ struct Target {
     cases: String,
     case_id: String,
     fiona: String,
+    /// The process serving the commands, for the profile.
+    pid: u32,
+    /// What that process is, for the profile.
+    server: &'static str,
     /// The log and the stream, to follow the relay (distributed).
     relay: Option<(EventLog, async_nats::jetstream::stream::Stream)>,
 }
@@ -88,7 +93,13 @@ async fn stream_sequence(stream: &async_nats::jetstream::stream::Stream) -> u64 
 }
 
 /// Runs the commands at each concurrency beside the raw baseline; table rows.
-async fn measure(mode: &str, t: &mut Target, raw_db: &Db, figures: &mut Vec<Value>) -> Vec<String> {
+async fn measure(
+    mode: &str,
+    t: &mut Target,
+    raw_db: &Db,
+    figures: &mut Vec<Value>,
+    profiles: &mut load::profile::Profiles,
+) -> Vec<String> {
     let mut rows = Vec::new();
     for clients in CLIENTS {
         let raw = raw_inserts(raw_db, clients).await;
@@ -142,10 +153,16 @@ async fn measure(mode: &str, t: &mut Target, raw_db: &Db, figures: &mut Vec<Valu
         }
         figures.push(figure);
     }
+    // The most clients once more, profiled; the figures above are not.
+    let clients = CLIENTS[CLIENTS.len() - 1];
+    let label = format!("{mode}, {clients} clients");
+    profiles
+        .run(&label, t.server, t.pid, commands(t, clients))
+        .await;
     rows
 }
 
-async fn embedded(figures: &mut Vec<Value>) -> Vec<String> {
+async fn embedded(figures: &mut Vec<Value>, profiles: &mut load::profile::Profiles) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, base) = load::spawn_embedded(dir.path(), &[]).await;
     let http = load::http();
@@ -153,6 +170,8 @@ async fn embedded(figures: &mut Vec<Value>) -> Vec<String> {
         case_id: load::case_with_network(&http, &base, "CMD-E").await,
         fiona: load::token(&http, &base, "fiona").await,
         cases: base,
+        pid: child.pid(),
+        server: "the `verkosto` process (every service, SQLite)",
         relay: None,
     };
     // The baseline: an SQLite file opened the way the store opens its own.
@@ -163,12 +182,15 @@ async fn embedded(figures: &mut Vec<Value>) -> Vec<String> {
     )
     .await
     .unwrap();
-    let rows = measure("embedded", &mut t, &raw, figures).await;
+    let rows = measure("embedded", &mut t, &raw, figures, profiles).await;
     child.terminate().await.unwrap();
     rows
 }
 
-async fn distributed(figures: &mut Vec<Value>) -> Vec<String> {
+async fn distributed(
+    figures: &mut Vec<Value>,
+    profiles: &mut load::profile::Profiles,
+) -> Vec<String> {
     let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
     let http = load::http();
     let cases = split.base("cases").to_string();
@@ -178,6 +200,8 @@ async fn distributed(figures: &mut Vec<Value>) -> Vec<String> {
         case_id: load::case_with_network(&http, &cases, "CMD-D").await,
         fiona: load::token(&http, &cases, "fiona").await,
         cases,
+        pid: load::profile::child_with_args(&["--target", "cases"]).unwrap_or(0),
+        server: "the `cases` process (PostgreSQL)",
         relay: Some((
             EventLog::connect(&split.database_url).await.unwrap(),
             stream,
@@ -189,7 +213,7 @@ async fn distributed(figures: &mut Vec<Value>) -> Vec<String> {
         .await
         .unwrap();
     let raw = Db::connect_with(&raw_url, 32).await.unwrap();
-    let rows = measure("distributed", &mut t, &raw, figures).await;
+    let rows = measure("distributed", &mut t, &raw, figures, profiles).await;
     split.stop().await;
     rows
 }
@@ -197,8 +221,9 @@ async fn distributed(figures: &mut Vec<Value>) -> Vec<String> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let mut figures = Vec::new();
-    let mut rows = embedded(&mut figures).await;
-    rows.extend(distributed(&mut figures).await);
+    let mut profiles = load::profile::Profiles::new();
+    let mut rows = embedded(&mut figures, &mut profiles).await;
+    rows.extend(distributed(&mut figures, &mut profiles).await);
     println!("| mode | clients | commands/s | p50 / p99 ms | raw INSERT commits/s | ratio | target | met |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
@@ -210,5 +235,7 @@ async fn main() {
          raw: one `INSERT` of a row of the same size per commit, same concurrency, same database kind.",
         requests()
     );
+    println!();
+    profiles.print();
     load::write_figures("commands", &json!({ "runs": figures }));
 }

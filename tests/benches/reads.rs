@@ -7,7 +7,8 @@
 //! read on a server started with `--bench-unfiltered-reads` (a flag that
 //! exists only in builds with `--features bench`): no filter, no access
 //! log. Embedded (the release binary on SQLite) and distributed (relay,
-//! cases and consent as separate processes).
+//! cases and consent as separate processes). An extra closed-model run
+//! of the filtered reads is profiled (the process serving them).
 //!
 //! ```text
 //! cargo build --release -p verkosto --features bench
@@ -36,6 +37,9 @@ const CLOSED_CLIENTS: usize = 16;
 struct Server {
     records_url: String,
     hanna: String,
+    /// The process serving the reads, and what it is, for the profile.
+    pid: u32,
+    server: &'static str,
     stop: Stop,
 }
 
@@ -59,7 +63,7 @@ const UNFILTERED: (&str, &str) = ("VERKOSTO_BENCH_UNFILTERED_READS", "true");
 
 async fn start(distributed: bool, unfiltered: bool) -> Server {
     let env: &[(&str, &str)] = if unfiltered { &[UNFILTERED] } else { &[] };
-    let (cases, consent, stop) = if distributed {
+    let (cases, consent, pid, server, stop) = if distributed {
         // Children inherit the environment: the flag's env twin reaches them.
         if unfiltered {
             std::env::set_var(UNFILTERED.0, UNFILTERED.1);
@@ -69,12 +73,16 @@ async fn start(distributed: bool, unfiltered: bool) -> Server {
         (
             split.base("cases").to_string(),
             split.base("consent").to_string(),
+            load::profile::child_with_args(&["--target", "cases"]).unwrap_or(0),
+            "the `cases` process (PostgreSQL)",
             Stop::Split(split),
         )
     } else {
         let dir = tempfile::tempdir().unwrap();
         let (child, base) = load::spawn_embedded(dir.path(), env).await;
-        (base.clone(), base, Stop::Child(child, dir))
+        let pid = child.pid();
+        let server = "the `verkosto` process (every service, SQLite)";
+        (base.clone(), base, pid, server, Stop::Child(child, dir))
     };
     let http = load::http();
     let id = load::case_with_network(&http, &cases, "READS").await;
@@ -123,6 +131,8 @@ async fn start(distributed: bool, unfiltered: bool) -> Server {
     Server {
         records_url,
         hanna,
+        pid,
+        server,
         stop,
     }
 }
@@ -161,11 +171,16 @@ fn reader(
     }
 }
 
+/// The closed-model run: the most reads per second.
+async fn most(s: &Server) -> load::Report {
+    load::closed(CLOSED_CLIENTS, load::size(6000, 200), reader(s)).await
+}
+
 /// Warm-up, then the open-model run and the closed-model run.
 async fn measure(s: &Server) -> (load::Report, load::Report) {
     load::closed(4, load::size(500, 50), reader(s)).await;
     let open = load::open(RATE, load::size(10_000, 250), reader(s)).await;
-    let closed = load::closed(CLOSED_CLIENTS, load::size(6000, 200), reader(s)).await;
+    let closed = most(s).await;
     assert_eq!(open.errors + closed.errors, 0, "reads failed");
     (open, closed)
 }
@@ -182,7 +197,11 @@ fn latency_row(mode: &str, read: &str, r: &load::Report) -> String {
     )
 }
 
-async fn mode(distributed: bool, figures: &mut Vec<Value>) -> (Vec<String>, Vec<String>) {
+async fn mode(
+    distributed: bool,
+    figures: &mut Vec<Value>,
+    profiles: &mut load::profile::Profiles,
+) -> (Vec<String>, Vec<String>) {
     let name = if distributed {
         "distributed"
     } else {
@@ -191,6 +210,11 @@ async fn mode(distributed: bool, figures: &mut Vec<Value>) -> (Vec<String>, Vec<
     let p99_target = if distributed { 10.0 } else { 5.0 };
     let filtered = start(distributed, false).await;
     let (f_open, f_closed) = measure(&filtered).await;
+    // The closed-model run again, profiled; the figures are not.
+    let label = format!("{name}, filtered reads, {CLOSED_CLIENTS} clients");
+    profiles
+        .run(&label, filtered.server, filtered.pid, most(&filtered))
+        .await;
     filtered.stop().await;
     let mut latency = vec![latency_row(name, "filtered + access log", &f_open)];
     let mut checks = vec![format!(
@@ -241,8 +265,9 @@ async fn mode(distributed: bool, figures: &mut Vec<Value>) -> (Vec<String>, Vec<
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let mut figures = Vec::new();
-    let (mut latency, mut checks) = mode(false, &mut figures).await;
-    let (l, c) = mode(true, &mut figures).await;
+    let mut profiles = load::profile::Profiles::new();
+    let (mut latency, mut checks) = mode(false, &mut figures, &mut profiles).await;
+    let (l, c) = mode(true, &mut figures, &mut profiles).await;
     latency.extend(l);
     checks.extend(c);
     println!("Open model, {RATE:.0} requests per second, latency from the scheduled send:");
@@ -263,5 +288,7 @@ async fn main() {
         "Each read returns 4 of {RECORDS} records to health-hus (consent covers health and social) \
          and writes its access record before answering."
     );
+    println!();
+    profiles.print();
     load::write_figures("reads", &json!({ "modes": figures }));
 }

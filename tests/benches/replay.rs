@@ -26,7 +26,6 @@
 
 mod load;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -40,7 +39,11 @@ const TARGET_RATIO: f64 = 0.25;
 const TARGET_RSS_MIB: f64 = 200.0;
 
 fn cases() -> usize {
-    load::size(100_000, 200)
+    // VERKOSTO_BENCH_REPLAY_CASES: another size, to try a change quickly.
+    std::env::var("VERKOSTO_BENCH_REPLAY_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| load::size(100_000, 200))
 }
 
 /// One case's worth of events as the API wrote them, the directory's
@@ -279,39 +282,27 @@ async fn raw_scan(log: &EventLog, events: usize) -> f64 {
 /// Every distinct projection: the embedded server's set.
 const PROJECTIONS: [&str; 5] = ["directory", "cases", "meetings", "tasks", "guard-all"];
 
-/// `verkosto rebuild` of [`PROJECTIONS`] on the store: seconds per
-/// projection (as it prints them) and in all.
-async fn rebuild(store_args: &[String]) -> (BTreeMap<String, f64>, f64) {
-    let started = Instant::now();
+/// Seconds `verkosto rebuild {names}` takes on the store, as it prints
+/// them ("cases: rebuilt up to 1:1000123 in 4.2 s").
+async fn rebuild(store_args: &[String], names: &[&str]) -> f64 {
     let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
         .arg("rebuild")
         .args(store_args)
-        .args(PROJECTIONS)
+        .args(names)
         .env("VERKOSTO_LOG", "warn")
         .output()
         .await
         .unwrap();
-    let total = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "rebuild failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // "cases: rebuilt up to 1:1000123 in 4.2 s"
-    let per = String::from_utf8_lossy(&out.stdout)
+    stdout
         .lines()
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(": rebuilt up to ")?;
-            let secs = rest
-                .split(" in ")
-                .nth(1)?
-                .trim_end_matches(" s")
-                .parse()
-                .ok()?;
-            Some((name.to_string(), secs))
-        })
-        .collect();
-    (per, total)
+        .find_map(|l| l.split(" in ").nth(1)?.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("no time in {stdout:?}"))
 }
 
 async fn replay(
@@ -325,14 +316,18 @@ async fn replay(
     let events = fill(log, t).await;
     let fill_secs = filled.elapsed().as_secs_f64();
     let scan = raw_scan(log, events).await;
-    let (per, total) = rebuild(&store_args).await;
-    let all_rate = events as f64 / total;
+    let mut per = Vec::new();
+    for name in PROJECTIONS {
+        per.push((name, rebuild(&store_args, &[name]).await));
+    }
+    let total = rebuild(&store_args, &PROJECTIONS).await;
+    let all_rate = events as f64 / total.max(0.05);
     rows.push(format!(
         "| {backend} | raw ordered scan (baseline) | {events} | {:.1} | {scan:.0} | 1.00 | — | — |",
         events as f64 / scan
     ));
     let mut projections = serde_json::Map::new();
-    for (name, secs) in &per {
+    for (name, secs) in per {
         // The printed time has one decimal; below 0.1 s the rate is unknown.
         let rate = events as f64 / secs.max(0.05);
         let ratio = rate / scan;
@@ -342,15 +337,15 @@ async fn replay(
             load::met(ok)
         ));
         projections.insert(
-            name.clone(),
+            name.to_string(),
             json!({ "seconds": secs, "events_per_second": rate, "ratio": ratio, "met": ok }),
         );
     }
     let ratio = all_rate / scan;
     let ok = all_rate >= TARGET_RATE && ratio >= TARGET_RATIO;
     rows.push(format!(
-        "| {backend} | **all {} projections, one after another** (`verkosto rebuild {}`) | {events} | {total:.1} | {all_rate:.0} | {ratio:.2} | ≥ 100,000/s and ≥ {TARGET_RATIO} | {} |",
-        per.len(),
+        "| {backend} | **all {} projections from one read of the log** (`verkosto rebuild {}`) | {events} | {total:.1} | {all_rate:.0} | {ratio:.2} | ≥ 100,000/s and ≥ {TARGET_RATIO} | {} |",
+        PROJECTIONS.len(),
         PROJECTIONS.join(" "),
         load::met(ok)
     ));

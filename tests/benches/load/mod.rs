@@ -9,9 +9,12 @@
 //!   counted (no coordinated omission).
 //!
 //! Also the pieces the benchmarks share: quick mode, processes of the
-//! release binary, dev tokens, and the JSON figure files.
+//! release binary, dev tokens, the JSON figure files, and profiles of the
+//! server under load ([`profile`]).
 
 #![allow(dead_code)] // Each bench uses its own part of this module.
+
+pub mod profile;
 
 use std::future::Future;
 use std::path::Path;

@@ -98,16 +98,59 @@ impl EventLog {
         meta: &CommandMeta,
         idempotency: Option<IdempotencyWrite>,
     ) -> Result<Appended, Error> {
+        let Some(idem) = idempotency else {
+            return self
+                .append_reading_head(stream_type, stream_id, expected, events, meta)
+                .await;
+        };
         let mut tx = self.db().begin().await?;
         let appended = self
             .append_in(&mut tx, stream_type, stream_id, expected, events, meta)
             .await?;
-        if let Some(idem) = idempotency {
-            idem.store(&mut tx, appended.version).await?;
-        }
+        idem.store(&mut tx, appended.version).await?;
         tx.commit().await?;
         self.announce(&appended);
         Ok(appended)
+    }
+
+    /// Without an idempotency answer to store, an append is two round trips,
+    /// not four: read the head, then one INSERT that is its own durable
+    /// transaction ([`EventLog::append_after`]). The unique version key
+    /// catches a writer that got there in between; for
+    /// [`ExpectedVersion::Any`] that only means reading the head again.
+    async fn append_reading_head(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        meta: &CommandMeta,
+    ) -> Result<Appended, Error> {
+        loop {
+            let head: Option<(i64, String)> = sqlx::query_as(
+                "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(stream_type)
+            .bind(stream_id)
+            .fetch_optional(self.db().reader())
+            .await?;
+            let head = head.unwrap_or((0, GENESIS.to_string()));
+            if !expected.matches(head.0) {
+                return Err(Error::Conflict {
+                    stream: format!("{stream_type}/{stream_id}"),
+                    expected,
+                    actual: Some(head.0),
+                });
+            }
+            let appended = self
+                .append_after(stream_type, stream_id, head, events.clone(), meta, None)
+                .await;
+            match appended {
+                Err(Error::Conflict { .. }) if expected == ExpectedVersion::Any => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Tells in-process subscribers about a commit made with [`EventLog::append_in`].

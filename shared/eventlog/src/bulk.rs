@@ -36,9 +36,13 @@ impl From<Option<String>> for Param {
     }
 }
 
-/// Bound parameters per statement: under SQLite's limit (32,766) and
-/// PostgreSQL's (65,535).
-const MAX_PARAMS: usize = 30_000;
+/// Bound parameters per statement on PostgreSQL (its limit is 65,535).
+const MAX_PARAMS_POSTGRES: usize = 30_000;
+/// On SQLite, far fewer: binding looks each parameter's name up in a list
+/// as long as the statement's parameters, so a statement's binding time
+/// grows with the square of their number (a 28,000-parameter insert spent
+/// seconds there).
+const MAX_PARAMS_SQLITE: usize = 500;
 
 /// Runs `{before} ($1, $2), ($3, $4) {after}` over `rows`, as few
 /// statements as the parameter limits allow. Every row has the same width.
@@ -53,7 +57,11 @@ pub async fn execute_values(
         return Ok(());
     };
     assert!(width > 0, "rows have at least one value");
-    for chunk in rows.chunks(MAX_PARAMS / width) {
+    let max_params = match conn.backend_name() {
+        "SQLite" => MAX_PARAMS_SQLITE,
+        _ => MAX_PARAMS_POSTGRES,
+    };
+    for chunk in rows.chunks((max_params / width).max(1)) {
         let sql = format!("{before} {} {after}", placeholders(chunk.len(), width));
         // Not prepared and kept: each chunk size would be a new statement.
         let mut query = sqlx::query(&sql).persistent(false);
@@ -109,7 +117,7 @@ mod tests {
             .execute(&mut *conn)
             .await
             .unwrap();
-        // 20,000 rows of two: two statements.
+        // 20,000 rows of two: many statements.
         let rows: Vec<Vec<Param>> = (0..20_000)
             .map(|i| {
                 vec![

@@ -40,8 +40,10 @@ pub struct AccessLog {
     tx: mpsc::Sender<Pending>,
 }
 
-/// Most records one transaction takes (13 parameters each).
-const MAX_BATCH: usize = 500;
+/// Most records one statement takes (13 parameters each). SQLite binds a
+/// statement's parameters in time that grows with the square of their
+/// number: a few dozen records per commit is where group commit pays.
+const MAX_BATCH: usize = 64;
 
 impl AccessLog {
     /// Starts the writer on `db`; it runs until every handle is dropped.

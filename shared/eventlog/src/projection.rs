@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::{Any, AnyConnection, Executor, Transaction};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::db::DbKind;
 use crate::model::{format_time, Cursor, RecordedEvent};
@@ -257,7 +258,17 @@ impl EventLog {
             .filter(|e| projection.handles(e))
             .collect();
         match mode {
-            Mode::Whole => match projection.apply_all(&mut tx, &handled).await {
+            Mode::Whole => match projection
+                .apply_all(&mut tx, &handled)
+                .instrument(tracing::info_span!(
+                    "apply_batch",
+                    consumer = projection.name(),
+                    events = handled.len(),
+                    first_position = handled.first().map(|e| e.position),
+                    last_position = handled.last().map(|e| e.position),
+                ))
+                .await
+            {
                 Ok(()) => {}
                 // The transaction is dropped, so rolled back.
                 Err(ApplyError::Poison(_)) => return Ok(None),

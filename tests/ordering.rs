@@ -225,15 +225,12 @@ async fn a_process_ten_minutes_ahead_does_not_reorder_the_log() {
     let grant = json!({ "recipient": "police-helsinki", "categories": ["narrative"],
         "purpose": "criminal_process", "valid_until": valid_until,
         "obtained": { "method": "written", "language": "fi", "grantor": "self" } });
-    let (status, body) = split
-        .post(
-            "consent",
-            &fiona,
-            &format!("/api/v1/cases/{id}/consent/grants"),
-            &grant,
-        )
-        .await
-        .unwrap();
+    // The new process may still be catching up with the case (503).
+    let grants = format!("/api/v1/cases/{id}/consent/grants");
+    let (status, body) =
+        verkosto_e2e::until_current(|| split.post("consent", &fiona, &grants, &grant))
+            .await
+            .unwrap();
     assert_eq!(status, 201, "{body}");
     // ...and the real-clock process writes after it.
     let r = reqwest::Client::new()

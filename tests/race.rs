@@ -209,28 +209,16 @@ async fn open_case_with_health_record(split: &Split, fiona: &str, hanna: &str) -
     id
 }
 
-/// A consent change, sent again while the process answers 503: its view of
-/// the case is behind (a busy machine) and it refuses to decide on a stale
-/// network, as it should. Nothing was written; the client tries again.
+/// A consent change, sent again while the process's view is behind.
 async fn post_until_current(
     http: &reqwest::Client,
     url: &str,
     token: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    for _ in 0..20 {
-        let r = http
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let (status, answer) = answer(r).await.unwrap();
-        if status != 503 {
-            return (status, answer);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} stayed 503 for 2 s after the guard's own 2 s wait");
+    verkosto_e2e::until_current(|| async {
+        answer(http.post(url).bearer_auth(token).json(body).send().await?).await
+    })
+    .await
+    .unwrap()
 }

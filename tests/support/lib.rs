@@ -225,6 +225,24 @@ impl Verkosto {
     }
 }
 
+/// Sends a write again while it is answered 503: the process's view of the
+/// case is behind (a busy machine) and it refuses to decide on a stale
+/// network, as it should; nothing was written, and a client tries again.
+pub async fn until_current<F, Fut>(mut send: F) -> Result<(u16, Value)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(u16, Value)>>,
+{
+    for _ in 0..50 {
+        let (status, body) = send().await?;
+        if status != 503 {
+            return Ok((status, body));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("still 503 after 5 s of tries, each after the guard's own wait")
+}
+
 pub async fn answer(r: reqwest::Response) -> Result<(u16, Value)> {
     let status = r.status().as_u16();
     let content_type = r

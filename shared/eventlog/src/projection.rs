@@ -299,6 +299,10 @@ impl EventLog {
     /// Drops a projection's state and checkpoint; the next run replays the log.
     pub async fn reset_projection(&self, projection: &dyn Projection) -> Result<(), Error> {
         let mut tx = self.db().begin().await?;
+        // The checkpoint's lock first, as a running consumer's batch takes
+        // it: a reset beside a running process then waits for its batch
+        // instead of deadlocking with it over the read model's rows.
+        lock_checkpoint(&mut tx, self.db().kind(), projection.name()).await?;
         projection.reset(&mut tx).await?;
         sqlx::query("DELETE FROM checkpoints WHERE name = $1")
             .bind(projection.name())

@@ -125,6 +125,7 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
             .register_agency(a.id.into(), a.kind, name, execution())
             .await?;
     }
+    wait_until_listed(directory).await?;
     let users: BTreeSet<String> = directory.users().await?.into_iter().map(|u| u.id).collect();
     for (id, agency, roles, display_name) in USERS.iter().filter(|u| !users.contains(u.0)) {
         directory
@@ -138,6 +139,30 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
             .await?;
     }
     Ok(())
+}
+
+/// Users are checked against the read model's agencies. In the distributed
+/// mode it is fed through the stream, and at start-up (the relay starting
+/// too, a busy machine) that can take longer than a write's own wait.
+async fn wait_until_listed(directory: &Directory) -> Result<(), Problem> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listed: BTreeSet<String> = directory
+            .agencies()
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        if AGENCIES.iter().all(|a| listed.contains(a.id)) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Problem::unavailable(
+                "the directory read model did not list the demo agencies within 60 s",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn execution() -> Execution {

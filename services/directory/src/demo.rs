@@ -109,12 +109,7 @@ pub const USERS: &[(&str, &str, &[Role], &str)] = &[
 
 /// Registers whatever of the demo data is missing.
 pub async fn load(directory: &Directory) -> Result<(), Problem> {
-    let existing: BTreeSet<String> = directory
-        .agencies()
-        .await?
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let existing = listed_agencies(directory).await?;
     for a in AGENCIES.iter().filter(|a| !existing.contains(a.id)) {
         let name = LocalizedName {
             fi: a.fi.into(),
@@ -147,12 +142,7 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
 async fn wait_until_listed(directory: &Directory) -> Result<(), Problem> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let listed: BTreeSet<String> = directory
-            .agencies()
-            .await?
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
+        let listed = listed_agencies(directory).await?;
         if AGENCIES.iter().all(|a| listed.contains(a.id)) {
             return Ok(());
         }
@@ -163,6 +153,16 @@ async fn wait_until_listed(directory: &Directory) -> Result<(), Problem> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// The ids of the agencies the directory's read model lists.
+async fn listed_agencies(directory: &Directory) -> Result<BTreeSet<String>, Problem> {
+    Ok(directory
+        .agencies()
+        .await?
+        .into_iter()
+        .map(|a| a.id)
+        .collect())
 }
 
 fn execution() -> Execution {

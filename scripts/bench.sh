@@ -39,18 +39,30 @@ phase_begin postgres
 start_temp_postgres
 phase_end "$VERKOSTO_TEST_PG_ADMIN_URL"
 
+# The binary and every benchmark in one cargo invocation: separate ones
+# unify the crates' features differently and compiled shared crates (sqlx,
+# SQLite) several times over.
 phase_begin build
+build=(--locked --workspace --bin verkosto --benches --message-format=json-render-diagnostics)
 if $ci; then
-    profile=(--profile dev)
-    cargo build --locked -p verkosto
-    phase_end "target/debug/verkosto (without the bench feature: no unfiltered-read baseline)"
+    build+=(--profile dev)
+    built="target/debug (without the bench feature: no unfiltered-read baseline)"
 else
-    profile=()
-    # `--features bench` adds the unfiltered-read baseline's serve flag;
+    # `verkosto/bench` adds the unfiltered-read baseline's serve flag;
     # production builds never have it.
-    cargo build --release --locked -p verkosto --features bench
-    phase_end "target/release/verkosto, with --features bench"
+    build+=(--release --features verkosto/bench)
+    built="target/release, with --features verkosto/bench"
 fi
+# Each benchmark's name and executable, from cargo's messages.
+executables=$(mktemp)
+cargo build "${build[@]}" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and "bench" in m["target"]["kind"] and m.get("executable"):
+        print(m["target"]["name"], m["executable"])
+' >"$executables"
+phase_end "$built"
 
 report=$(mktemp)
 {
@@ -63,13 +75,18 @@ report=$(mktemp)
 } >"$report"
 
 bench() {
-    local title=$1 package=$2 name=$3 errors
+    local title=$1 name=$2 errors executable
+    executable=$(awk -v name="$name" '$1 == name { print $2 }' "$executables")
+    if [ -z "$executable" ]; then
+        echo "no benchmark named $name was built" >&2
+        exit 1
+    fi
     errors=$(mktemp)
     phase_begin "$name"
     {
         echo "## $title"
         echo
-        if ! cargo bench --locked -q "${profile[@]}" -p "$package" --bench "$name" 2>"$errors"; then
+        if ! "$executable" --bench 2>"$errors"; then
             tail -n 60 "$errors" >&2
             phase_end "FAILED: $title"
             exit 1
@@ -80,14 +97,14 @@ bench() {
     phase_end "$title"
 }
 
-bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" verkosto-eventlog append
-bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" verkosto-policy policy
-bench "Point-in-time consent over HTTP (10,000 events)" verkosto-e2e consent
-bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" verkosto-e2e withdrawal
-bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" verkosto-e2e commands
-bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" verkosto-e2e reads
-bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" verkosto-e2e replay
-bench "Scale-out: one and two processes of every service on one stream, each event handled once" verkosto-e2e scaleout
+bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" append
+bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" policy
+bench "Point-in-time consent over HTTP (10,000 events)" consent
+bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" withdrawal
+bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" commands
+bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" reads
+bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" replay
+bench "Scale-out: one and two processes of every service on one stream, each event handled once" scaleout
 
 # What limits the figures: hand-written, no figures in it.
 cat tests/benches/LIMITS.md >>"$report"
@@ -100,7 +117,7 @@ fi
 
 cp "$report" BENCHMARKS.md
 # Every figure as JSON too, with the machine and the commit.
-python3 - "${CARGO_TARGET_DIR:-target}/bench" <<'PY' >BENCHMARKS.json
+python3 - target/bench <<'PY' >BENCHMARKS.json
 import glob, json, os, platform, subprocess, sys
 figures = {os.path.basename(f)[:-5]: json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/*.json"))}
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()

@@ -179,7 +179,7 @@ async fn most(s: &Server) -> load::Report {
 /// Warm-up, then the open-model run and the closed-model run.
 async fn measure(s: &Server) -> (load::Report, load::Report) {
     load::closed(4, load::size(500, 50), reader(s)).await;
-    let open = load::open(RATE, load::size(10_000, 250), reader(s)).await;
+    let open = load::open(RATE, load::size(5_000, 250), reader(s)).await;
     let closed = most(s).await;
     assert_eq!(open.errors + closed.errors, 0, "reads failed");
     (open, closed)

@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use verkosto_eventlog::{Cursor, EventLog, Projection, StreamSpan};
+use verkosto_eventlog::{Cursor, Deferred, EventLog, Projection, RecordedEvent, StreamSpan};
 
 use crate::wire::decode;
 use crate::{ensure_stream, BusError, StreamSettings};
@@ -78,11 +78,23 @@ async fn consume(
         .await
         .map_err(BusError::nats)?;
     let mut messages = consumer.messages().await.map_err(BusError::nats)?;
+    // Batches of events the projection does not handle wait, and are
+    // applied with the next one it handles, or once due.
+    let mut deferred = Deferred::default();
     loop {
         // Wait for one message, then take whatever else is already there.
-        let first = messages
-            .next()
-            .await
+        let next = match deferred.due_in() {
+            None => messages.next().await,
+            Some(wait) => match tokio::time::timeout(wait, messages.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let (events, span) = deferred.take();
+                    apply(log, projection, progress, &events, span).await?;
+                    continue;
+                }
+            },
+        };
+        let first = next
             .ok_or_else(|| BusError::Nats("the consumer's message stream ended".into()))?
             .map_err(BusError::nats)?;
         let mut batch = vec![first];
@@ -110,12 +122,35 @@ async fn consume(
             (Some(first), Some(last)) => Some(StreamSpan { first, last }),
             _ => None,
         };
-        // On a gap, this consumer ends and the next starts at the checkpoint.
-        let at = log.apply_stream_batch(projection, &events, span).await?;
-        progress.send_if_modified(|c| {
-            let moved = at > *c;
-            *c = at;
-            moved
-        });
+        let last = events.last().map(|e| e.cursor());
+        if deferred.add(projection, events, span) {
+            let (events, span) = deferred.take();
+            apply(log, projection, progress, &events, span).await?;
+        } else if let Some(last) = last {
+            // Nothing in it for this projection: its view is as current.
+            advance(progress, last);
+        }
     }
+}
+
+/// Applies a run of events with its span. On a gap, this consumer ends and
+/// the next starts at the checkpoint.
+async fn apply(
+    log: &EventLog,
+    projection: &dyn Projection,
+    progress: &watch::Sender<Cursor>,
+    events: &[RecordedEvent],
+    span: Option<StreamSpan>,
+) -> Result<(), BusError> {
+    let at = log.apply_stream_batch(projection, events, span).await?;
+    advance(progress, at);
+    Ok(())
+}
+
+fn advance(progress: &watch::Sender<Cursor>, at: Cursor) {
+    progress.send_if_modified(|c| {
+        let moved = at > *c;
+        *c = at;
+        moved
+    });
 }

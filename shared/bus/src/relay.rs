@@ -51,7 +51,14 @@ pub struct Relay {
     position: Option<(Cursor, u64)>,
     status: watch::Sender<RelayStatus>,
     batch: usize,
+    /// The position last written to the relay's checkpoint, and when.
+    stored: (Cursor, tokio::time::Instant),
 }
+
+/// How often the relay's checkpoint is written while it publishes. The
+/// relay resumes from the stream's tail, never from it: the checkpoint
+/// only shows its lag, so it need not cost a commit per batch.
+const STORE_EVERY: Duration = Duration::from_secs(1);
 
 impl Relay {
     pub fn new(log: EventLog, js: jetstream::Context, settings: StreamSettings) -> Relay {
@@ -62,6 +69,7 @@ impl Relay {
             position: None,
             status: watch::channel(RelayStatus::default()).0,
             batch: 256,
+            stored: (Cursor::START, tokio::time::Instant::now()),
         }
     }
 
@@ -145,20 +153,32 @@ impl Relay {
             };
             let events = self.log.read_after(cursor, self.batch as i64).await?;
             if events.is_empty() {
+                self.store_checkpoint(cursor, seq).await?;
                 return Ok(total);
             }
             let (last, last_seq) = self.publish_batch(&events, seq).await?;
             fail::fail_point!("relay-before-checkpoint");
             self.position = Some((last, last_seq));
-            self.log
-                .store_checkpoint(RELAY_CHECKPOINT, last, last_seq as i64)
-                .await?;
             self.status.send_modify(|s| {
                 s.published = last;
                 s.stream_sequence = last_seq;
             });
+            if self.stored.1.elapsed() >= STORE_EVERY {
+                self.store_checkpoint(last, last_seq).await?;
+            }
             total += events.len();
         }
+    }
+
+    /// Writes the relay's checkpoint, when it has moved.
+    async fn store_checkpoint(&mut self, published: Cursor, seq: u64) -> Result<(), BusError> {
+        if published != self.stored.0 {
+            self.log
+                .store_checkpoint(RELAY_CHECKPOINT, published, seq as i64)
+                .await?;
+            self.stored = (published, tokio::time::Instant::now());
+        }
+        Ok(())
     }
 
     /// Pipelines a batch: sends every publish, then awaits the acks in order.

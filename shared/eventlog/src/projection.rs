@@ -3,7 +3,7 @@
 //! second effect, and each can be dropped and rebuilt by replay.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::{Any, AnyConnection, Executor, Transaction};
 use tokio::sync::watch;
@@ -474,8 +474,9 @@ pub async fn run_local(
     shutdown: CancellationToken,
 ) {
     let mut commits = log.subscribe_commits();
+    let mut deferred = (Cursor::START, Deferred::default());
     loop {
-        match log.catch_up(projection.as_ref()).await {
+        match log.catch_up_local(projection.as_ref(), &mut deferred).await {
             Ok(at) => {
                 progress.send_if_modified(|c| {
                     let moved = at > *c;
@@ -493,5 +494,102 @@ pub async fn run_local(
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// Events a consumer has read but not applied yet, because it handles none
+/// of them. Applying such a batch only moves the checkpoint, but that is a
+/// commit for every consumer after every commit anywhere in the log (most
+/// events concern one or two consumers; on SQLite all of them share one
+/// writer). So they wait for the next batch the consumer handles, or until
+/// the run is long or old enough. Losing them costs reading them again.
+#[derive(Default)]
+pub struct Deferred {
+    events: Vec<RecordedEvent>,
+    span: Option<StreamSpan>,
+    since: Option<Instant>,
+}
+
+/// A deferred run this long, or this old, is applied.
+const DEFERRED_EVENTS: usize = 1000;
+const DEFERRED_FOR: Duration = Duration::from_secs(1);
+
+impl Deferred {
+    /// Adds a batch (read after the deferred ones); true when the run,
+    /// batch included, is to be applied now: the batch holds events the
+    /// projection handles, or the run is due.
+    pub fn add(
+        &mut self,
+        projection: &dyn Projection,
+        events: Vec<RecordedEvent>,
+        span: Option<StreamSpan>,
+    ) -> bool {
+        let handled = events.iter().any(|e| projection.handles(e));
+        self.span = match (self.events.is_empty(), self.span, span) {
+            (true, _, span) => span,
+            (false, Some(run), Some(batch)) => Some(StreamSpan {
+                first: run.first,
+                last: batch.last,
+            }),
+            (false, _, _) => None,
+        };
+        self.events.extend(events);
+        self.since.get_or_insert_with(Instant::now);
+        handled || self.due()
+    }
+
+    pub fn due(&self) -> bool {
+        !self.events.is_empty()
+            && (self.events.len() >= DEFERRED_EVENTS || self.due_in() == Some(Duration::ZERO))
+    }
+
+    /// How long until the run is due (None when there is none).
+    pub fn due_in(&self) -> Option<Duration> {
+        self.since
+            .map(|since| DEFERRED_FOR.saturating_sub(since.elapsed()))
+    }
+
+    /// The last event read.
+    pub fn last(&self) -> Option<Cursor> {
+        self.events.last().map(|e| e.cursor())
+    }
+
+    /// The run to apply: its events, and the span from its first message to
+    /// its last, so that a gap check sees every message read.
+    pub fn take(&mut self) -> (Vec<RecordedEvent>, Option<StreamSpan>) {
+        let run = std::mem::take(self);
+        (run.events, run.span)
+    }
+}
+
+impl EventLog {
+    /// [`EventLog::catch_up`] for a consumer running in this process,
+    /// deferring the batches it only skips. `deferred` holds the stored
+    /// checkpoint its events follow.
+    async fn catch_up_local(
+        &self,
+        projection: &dyn Projection,
+        (stored, deferred): &mut (Cursor, Deferred),
+    ) -> Result<Cursor, Error> {
+        let now_stored = self.checkpoint(projection.name()).await?;
+        if now_stored != *stored {
+            // Moved by someone else (a reset, say): start from it.
+            (*stored, *deferred) = (now_stored, Deferred::default());
+        }
+        let mut at = deferred.last().unwrap_or(*stored);
+        loop {
+            let events = self.read_after(at, 1000).await?;
+            let Some(last) = events.last().map(|e| e.cursor()) else {
+                break;
+            };
+            at = last;
+            if deferred.add(projection, events, None) {
+                *stored = self.apply_batch(projection, &deferred.take().0).await?;
+            }
+        }
+        if deferred.due() {
+            *stored = self.apply_batch(projection, &deferred.take().0).await?;
+        }
+        Ok(at)
     }
 }

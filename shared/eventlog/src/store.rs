@@ -28,7 +28,15 @@ struct Inner {
     /// Events each consumer moved past in this process (for `/metrics`: the
     /// sum over a service's processes shows each event was handled once).
     applied: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Stream heads (version, hash) this process committed last. Only
+    /// committed heads go in, and the log is append-only, so an entry is
+    /// right or behind; appending after one that is behind hits the unique
+    /// version key, and the head is then read.
+    heads: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
 }
+
+/// How many stream heads [`Inner::heads`] keeps before it starts over.
+const HEADS_LIMIT: usize = 10_000;
 
 pub(crate) const COLUMNS: &str =
     "position, stream_type, stream_id, version, event_id, event_type, \
@@ -43,6 +51,7 @@ impl EventLog {
                 db,
                 commits,
                 applied: Default::default(),
+                heads: Default::default(),
             }),
         }
     }
@@ -113,11 +122,12 @@ impl EventLog {
         Ok(appended)
     }
 
-    /// Without an idempotency answer to store, an append is two round trips,
-    /// not four: read the head, then one INSERT that is its own durable
-    /// transaction ([`EventLog::append_after`]). The unique version key
-    /// catches a writer that got there in between; for
-    /// [`ExpectedVersion::Any`] that only means reading the head again.
+    /// Without an idempotency answer to store, an append is one INSERT that
+    /// is its own durable transaction ([`EventLog::append_after`]), after
+    /// the head this process committed last, or after none for a new
+    /// stream. Only when that guess is wrong (another process appended) is
+    /// the head read, and for [`ExpectedVersion::Any`] read again after
+    /// each writer that got there in between.
     async fn append_reading_head(
         &self,
         stream_type: &str,
@@ -126,16 +136,18 @@ impl EventLog {
         events: Vec<NewEvent>,
         meta: &CommandMeta,
     ) -> Result<Appended, Error> {
+        let mut guess = match expected {
+            ExpectedVersion::NoStream => Some((0, GENESIS.to_string())),
+            _ => self
+                .known_head(stream_type, stream_id)
+                .filter(|(version, _)| expected.matches(*version)),
+        };
         loop {
-            let head: Option<(i64, String)> = sqlx::query_as(
-                "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
-                 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(stream_type)
-            .bind(stream_id)
-            .fetch_optional(self.db().reader())
-            .await?;
-            let head = head.unwrap_or((0, GENESIS.to_string()));
+            let guessed = guess.is_some();
+            let head = match guess.take() {
+                Some(head) => head,
+                None => self.read_head(stream_type, stream_id).await?,
+            };
             if !expected.matches(head.0) {
                 return Err(Error::Conflict {
                     stream: format!("{stream_type}/{stream_id}"),
@@ -147,14 +159,48 @@ impl EventLog {
                 .append_after(stream_type, stream_id, head, events.clone(), meta, None)
                 .await;
             match appended {
-                Err(Error::Conflict { .. }) if expected == ExpectedVersion::Any => continue,
+                // Read the head: the answer, or for `Any` the next try.
+                Err(Error::Conflict { .. }) if guessed || expected == ExpectedVersion::Any => {
+                    continue
+                }
                 other => return other,
             }
         }
     }
 
-    /// Tells in-process subscribers about a commit made with [`EventLog::append_in`].
+    /// The stream's last version and hash, (0, genesis) for a new stream.
+    async fn read_head(&self, stream_type: &str, stream_id: &str) -> Result<(i64, String), Error> {
+        let head: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(stream_type)
+        .bind(stream_id)
+        .fetch_optional(self.db().reader())
+        .await?;
+        Ok(head.unwrap_or((0, GENESIS.to_string())))
+    }
+
+    /// The head of a stream as this process last committed it, if it did.
+    fn known_head(&self, stream_type: &str, stream_id: &str) -> Option<(i64, String)> {
+        let heads = self.inner.heads.lock().expect("heads lock");
+        heads.get(&format!("{stream_type}/{stream_id}")).cloned()
+    }
+
+    /// Tells in-process subscribers about a commit made with
+    /// [`EventLog::append_in`]. Call it only once the commit is durable.
     pub fn announce(&self, appended: &Appended) {
+        if let Some(last) = appended.events.last() {
+            let mut heads = self.inner.heads.lock().expect("heads lock");
+            if heads.len() >= HEADS_LIMIT {
+                heads.clear();
+            }
+            let key = format!("{}/{}", last.stream_type, last.stream_id);
+            // Concurrent commits to one stream announce in any order.
+            if heads.get(&key).is_none_or(|(v, _)| *v < last.version) {
+                heads.insert(key, (last.version, last.hash.clone()));
+            }
+        }
         if let Some(cursor) = appended.last_cursor() {
             self.inner.commits.send_if_modified(|c| {
                 if cursor > *c {
@@ -169,7 +215,10 @@ impl EventLog {
 
     /// Appends inside a transaction the caller commits (then calls
     /// [`EventLog::announce`]). The event insert must be the transaction's
-    /// first write; see the comment below.
+    /// first write; see the comment below. A new stream's append
+    /// ([`ExpectedVersion::NoStream`]) reads no head: if the stream exists
+    /// after all, the [`Error::Conflict`] has aborted the transaction on
+    /// PostgreSQL, and the caller can only drop it.
     pub async fn append_in(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -179,6 +228,12 @@ impl EventLog {
         events: Vec<NewEvent>,
         meta: &CommandMeta,
     ) -> Result<Appended, Error> {
+        if expected == ExpectedVersion::NoStream {
+            let head = (0, GENESIS.to_string());
+            return self
+                .insert_events(tx, stream_type, stream_id, expected, head, events, meta)
+                .await;
+        }
         self.append_on(tx, stream_type, stream_id, expected, events, meta)
             .await
     }
@@ -436,28 +491,37 @@ impl EventLog {
     /// The commit-order cursor of the latest event among the streams
     /// `stream_types` × `stream_id` (None when none exists). A consumer that
     /// has passed it has seen every committed change to those streams.
+    /// One query: each stream's head, side by side.
     pub async fn latest_cursor(
         &self,
         stream_types: &[&str],
         stream_id: &str,
     ) -> Result<Option<Cursor>, Error> {
-        let mut best: Option<Cursor> = None;
-        for stream_type in stream_types {
-            let sql = format!(
-                "SELECT position, {} FROM events WHERE stream_type = $1 AND stream_id = $2 \
-                 ORDER BY version DESC LIMIT 1",
-                self.tx_column()
-            );
-            let row: Option<(i64, i64)> = sqlx::query_as(&sql)
-                .bind(*stream_type)
-                .bind(stream_id)
-                .fetch_optional(self.db().reader())
-                .await?;
-            if let Some((position, tx)) = row {
-                best = best.max(Some(Cursor { tx, position }));
-            }
+        let heads: Vec<String> = (0..stream_types.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT position, {} FROM events \
+                     WHERE stream_type = ${} AND stream_id = ${} \
+                     ORDER BY version DESC LIMIT 1) AS head{i}",
+                    self.tx_column(),
+                    2 * i + 1,
+                    2 * i + 2
+                )
+            })
+            .collect();
+        if heads.is_empty() {
+            return Ok(None);
         }
-        Ok(best)
+        let sql = heads.join(" UNION ALL ");
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for stream_type in stream_types {
+            query = query.bind(*stream_type).bind(stream_id);
+        }
+        let rows = query.fetch_all(self.db().reader()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(position, tx)| Cursor { tx, position })
+            .max())
     }
 
     /// Up to `limit` events after `after`, in commit order, never past an

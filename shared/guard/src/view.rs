@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use verkosto_eventlog::{EventLog, Progress};
+use verkosto_eventlog::{Cursor, EventLog, Progress};
 use verkosto_policy::{decide, Category, ConsentEvent, ConsentState, Decision};
 
 use crate::access::{AccessLog, AccessRecord};
@@ -72,10 +72,16 @@ pub struct Guard {
     progress: Progress,
     access: AccessLog,
     wait: Duration,
+    /// Each case's consent record, folded: a changed record is read from
+    /// the version the cache has.
     cache: Arc<Mutex<HashMap<String, Arc<ConsentState>>>>,
+    /// Each case's whole view, with the head of its streams when it was
+    /// loaded: while that head is the latest, the view is current, and a
+    /// read costs one query instead of four.
+    views: Arc<Mutex<HashMap<String, (Cursor, CaseAccess)>>>,
 }
 
-/// How many consent records the cache keeps before it starts over.
+/// How many cases each cache keeps before it starts over.
 const CACHE_LIMIT: usize = 10_000;
 
 impl Guard {
@@ -95,6 +101,7 @@ impl Guard {
             access,
             wait,
             cache: Arc::default(),
+            views: Arc::default(),
         }
     }
 
@@ -116,8 +123,25 @@ impl Guard {
         let fresh = self.progress.wait_for(head, self.wait).await;
         if !fresh {
             tracing::warn!(case_id, consumer = self.consumer, %head, "consent view is behind; failing closed");
+            return self.load(case_id, false).await;
         }
-        self.load(case_id, fresh).await
+        if let Some((at, view)) = self.views.lock().expect("views lock").get(case_id) {
+            if *at == head {
+                return Ok(Some(view.clone()));
+            }
+        }
+        // The feed has passed `head`, and the log only grows, so what is
+        // loaded now is the view at `head` or later: a later one has a
+        // later head, and is never found under this one again.
+        let view = self.load(case_id, true).await?;
+        if let Some(view) = &view {
+            let mut views = self.views.lock().expect("views lock");
+            if views.len() >= CACHE_LIMIT {
+                views.clear();
+            }
+            views.insert(case_id.to_string(), (head, view.clone()));
+        }
+        Ok(view)
     }
 
     /// The cases whose network holds `agency`.

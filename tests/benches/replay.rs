@@ -382,12 +382,43 @@ async fn rebuild(store_args: &[String], names: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no time in {stdout:?}"))
 }
 
+/// `verkosto rebuild` of every projection once more, profiled (when perf
+/// works here; the measured rebuild was not).
+async fn profile_rebuild(
+    profiles: &mut load::profile::Profiles,
+    backend: &str,
+    store_args: &[String],
+) {
+    let mut child = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .arg("rebuild")
+        .args(store_args)
+        .args(PROJECTIONS)
+        .env("VERKOSTO_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn verkosto rebuild");
+    let pid = child.id().unwrap_or(0);
+    let label = format!(
+        "{backend}, rebuild of all {} projections",
+        PROJECTIONS.len()
+    );
+    let server = "the `verkosto rebuild` process";
+    profiles
+        .run(&label, server, pid, async {
+            let _ = child.wait().await;
+        })
+        .await;
+    // Without perf, `run` did not wait for it.
+    assert!(child.wait().await.expect("rebuild").success());
+}
+
 async fn replay(
     backend: &str,
     log: &EventLog,
     store_args: Vec<String>,
     t: &Template,
     rows: &mut Vec<String>,
+    profiles: &mut load::profile::Profiles,
 ) -> Value {
     let filled = Instant::now();
     let events = fill(log, t).await;
@@ -400,6 +431,7 @@ async fn replay(
         }
     }
     let total = rebuild(&store_args, &PROJECTIONS).await;
+    profile_rebuild(profiles, backend, &store_args).await;
     let all_rate = events as f64 / total.max(0.05);
     rows.push(format!(
         "| {backend} | raw ordered scan (baseline) | {events} | {:.1} | {scan:.0} | 1.00 | — | — |",
@@ -516,6 +548,7 @@ async fn footprint(dir: &std::path::Path, log: &EventLog, t: &Template) -> (Vec<
 async fn main() {
     let t = template().await;
     let mut rows = Vec::new();
+    let mut profiles = load::profile::Profiles::new();
 
     let url = verkosto_testkit::PgServer::shared()
         .await
@@ -529,6 +562,7 @@ async fn main() {
         vec!["--database-url".into(), url],
         &t,
         &mut rows,
+        &mut profiles,
     )
     .await;
     log.db().close().await;
@@ -547,6 +581,7 @@ async fn main() {
         vec!["--data-dir".into(), data_dir],
         &t,
         &mut rows,
+        &mut profiles,
     )
     .await;
     let (footprint_rows, footprint) = footprint(dir.path(), &log, &t).await;
@@ -573,6 +608,8 @@ async fn main() {
     for r in footprint_rows {
         println!("{r}");
     }
+    println!();
+    profiles.print();
     load::write_figures(
         "replay",
         &json!({ "postgres": postgres, "sqlite": sqlite, "footprint": footprint }),

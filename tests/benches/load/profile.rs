@@ -61,7 +61,7 @@ impl Profiles {
             return;
         }
         println!(
-            "`perf record -F {FREQUENCY} -g` on the process that serves the requests, during an \
+            "`perf record -F {FREQUENCY} -g` on the process doing the work (serving the requests, or rebuilding), during an \
              extra run of the same load after the measured one (the figures above were not \
              profiled). Self time: samples in the function itself, not in what it calls; \
              percentages of all the process's samples. CPU in cores: CPU time ÷ wall time of \

@@ -463,7 +463,16 @@ impl Profile {
         ]
         .iter()
         .filter(|(name, cores)| *name == "server" || *cores >= 0.005)
-        .map(|(name, cores)| format!("{name} {cores:.2}"))
+        .map(|(name, cores)| match (*name, *cores) {
+            // A process run to its end (a rebuild) is gone from /proc by
+            // then; its cpu-clock samples count its CPU time instead.
+            ("server", cores) if cores < 0.0 => {
+                let hz: f64 = FREQUENCY.parse().unwrap_or(1.0);
+                let from_samples = self.samples as f64 / hz / self.wall.as_secs_f64();
+                format!("server {from_samples:.2} (from the samples: it had exited)")
+            }
+            (name, cores) => format!("{name} {cores:.2}"),
+        })
         .collect();
         let crates: Vec<String> = self
             .crates

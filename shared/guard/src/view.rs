@@ -77,7 +77,7 @@ pub struct Guard {
     cache: Arc<Mutex<HashMap<String, Arc<ConsentState>>>>,
     /// Each case's whole view, with the head of its streams when it was
     /// loaded: while that head is the latest, the view is current, and a
-    /// read costs one query instead of four.
+    /// read costs one query instead of five.
     views: Arc<Mutex<HashMap<String, (Cursor, CaseAccess)>>>,
 }
 

@@ -146,7 +146,7 @@ impl EventLog {
             let guessed = guess.is_some();
             let head = match guess.take() {
                 Some(head) => head,
-                None => self.read_head(stream_type, stream_id).await?,
+                None => read_head(self.db().reader(), stream_type, stream_id).await?,
             };
             if !expected.matches(head.0) {
                 return Err(Error::Conflict {
@@ -166,19 +166,6 @@ impl EventLog {
                 other => return other,
             }
         }
-    }
-
-    /// The stream's last version and hash, (0, genesis) for a new stream.
-    async fn read_head(&self, stream_type: &str, stream_id: &str) -> Result<(i64, String), Error> {
-        let head: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(stream_type)
-        .bind(stream_id)
-        .fetch_optional(self.db().reader())
-        .await?;
-        Ok(head.unwrap_or((0, GENESIS.to_string())))
     }
 
     /// The head of a stream as this process last committed it, if it did.
@@ -250,15 +237,7 @@ impl EventLog {
         events: Vec<NewEvent>,
         meta: &CommandMeta,
     ) -> Result<Appended, Error> {
-        let head: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(stream_type)
-        .bind(stream_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (actual, prev_hash) = head.unwrap_or((0, GENESIS.to_string()));
+        let (actual, prev_hash) = read_head(&mut *conn, stream_type, stream_id).await?;
         if !expected.matches(actual) {
             return Err(Error::Conflict {
                 stream: format!("{stream_type}/{stream_id}"),
@@ -588,6 +567,26 @@ impl EventLog {
             .await?;
         row.as_ref().map(decode_row).transpose()
     }
+}
+
+/// A stream's last version and hash, (0, genesis) for a new stream.
+async fn read_head<'e, E>(
+    executor: E,
+    stream_type: &str,
+    stream_id: &str,
+) -> Result<(i64, String), Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let head: Option<(i64, String)> = sqlx::query_as(
+        "SELECT version, hash FROM events WHERE stream_type = $1 AND stream_id = $2 \
+         ORDER BY version DESC LIMIT 1",
+    )
+    .bind(stream_type)
+    .bind(stream_id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(head.unwrap_or((0, GENESIS.to_string())))
 }
 
 pub(crate) fn decode_row(row: &AnyRow) -> Result<RecordedEvent, Error> {

@@ -15,7 +15,9 @@ use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use verkosto_eventlog::{Cursor, Deferred, EventLog, Projection, RecordedEvent, StreamSpan};
+use verkosto_eventlog::{
+    advance_progress, Cursor, Deferred, EventLog, Projection, RecordedEvent, StreamSpan,
+};
 
 use crate::wire::decode;
 use crate::{ensure_stream, BusError, StreamSettings};
@@ -128,7 +130,7 @@ async fn consume(
             apply(log, projection, progress, &events, span).await?;
         } else if let Some(last) = last {
             // Nothing in it for this projection: its view is as current.
-            advance(progress, last);
+            advance_progress(progress, last);
         }
     }
 }
@@ -143,14 +145,6 @@ async fn apply(
     span: Option<StreamSpan>,
 ) -> Result<(), BusError> {
     let at = log.apply_stream_batch(projection, events, span).await?;
-    advance(progress, at);
+    advance_progress(progress, at);
     Ok(())
-}
-
-fn advance(progress: &watch::Sender<Cursor>, at: Cursor) {
-    progress.send_if_modified(|c| {
-        let moved = at > *c;
-        *c = at;
-        moved
-    });
 }

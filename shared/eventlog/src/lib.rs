@@ -30,7 +30,9 @@ pub use integrity::{BrokenLink, VerifyReport, GENESIS, SEALER};
 pub use model::{
     format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
 };
-pub use projection::{run_local, ApplyError, Deferred, Progress, Projection, StreamSpan};
+pub use projection::{
+    advance_progress, run_local, ApplyError, Deferred, Progress, Projection, StreamSpan,
+};
 pub use store::EventLog;
 pub use upcast::{current_version, upcast, UpcastError, Upcaster, UPCASTERS};
 

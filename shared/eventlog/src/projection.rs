@@ -477,13 +477,7 @@ pub async fn run_local(
     let mut deferred = (Cursor::START, Deferred::default());
     loop {
         match log.catch_up_local(projection.as_ref(), &mut deferred).await {
-            Ok(at) => {
-                progress.send_if_modified(|c| {
-                    let moved = at > *c;
-                    *c = at;
-                    moved
-                });
-            }
+            Ok(at) => advance_progress(&progress, at),
             Err(e) => {
                 tracing::warn!(consumer = projection.name(), error = %e, "projection catch-up failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -495,6 +489,15 @@ pub async fn run_local(
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Sets a consumer's progress to `at`, waking the waiters when it moved on.
+pub fn advance_progress(progress: &watch::Sender<Cursor>, at: Cursor) {
+    progress.send_if_modified(|c| {
+        let moved = at > *c;
+        *c = at;
+        moved
+    });
 }
 
 /// Events a consumer has read but not applied yet, because it handles none

@@ -350,7 +350,8 @@ fn shorten(symbol: &str) -> String {
 /// this process (the load generator); and the machine's busy and total.
 #[derive(Default)]
 struct Cpu {
-    server: f64,
+    /// None when the server was not in /proc (it had run to its end).
+    server: Option<f64>,
     neighbours: f64,
     perf: f64,
     postgres: f64,
@@ -376,7 +377,7 @@ impl Cpu {
                 continue;
             };
             if pid == server {
-                cpu.server += ticks;
+                cpu.server = Some(ticks);
             } else if Some(pid) == perf {
                 cpu.perf += ticks;
             } else if pid == me {
@@ -408,7 +409,10 @@ impl Cpu {
     fn since(&self, before: &Cpu, wall: Duration) -> Cpu {
         let cores = |now: f64, then: f64| (now - then) / TICKS / wall.as_secs_f64();
         Cpu {
-            server: cores(self.server, before.server),
+            server: self
+                .server
+                .zip(before.server)
+                .map(|(now, then)| cores(now, then)),
             neighbours: cores(self.neighbours, before.neighbours),
             perf: cores(self.perf, before.perf),
             postgres: cores(self.postgres, before.postgres),
@@ -454,26 +458,27 @@ pub fn child_with_args(args: &[&str]) -> Option<u32> {
 impl Profile {
     fn markdown(&self, label: &str, server: &str) -> String {
         let c = &self.cpu;
-        let cpu: Vec<String> = [
-            ("server", c.server),
+        // A process run to its end (a rebuild) is gone from /proc by then;
+        // its cpu-clock samples count its CPU time instead.
+        let server_cpu = match c.server {
+            Some(cores) => format!("server {cores:.2}"),
+            None => {
+                let hz: f64 = FREQUENCY.parse().unwrap_or(1.0);
+                let from_samples = self.samples as f64 / hz / self.wall.as_secs_f64();
+                format!("server {from_samples:.2} (from the samples: it had exited)")
+            }
+        };
+        let others: Vec<String> = [
             ("its neighbours (relay, consent, nats-server)", c.neighbours),
             ("PostgreSQL", c.postgres),
             ("load generator", c.load),
             ("perf", c.perf),
         ]
         .iter()
-        .filter(|(name, cores)| *name == "server" || *cores >= 0.005)
-        .map(|(name, cores)| match (*name, *cores) {
-            // A process run to its end (a rebuild) is gone from /proc by
-            // then; its cpu-clock samples count its CPU time instead.
-            ("server", cores) if cores < 0.0 => {
-                let hz: f64 = FREQUENCY.parse().unwrap_or(1.0);
-                let from_samples = self.samples as f64 / hz / self.wall.as_secs_f64();
-                format!("server {from_samples:.2} (from the samples: it had exited)")
-            }
-            (name, cores) => format!("{name} {cores:.2}"),
-        })
+        .filter(|(_, cores)| *cores >= 0.005)
+        .map(|(name, cores)| format!("{name} {cores:.2}"))
         .collect();
+        let cpu: Vec<String> = std::iter::once(server_cpu).chain(others).collect();
         let crates: Vec<String> = self
             .crates
             .iter()

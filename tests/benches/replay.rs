@@ -124,53 +124,13 @@ fn id_prefix(id: &str) -> &str {
     &id[..id.len() - 8]
 }
 
-fn rename(id: &str, n: usize) -> String {
-    format!("{}{n:08x}", id_prefix(id))
+/// What copy `n` puts after the prefix.
+fn suffix(n: usize) -> String {
+    format!("{n:08x}")
 }
 
-type Row15 = (
-    i64,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-);
-
-/// A template event as a staging row: its index in the case, and its
-/// stream id cut to the prefix when each copy renames it.
-fn staging_row(k: usize, e: &RecordedEvent, t: &Template) -> Row15 {
-    let renamed = t.ids.contains(&e.stream_id);
-    (
-        k as i64,
-        e.stream_type.clone(),
-        if renamed {
-            id_prefix(&e.stream_id).to_string()
-        } else {
-            e.stream_id.clone()
-        },
-        i64::from(renamed),
-        e.version,
-        e.correlation_id.clone(),
-        e.schema_version,
-        e.event_type.clone(),
-        e.occurred_at.clone(),
-        e.actor.user.clone(),
-        e.actor.agency.clone(),
-        e.causation_id.clone(),
-        e.payload_text.clone(),
-        e.prev_hash.clone(),
-        e.hash.clone(),
-    )
+fn rename(id: &str, n: usize) -> String {
+    format!("{}{}", id_prefix(id), suffix(n))
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
@@ -230,20 +190,35 @@ async fn fill(log: &EventLog, t: &Template) -> usize {
     ] {
         sqlx::query(ddl).execute(log.db().writer()).await.unwrap();
     }
-    let staging: Vec<Row15> = t
-        .case
-        .iter()
-        .enumerate()
-        .map(|(k, e)| staging_row(k, e, t))
-        .collect();
+    // Each template event, with its index in the case, and its stream id
+    // cut to the prefix when each copy renames it.
+    let staging: Vec<(usize, &RecordedEvent)> = t.case.iter().enumerate().collect();
     insert_each(
         log,
         "INSERT INTO bench_template VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         &staging,
-        |q, r| {
-            q.bind(r.0).bind(r.1.clone()).bind(r.2.clone()).bind(r.3).bind(r.4).bind(r.5.clone())
-                .bind(r.6).bind(r.7.clone()).bind(r.8.clone()).bind(r.9.clone()).bind(r.10.clone())
-                .bind(r.11.clone()).bind(r.12.clone()).bind(r.13.clone()).bind(r.14.clone())
+        |q, (k, e)| {
+            let renamed = t.ids.contains(&e.stream_id);
+            let stream_id = if renamed {
+                id_prefix(&e.stream_id)
+            } else {
+                &e.stream_id
+            };
+            q.bind(*k as i64)
+                .bind(e.stream_type.clone())
+                .bind(stream_id.to_string())
+                .bind(i64::from(renamed))
+                .bind(e.version)
+                .bind(e.correlation_id.clone())
+                .bind(e.schema_version)
+                .bind(e.event_type.clone())
+                .bind(e.occurred_at.clone())
+                .bind(e.actor.user.clone())
+                .bind(e.actor.agency.clone())
+                .bind(e.causation_id.clone())
+                .bind(e.payload_text.clone())
+                .bind(e.prev_hash.clone())
+                .bind(e.hash.clone())
         },
     )
     .await;
@@ -276,7 +251,7 @@ async fn fill(log: &EventLog, t: &Template) -> usize {
         }
         let mut q = sqlx::query(&sql);
         for n in chunk {
-            q = q.bind(*n as i64).bind(format!("{n:08x}"));
+            q = q.bind(*n as i64).bind(suffix(*n));
         }
         q.execute(log.db().writer()).await.unwrap();
     }

@@ -5,6 +5,8 @@
 
 use sqlx::AnyConnection;
 
+use crate::DbKind;
+
 /// One value of a row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Param {
@@ -38,11 +40,9 @@ impl From<Option<String>> for Param {
 
 /// Bound parameters per statement on PostgreSQL (its limit is 65,535).
 const MAX_PARAMS_POSTGRES: usize = 30_000;
-/// On SQLite, far fewer: binding looks each parameter's name up in a list
-/// as long as the statement's parameters, so a statement's binding time
-/// grows with the square of their number (a 28,000-parameter insert spent
-/// seconds there).
-const MAX_PARAMS_SQLITE: usize = 500;
+/// On SQLite (its limit is 32,766). Its placeholders are anonymous (see
+/// [`values`]), so a bigger statement only costs a longer parse.
+const MAX_PARAMS_SQLITE: usize = 10_000;
 
 /// Runs `{before} ($1, $2), ($3, $4) {after}` over `rows`, as few
 /// statements as the parameter limits allow. Every row has the same width.
@@ -57,12 +57,12 @@ pub async fn execute_values(
         return Ok(());
     };
     assert!(width > 0, "rows have at least one value");
-    let max_params = match conn.backend_name() {
-        "SQLite" => MAX_PARAMS_SQLITE,
-        _ => MAX_PARAMS_POSTGRES,
+    let (kind, max_params) = match conn.backend_name() {
+        "SQLite" => (DbKind::Sqlite, MAX_PARAMS_SQLITE),
+        _ => (DbKind::Postgres, MAX_PARAMS_POSTGRES),
     };
     for chunk in rows.chunks((max_params / width).max(1)) {
-        let sql = format!("{before} {} {after}", placeholders(chunk.len(), width));
+        let sql = format!("{before} {} {after}", values(kind, chunk.len(), width));
         // Not prepared and kept: each chunk size would be a new statement.
         let mut query = sqlx::query(&sql).persistent(false);
         for row in chunk {
@@ -79,8 +79,12 @@ pub async fn execute_values(
     Ok(())
 }
 
-/// `($1, $2), ($3, $4)` for two rows of two.
-fn placeholders(rows: usize, width: usize) -> String {
+/// The placeholders of `rows` rows of `width` values: `($1, $2), ($3, $4)`
+/// for two rows of two on PostgreSQL, `(?, ?), (?, ?)` on SQLite. SQLite
+/// keeps numbered parameters in a list it searches by name, when parsing
+/// and again when binding each one, so a statement's cost would grow with
+/// the square of its parameters; anonymous ones skip the list.
+pub fn values(kind: DbKind, rows: usize, width: usize) -> String {
     let mut sql = String::with_capacity(rows * width * 6);
     for r in 0..rows {
         if r > 0 {
@@ -91,8 +95,13 @@ fn placeholders(rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(r * width + c + 1).to_string());
+            match kind {
+                DbKind::Sqlite => sql.push('?'),
+                DbKind::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(r * width + c + 1).to_string());
+                }
+            }
         }
         sql.push(')');
     }
@@ -105,8 +114,9 @@ mod tests {
 
     #[test]
     fn placeholders_number_every_value_once() {
-        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(values(DbKind::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values(DbKind::Postgres, 1, 3), "($1, $2, $3)");
+        assert_eq!(values(DbKind::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[tokio::test]

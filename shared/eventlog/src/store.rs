@@ -375,19 +375,7 @@ impl EventLog {
                  schema_version, occurred_at, actor_user, actor_agency, correlation_id, \
                  causation_id, payload, prev_hash, hash) VALUES ",
             );
-            for i in 0..recorded.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push('(');
-                for c in 0..14 {
-                    if c > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("${}", i * 14 + c + 1));
-                }
-                sql.push(')');
-            }
+            sql.push_str(&crate::bulk::values(self.db().kind(), recorded.len(), 14));
             sql.push_str(&format!(
                 " RETURNING version, position, {}",
                 self.tx_column()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use verkosto_eventlog::{format_time, Db};
+use verkosto_eventlog::{bulk, format_time, Db};
 use verkosto_policy::Category;
 
 use crate::view::GuardError;
@@ -87,20 +87,7 @@ async fn insert(db: &Db, batch: &[Pending]) -> Result<(), String> {
          returned, withheld, items_returned, items_withheld, consent_version, consent_fresh, \
          read_at, request_id) VALUES ",
     );
-    for i in 0..batch.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        let p = i * 13;
-        sql.push('(');
-        for k in 1..=13 {
-            if k > 1 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", p + k));
-        }
-        sql.push(')');
-    }
+    sql.push_str(&bulk::values(db.kind(), batch.len(), 13));
     let words = |c: &[Category]| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
     let mut query = sqlx::query(&sql);
     for (r, _) in batch {

@@ -41,9 +41,11 @@ phase_end "$VERKOSTO_TEST_PG_ADMIN_URL"
 
 # The binary and every benchmark in one cargo invocation: separate ones
 # unify the crates' features differently and compiled shared crates (sqlx,
-# SQLite) several times over.
+# SQLite) several times over. Each bench target by name: `--benches` would
+# also build every library's unit tests as benchmarks.
 phase_begin build
-build=(--locked --workspace --bin verkosto --benches --message-format=json-render-diagnostics)
+build=(--locked --workspace --bin verkosto --bench append --bench policy --bench e2e
+    --message-format=json-render-diagnostics)
 if $ci; then
     build+=(--profile dev)
     built="target/debug (without the bench feature: no unfiltered-read baseline)"
@@ -53,7 +55,7 @@ else
     build+=(--release --features verkosto/bench)
     built="target/release, with --features verkosto/bench"
 fi
-# Each benchmark's name and executable, from cargo's messages.
+# Each bench target's name and executable, from cargo's messages.
 executables=$(mktemp)
 cargo build "${build[@]}" | python3 -c '
 import json, sys
@@ -74,11 +76,13 @@ report=$(mktemp)
     echo
 } >"$report"
 
+# bench TITLE TARGET [NAME]: runs bench target TARGET (with NAME, for
+# the end-to-end ones that share the `e2e` executable).
 bench() {
-    local title=$1 name=$2 errors executable
-    executable=$(awk -v name="$name" '$1 == name { print $2 }' "$executables")
+    local title=$1 target=$2 name=${3:-$2} errors executable
+    executable=$(awk -v target="$target" '$1 == target { print $2 }' "$executables")
     if [ -z "$executable" ]; then
-        echo "no benchmark named $name was built" >&2
+        echo "no bench target named $target was built" >&2
         exit 1
     fi
     errors=$(mktemp)
@@ -86,7 +90,7 @@ bench() {
     {
         echo "## $title"
         echo
-        if ! "$executable" --bench 2>"$errors"; then
+        if ! "$executable" ${3:+"$name"} --bench 2>"$errors"; then
             tail -n 60 "$errors" >&2
             phase_end "FAILED: $title"
             exit 1
@@ -99,12 +103,12 @@ bench() {
 
 bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" append
 bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" policy
-bench "Point-in-time consent over HTTP (10,000 events)" consent
-bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" withdrawal
-bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" commands
-bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" reads
-bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" replay
-bench "Scale-out: one and two processes of every service on one stream, each event handled once" scaleout
+bench "Point-in-time consent over HTTP (10,000 events)" e2e consent
+bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" e2e withdrawal
+bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" e2e commands
+bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" e2e reads
+bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" e2e replay
+bench "Scale-out: one and two processes of every service on one stream, each event handled once" e2e scaleout
 
 # What limits the figures: hand-written, no figures in it.
 cat tests/benches/LIMITS.md >>"$report"

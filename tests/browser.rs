@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use verkosto_e2e::{Mode, Verkosto};
 use verkosto_testkit::ChildProcess;
@@ -67,10 +68,8 @@ impl Browser {
                          "--window-size=1280,1600", format!("--user-data-dir={}", profile.display())]
             }),
         );
-        // The driver is on loopback, without TLS; rustls still wants a provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = ClientBuilder::rustls()
-            .unwrap()
+        // The driver is on loopback: plain HTTP.
+        let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await

@@ -10,18 +10,18 @@
 //! clients an extra run is profiled (the process serving the POSTs).
 //!
 //! ```text
-//! cargo bench -p verkosto-e2e --bench commands          # scripts/bench.sh runs it
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench commands
+//! cargo bench -p verkosto-e2e --bench e2e -- commands          # scripts/bench.sh runs it
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- commands
 //! ```
 //! Prints markdown; writes `target/bench/commands.json`.
-
-mod load;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use verkosto_e2e::Split;
 use verkosto_eventlog::{Db, EventLog};
+
+use crate::load;
 
 const CLIENTS: [usize; 2] = [8, 32];
 /// Commands ÷ raw commits, the issue's target.
@@ -218,8 +218,7 @@ async fn distributed(
     rows
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     let mut figures = Vec::new();
     let mut profiles = load::profile::Profiles::new();
     let mut rows = embedded(&mut figures, &mut profiles).await;

@@ -4,8 +4,8 @@
 //! the cheapest indexed SQL read of the same record's head.
 //!
 //! ```text
-//! cargo bench -p verkosto-e2e --bench consent            # full
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench consent
+//! cargo bench -p verkosto-e2e --bench e2e -- consent            # full
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- consent
 //! ```
 //! Prints a markdown table (p50, p99, max, in milliseconds).
 
@@ -185,8 +185,7 @@ async fn run(mode: Mode) -> Vec<String> {
     ]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     println!("| query | n | p50 ms | p99 ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
     let mut modes = vec![Mode::Embedded];

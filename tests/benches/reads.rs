@@ -12,12 +12,10 @@
 //!
 //! ```text
 //! cargo build --release -p verkosto --features bench
-//! cargo bench -p verkosto-e2e --bench reads               # scripts/bench.sh does both
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench reads
+//! cargo bench -p verkosto-e2e --bench e2e -- reads               # scripts/bench.sh does both
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- reads
 //! ```
 //! Prints markdown; writes `target/bench/reads.json`.
-
-mod load;
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +23,8 @@ use serde_json::{json, Value};
 use verkosto_e2e::Split;
 use verkosto_policy::Category;
 use verkosto_testkit::ChildProcess;
+
+use crate::load;
 
 const RATE: f64 = 500.0;
 /// Records on the case, two per category.
@@ -262,8 +262,7 @@ async fn mode(
     (latency, checks)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     let mut figures = Vec::new();
     let mut profiles = load::profile::Profiles::new();
     let (mut latency, mut checks) = mode(false, &mut figures, &mut profiles).await;

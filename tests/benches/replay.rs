@@ -20,12 +20,10 @@
 //! verify` would flag the copies; replay does not check them.
 //!
 //! ```text
-//! cargo bench -p verkosto-e2e --bench replay            # scripts/bench.sh runs it
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench replay
+//! cargo bench -p verkosto-e2e --bench e2e -- replay            # scripts/bench.sh runs it
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- replay
 //! ```
 //! Prints markdown; writes `target/bench/replay.json`.
-
-mod load;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +32,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use verkosto_e2e::{Mode, Verkosto};
 use verkosto_eventlog::{EventLog, RecordedEvent};
+
+use crate::load;
 
 const TARGET_RATE: f64 = 100_000.0;
 const TARGET_RATIO: f64 = 0.25;
@@ -519,8 +519,7 @@ async fn footprint(dir: &std::path::Path, log: &EventLog, t: &Template) -> (Vec<
     )
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     let t = template().await;
     let mut rows = Vec::new();
     let mut profiles = load::profile::Profiles::new();

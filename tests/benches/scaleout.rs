@@ -3,14 +3,13 @@
 //! stream, with the proof that no event was handled twice (per consumer, the
 //! processes' applied counts add up to exactly the events in the log).
 //!
-//! cargo bench -p verkosto-e2e --bench scaleout
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench scaleout
+//! cargo bench -p verkosto-e2e --bench e2e -- scaleout
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- scaleout
 
 use serde_json::json;
 use verkosto_e2e::scaleout::{self, check_once_each, run_load};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     let quick = std::env::var("VERKOSTO_BENCH_QUICK").is_ok_and(|v| v == "1");
     let (cases, concurrency) = if quick { (4, 4) } else { (150, 16) };
     println!("| processes per service | commands | commands/s | events | consumers checked | events handled twice | tasks (= measures) |");

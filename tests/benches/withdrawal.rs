@@ -5,8 +5,8 @@
 //! the data (must be zero).
 //!
 //! ```text
-//! cargo bench -p verkosto-e2e --bench withdrawal       # scripts/bench.sh runs it
-//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench withdrawal
+//! cargo bench -p verkosto-e2e --bench e2e -- withdrawal       # scripts/bench.sh runs it
+//! VERKOSTO_BENCH_QUICK=1 cargo bench -p verkosto-e2e --bench e2e -- withdrawal
 //! ```
 
 use std::time::{Duration, Instant};
@@ -18,8 +18,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
-async fn main() {
+pub async fn main() {
     let rounds = if std::env::var("VERKOSTO_BENCH_QUICK").is_ok_and(|v| v == "1") {
         50
     } else {

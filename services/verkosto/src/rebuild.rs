@@ -60,8 +60,7 @@ pub async fn run(store: &StoreArgs, names: &[String]) -> anyhow::Result<()> {
         log.reset_projection(projection.as_ref()).await?;
     }
     // One read of the log feeds them all.
-    let together: Vec<&dyn Projection> = projections.iter().map(|p| p.as_ref()).collect();
-    let at = log.catch_up_together(&together).await?;
+    let at = log.catch_up_together(&projections).await?;
     println!(
         "{}: rebuilt up to {at} in {:.1} s",
         names.join(", "),

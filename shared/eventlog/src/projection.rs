@@ -330,11 +330,15 @@ impl EventLog {
 
     /// [`EventLog::catch_up`] for several projections, reading the log once
     /// for all of them; each batch is applied to each projection in its own
-    /// transaction, the projections side by side. A rebuild of every read
-    /// model reads a million events once, not once per model.
+    /// transaction. A rebuild of every read model reads a million events
+    /// once, not once per model. Each projection applies its batches on a
+    /// task of its own, and the reader runs up to [`REPLAY_AHEAD`] batches
+    /// ahead of the slowest: reading and decoding, and each projection's
+    /// folding, run on all the cores at once, and no projection waits for
+    /// another's batch to finish.
     pub async fn catch_up_together(
         &self,
-        projections: &[&dyn Projection],
+        projections: &[Arc<dyn Projection>],
     ) -> Result<Cursor, Error> {
         let mut checkpoints = Vec::new();
         for projection in projections {
@@ -344,17 +348,46 @@ impl EventLog {
         let Some(mut at) = checkpoints.into_iter().min() else {
             return Ok(Cursor::START);
         };
-        let mut events = self.read_after(at, REPLAY_BATCH).await?;
-        while let Some(last) = events.last().map(|e| e.cursor()) {
-            // The next batch is read while this one is applied.
-            let applying = projections.iter().map(|p| self.apply_batch(*p, &events));
-            let (applied, next) = tokio::join!(
-                futures::future::try_join_all(applying),
-                self.read_after(last, REPLAY_BATCH)
-            );
-            applied?;
-            (at, events) = (last, next?);
+        let mut batches = Vec::new();
+        let mut appliers = tokio::task::JoinSet::new();
+        for projection in projections {
+            let (sender, mut receiver) =
+                tokio::sync::mpsc::channel::<Arc<Vec<RecordedEvent>>>(REPLAY_AHEAD);
+            batches.push(sender);
+            let (log, projection) = (self.clone(), projection.clone());
+            appliers.spawn(async move {
+                while let Some(events) = receiver.recv().await {
+                    log.apply_batch(projection.as_ref(), &events).await?;
+                }
+                Ok::<(), Error>(())
+            });
         }
+        let read = async {
+            loop {
+                let events = Arc::new(self.read_after(at, REPLAY_BATCH).await?);
+                let Some(last) = events.last().map(|e| e.cursor()) else {
+                    return Ok(());
+                };
+                for sender in &batches {
+                    if sender.send(events.clone()).await.is_err() {
+                        // That projection failed: its error is the answer.
+                        return Ok(());
+                    }
+                }
+                at = last;
+            }
+        };
+        let read: Result<(), Error> = read.await;
+        // No more batches: each projection finishes what it was sent.
+        drop(batches);
+        while let Some(applied) = appliers.join_next().await {
+            match applied {
+                Ok(result) => result?,
+                // Never aborted, so it panicked: so does the caller.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        read?;
         Ok(at)
     }
 
@@ -370,7 +403,9 @@ impl EventLog {
 }
 
 /// Events per batch when several projections catch up together.
-const REPLAY_BATCH: i64 = 2000;
+const REPLAY_BATCH: i64 = 5000;
+/// Batches read, and not yet applied, per projection catching up together.
+const REPLAY_AHEAD: usize = 2;
 
 /// How a batch is applied.
 #[derive(Clone, Copy)]

@@ -169,6 +169,29 @@ where
     report
 }
 
+/// The floor under any durable write on this disk, measured in the same
+/// run: an open-model run of 4 KiB appends, each made durable with
+/// `fdatasync`, to a file in a new temporary directory (where the embedded
+/// store's is). Concurrent ones may share a flush, as group commits do.
+pub async fn fsync_floor(rate: f64, requests: usize) -> Report {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = std::fs::File::create(dir.path().join("floor")).expect("a file to flush");
+    let file = Arc::new(file);
+    open(rate, requests, move |_| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                (&*file).write_all(&[0u8; 4096])?;
+                file.sync_data()
+            })
+            .await
+            .is_ok_and(|written| written.is_ok())
+        }
+    })
+    .await
+}
+
 /// An HTTP client for load: no timeout shorter than the run, a pool large
 /// enough for every concurrent request.
 pub fn http() -> reqwest::Client {

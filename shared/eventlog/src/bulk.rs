@@ -44,9 +44,9 @@ const MAX_PARAMS_POSTGRES: usize = 30_000;
 /// [`values`]), so a bigger statement only costs a longer parse.
 const MAX_PARAMS_SQLITE: usize = 10_000;
 
-/// Runs `{before} ($1, $2), ($3, $4) {after}` over `rows`, as few
-/// statements as the parameter limits allow. Every row has the same width.
-/// Nothing runs for no rows.
+/// Runs `{before} ($1, $2), ($3, $4) {after}` (placeholders as [`values`]
+/// writes them) over `rows`, as few statements as the parameter limits
+/// allow. Every row has the same width. Nothing runs for no rows.
 pub async fn execute_values(
     conn: &mut AnyConnection,
     before: &str,

@@ -5,8 +5,10 @@
 # service, the relay, one nats-server, every nats-server and PostgreSQL are
 # killed with SIGKILL and restarted in turn, the checker after each; then
 # every nats-server down for 30 s while writes go on; and tests/race.rs with
-# 100,000 reads racing consent withdrawals on two cases processes. The quick version runs
-# in `scripts/test.sh` with the other tests. `--quick` runs it here too.
+# 100,000 reads racing consent withdrawals on two cases processes; and the
+# consent rules against their second judge in Cedar (shared/judge) over
+# 200,000 random histories. The quick version runs in `scripts/test.sh`
+# with the other tests. `--quick` runs it here too.
 #
 # Prints a summary (faults injected, commands acknowledged and found in the
 # log, events in the log and on the stream); RELIABILITY.md quotes it.
@@ -25,6 +27,7 @@ done
 phase_begin tools
 ensure_postgres
 ensure_nats
+ensure_faketime
 phase_end "PostgreSQL ($VERKOSTO_PG_BIN), $("$VERKOSTO_NATS_SERVER" --version | awk '{print $NF}')"
 
 trap 'exit 130' INT
@@ -34,6 +37,8 @@ phase_begin build
 # The tests spawn target/debug/verkosto: the same build as scripts/test.sh.
 cargo build --locked -p verkosto --bin verkosto
 cargo test --locked -p verkosto-e2e --test faults --test race --no-run
+cargo test --locked -p verkosto-judge --test differential --no-run
+cargo test --locked -p verkosto-e2e --test fail_closed --no-run
 phase_end "target/debug/verkosto"
 
 # Each test owns its PostgreSQL cluster (it kills it), so none is shared here.
@@ -45,6 +50,25 @@ cargo test --locked -p verkosto-e2e --test faults --test race -- --nocapture --t
     tee "$out" || status=$?
 phase_end "log in $out"
 
+# cargo test, not nextest: 200,000 histories outlast nextest's slow-test limit.
+judge_cases=10000
+[ -n "${VERKOSTO_FAULTS_FULL:-}" ] && judge_cases=200000
+phase_begin judge
+judge_status=0
+VERKOSTO_JUDGE_CASES=$judge_cases cargo test --locked -p verkosto-judge --test differential 2>&1 |
+    tee target/judge.log || judge_status=$?
+phase_end "$judge_cases consent histories, log in target/judge.log"
+
+# Withdrawals read back at once through processes whose clocks are five
+# seconds apart (libfaketime), both ways.
+skew_rounds=750
+[ -n "${VERKOSTO_FAULTS_FULL:-}" ] && skew_rounds=10000
+phase_begin skew
+skew_status=0
+VERKOSTO_SKEW_ROUNDS=$skew_rounds cargo test --locked -p verkosto-e2e --test fail_closed \
+    a_withdrawal_holds 2>&1 | tee target/skew.log || skew_status=$?
+phase_end "$skew_rounds rounds each way, log in target/skew.log"
+
 size=quick
 [ -n "${VERKOSTO_FAULTS_FULL:-}" ] && size=full
 echo
@@ -52,4 +76,8 @@ echo "Fault suite summary ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(git re
 grep '^faults: ' "$out" | sed 's/^faults: /- /' || true
 faults=$(grep -c '^faults: ' "$out" || true)
 echo "- faults injected: $faults; result: $([ "$status" -eq 0 ] && echo passed || echo FAILED)"
+echo "- Cedar judge: $judge_cases consent histories; result: $([ "$judge_status" -eq 0 ] && echo passed || echo FAILED)"
+echo "- clocks 5 s apart: $skew_rounds grant/withdraw rounds each way; result: $([ "$skew_status" -eq 0 ] && echo passed || echo FAILED)"
+[ "$status" -ne 0 ] || status=$judge_status
+[ "$status" -ne 0 ] || status=$skew_status
 exit "$status"

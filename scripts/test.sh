@@ -37,7 +37,7 @@ needs_binary=true
 if $caller_selects && [ ${#packages[@]} -gt 0 ]; then
     needs_binary=false
     for p in "${packages[@]}"; do
-        case "$p" in verkosto | verkosto-e2e) needs_binary=true ;; esac
+        case "$p" in verkosto | verkosto-e2e | verkosto-judge) needs_binary=true ;; esac
     done
 fi
 

@@ -444,10 +444,18 @@ both_modes!(
         let log_path = format!("/api/v1/audit/cases/{}/access-log", s.case);
         let (status, log) = v.get(&aino, &log_path).await.unwrap();
         assert_eq!(status, 200, "{log}");
-        let reads: Vec<(String, i64, i64)> = log["reads"]
+        // The auditor's own reads (history, twice) are logged, and marked.
+        let (audits, reads): (Vec<&Value>, Vec<&Value>) = log["reads"]
             .as_array()
             .unwrap()
             .iter()
+            .partition(|r| r["auditor"] == true);
+        assert_eq!(audits.len(), 2, "{log}");
+        assert!(audits
+            .iter()
+            .all(|r| r["user"] == "aino" && r["items_returned"] == 0));
+        let reads: Vec<(String, i64, i64)> = reads
+            .into_iter()
             .map(|r| {
                 (
                     r["agency"].as_str().unwrap().to_string(),
@@ -466,6 +474,7 @@ both_modes!(
         );
         assert_eq!(log["reads"][0]["categories_returned"], json!(["health"]));
         assert_eq!(log["reads"][0]["user"], "hanna");
+        assert_eq!(log["reads"][0]["auditor"], false);
         // Nothing in the audit answers is client data.
         let text = format!("{history}{log}");
         assert!(!text.contains("The client's story"));

@@ -257,7 +257,10 @@ both_modes!(
         let m = meeting(&v, &n.hanna, &id).await;
         assert_eq!(m["starts_at"], json!(new_start));
         assert_eq!(m["sequence"], 1);
-        assert_eq!(m["reschedules"][0]["reason"], "room taken");
+        // A reason is client data (`meetings`): health-hus has no consent.
+        assert_eq!(m["reschedules"][0]["reason"], Value::Null, "{m}");
+        let lead = meeting(&v, &n.fiona, &id).await;
+        assert_eq!(lead["reschedules"][0]["reason"], "room taken");
 
         // The list of the case's meetings, for members only.
         let (status, list) = v
@@ -359,8 +362,13 @@ both_modes!(
         );
         let m = meeting(&v, &n.hanna, &id).await;
         assert_eq!(m["status"], "held");
-        assert_eq!(m["attendance"]["client_present"], false);
-        assert_eq!(m["client_absence_reported"], true);
+        // Whether the client came is client data (`meetings`): withheld
+        // from health-hus, which has no consent for it.
+        assert_eq!(m["attendance"]["client_present"], Value::Null, "{m}");
+        assert_eq!(m["client_absence_reported"], Value::Null);
+        let lead = meeting(&v, &n.fiona, &id).await;
+        assert_eq!(lead["attendance"]["client_present"], false);
+        assert_eq!(lead["client_absence_reported"], true);
         let (_, list) = v
             .get(&n.hanna, &format!("/api/v1/meetings?case={}", n.case))
             .await
@@ -620,7 +628,7 @@ both_modes!(
         assert!(health.get("location").is_none(), "{health}");
         assert_eq!(health["consent_version"], 1);
         assert_eq!(health["consent_fresh"], true);
-        // The header is for every member.
+        // The title is client data (`meetings`), which health-hus may read.
         assert_eq!(health["title"], "Network meeting about housing");
         // No draft for anyone but the lead.
         assert_eq!(health["minutes"]["draft"], Value::Null);
@@ -629,10 +637,12 @@ both_modes!(
         assert_eq!(note_categories(&police, 0), Vec::<String>::new());
         assert_eq!(police["minutes"]["revisions"][0]["decisions"], json!([]));
         assert_eq!(police["agenda"], json!([]));
-        // 3 notes, 1 decision, 1 action item, 2 agenda items, the location.
-        assert_eq!(police["withheld"], 8, "{police}");
+        // 3 notes, 1 decision, 1 action item, 2 agenda items, the location,
+        // and of the header the title, client_attends and the absence flag.
+        assert_eq!(police["withheld"], 11, "{police}");
         assert!(police.get("location").is_none());
-        assert_eq!(police["title"], "Network meeting about housing");
+        assert_eq!(police["title"], Value::Null);
+        assert_eq!(police["client_attends"], Value::Null);
 
         // The minutes alone, filtered the same way.
         let (status, alone) = v.get(&n.liisa, &path).await.unwrap();

@@ -112,7 +112,8 @@ both_modes!(
         v.post(
             &fiona,
             &format!("/api/v1/cases/{case}/consent/grants"),
-            &json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care", "obtained": { "method": "written", "language": "fi" } }),
+            // The client is a minor: the guardian consents.
+            &json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care", "obtained": { "method": "written", "language": "fi", "grantor": "guardian" } }),
         )
         .await
         .unwrap();

@@ -467,13 +467,26 @@ impl Split {
 
     /// Starts one more process for `target`.
     pub async fn spawn(&mut self, target: &str) -> Result<()> {
-        self.spawn_process(target, target == "cases").await
+        self.spawn_process(target, target == "cases", &[], &[])
+            .await
+    }
+
+    /// Starts one more process for `target` with extra `serve` flags and
+    /// environment (e.g. libfaketime's, for a process whose clock is off).
+    pub async fn spawn_with(
+        &mut self,
+        target: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        self.spawn_process(target, target == "cases", flags, env)
+            .await
     }
 
     /// Starts another process of a `target` that already runs (a replica:
     /// same database, same stream, no demo loading).
     pub async fn spawn_replica(&mut self, target: &str) -> Result<()> {
-        self.spawn_process(target, false).await
+        self.spawn_process(target, false, &[], &[]).await
     }
 
     /// The base URLs of every process of `target`, in start order.
@@ -485,12 +498,20 @@ impl Split {
             .collect()
     }
 
-    async fn spawn_process(&mut self, target: &str, demo: bool) -> Result<()> {
+    async fn spawn_process(
+        &mut self,
+        target: &str,
+        demo: bool,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
         let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
             .args(["--database-url", &self.database_url])
             .args(["--nats-url", &self.nats.url()])
+            .args(flags)
+            .envs(env.iter().copied())
             .env("VERKOSTO_LOG", "warn");
         if demo {
             cmd.arg("--demo");
@@ -561,6 +582,16 @@ impl Split {
             .post(format!("{}{path}", self.base(target)))
             .bearer_auth(token)
             .json(body)
+            .send()
+            .await?;
+        answer(r).await
+    }
+
+    pub async fn delete_as(&self, target: &str, token: &str, path: &str) -> Result<(u16, Value)> {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base(target)))
+            .bearer_auth(token)
             .send()
             .await?;
         answer(r).await

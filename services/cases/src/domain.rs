@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use verkosto_http::Problem;
 
 /// The flags shown on every view of a case.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Flags {
     /// The client is a minor: child welfare belongs in the network.
@@ -20,6 +20,28 @@ pub struct Flags {
     /// locations are hidden from all but the lead and those granted `contact`.
     #[serde(default)]
     pub safety_risk: bool,
+    /// The day a minor client comes of age: consents given by a guardian or
+    /// representative end then, and the lead is asked to ask the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comes_of_age: Option<chrono::NaiveDate>,
+    /// Categories a minor client is old enough to consent to personally.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub minor_may_consent: BTreeSet<verkosto_policy::Category>,
+}
+
+impl Flags {
+    /// The rules between the flags: what a child may consent to is only
+    /// recorded for a minor. (The day of coming of age stays recorded once
+    /// the client is an adult: a guardian's consents stay ended.)
+    pub fn check(&self, field: &str) -> Result<(), Problem> {
+        if !self.minor && !self.minor_may_consent.is_empty() {
+            return Err(Problem::invalid(
+                &format!("{field}minor_may_consent"),
+                "is only recorded for a minor (minor: true)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Events of the `case` stream (its id is the case id).
@@ -61,6 +83,10 @@ pub enum CaseEvent {
     },
     FlagsChanged {
         flags: Flags,
+        /// The lead agency, for services that act on the flags (e.g. the
+        /// task to ask a client come of age again). Absent in old events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lead_agency: Option<String>,
         at: DateTime<Utc>,
     },
 }
@@ -292,7 +318,11 @@ impl Aggregate for Case {
                 if flags == self.flags {
                     return Ok(());
                 }
-                CaseEvent::FlagsChanged { flags, at }
+                CaseEvent::FlagsChanged {
+                    flags,
+                    lead_agency: Some(self.lead_agency.clone()),
+                    at,
+                }
             }
         };
         sink.write(event, self).await;
@@ -361,7 +391,7 @@ pub fn check_language(field: &str, code: &str) -> Result<(), Problem> {
 
 /// The warnings shown on the case header.
 pub fn warnings(
-    flags: Flags,
+    flags: &Flags,
     languages: &[String],
     interpreter_language: Option<&str>,
     network_has_child_welfare: bool,
@@ -516,13 +546,13 @@ mod tests {
     fn warnings_name_what_is_missing() {
         let minor = Flags {
             minor: true,
-            safety_risk: false,
+            ..Flags::default()
         };
         assert_eq!(
-            warnings(minor, &["ro".into()], None, false),
+            warnings(&minor, &["ro".into()], None, false),
             vec!["minor_without_child_welfare", "no_interpreter_language"]
         );
-        assert!(warnings(minor, &["ro".into()], Some("ro"), true).is_empty());
-        assert!(warnings(Flags::default(), &["ro".into(), "en".into()], None, false).is_empty());
+        assert!(warnings(&minor, &["ro".into()], Some("ro"), true).is_empty());
+        assert!(warnings(&Flags::default(), &["ro".into(), "en".into()], None, false).is_empty());
     }
 }

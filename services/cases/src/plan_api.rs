@@ -3,19 +3,19 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_directory::domain::check_text;
 use verkosto_eventlog::{format_time, AggregateStore, Execution, Outcome};
-use verkosto_guard::ReadFilter;
+use verkosto_guard::{CaseRead, Reader};
 use verkosto_http::{command_response, Caller, JsonBody, Problem, RequestId, WriteConditions};
-use verkosto_policy::Category;
+use verkosto_policy::{Category, Item};
 
 use crate::domain::Case;
 use crate::plan::{ClientAgreement, Measure, Network, Plan, PlanCommand, PlanContent};
-use crate::routes::{guard_problem, Cases, Member, CASE_WORKERS};
+use crate::routes::{Cases, Member, CASE_WORKERS};
 
 pub(crate) fn routes() -> Router<Cases> {
     Router::new()
@@ -263,17 +263,13 @@ async fn client_agreement(
     }))
 }
 
-/// A plan version's content as `filter` lets the reader see it.
-fn visible(content: &PlanContent, filter: &mut ReadFilter<'_>) -> Value {
-    let goals = if filter.allows_item(Category::Plan, None) {
-        json!(content.goals)
-    } else {
-        Value::Null
-    };
+/// A plan version's content as the reader may see it.
+fn visible(content: &PlanContent, read: &mut CaseRead) -> Value {
+    let goals = read.keep(Item::Data(Category::Plan), json!(content.goals));
     let measures: Vec<&Measure> = content
         .measures
         .iter()
-        .filter(|m| filter.allows_item(m.category, None))
+        .filter(|m| read.allows(Item::Data(m.category)))
         .collect();
     json!({ "goals": goals, "measures": measures })
 }
@@ -284,15 +280,15 @@ async fn get_plan(
     Path(case_id): Path<String>,
     request_id: Option<Extension<RequestId>>,
 ) -> Result<Response, Problem> {
-    let access = c.member_view(&case_id, &caller.0.agency).await?;
+    let reader = Reader::new("cases", &caller, request_id.as_deref());
+    let mut read = c.guard.read(&case_id, &reader).await?;
     caller.require(&CASE_WORKERS)?;
     let loaded = plan_store(&c).load(&case_id).await?;
     let plan = loaded.aggregate;
     let case = c.store().load(&case_id).await?.aggregate;
-    let mut filter = access.filter(&caller.0.agency, verkosto_eventlog::clock::now());
 
     let agreed = plan.agreed.as_ref().map(|a| {
-        let mut v = visible(&a.content, &mut filter);
+        let mut v = visible(&a.content, &mut read);
         v["plan_version"] = json!(a.plan_version);
         v["approved_by"] = json!(a.approved_by);
         v["client_agreement"] = json!(a.client_agreement);
@@ -301,7 +297,7 @@ async fn get_plan(
     });
     let awaiting = plan.awaiting(&network(&case_id, &case));
     let pending = plan.pending.as_ref().map(|p| {
-        let mut v = visible(&p.content, &mut filter);
+        let mut v = visible(&p.content, &mut read);
         v["plan_version"] = json!(p.plan_version);
         v["proposed_at"] = json!(format_time(p.proposed_at));
         v["approved_by"] = json!(p.approvals.keys().collect::<Vec<_>>());
@@ -311,24 +307,19 @@ async fn get_plan(
     });
     // The draft is the lead's working copy.
     let draft = match &plan.draft {
-        Some(d) if access.lead_agency == caller.0.agency => Some(visible(d, &mut filter)),
+        Some(d) if read.case().lead_agency == caller.0.agency => Some(visible(d, &mut read)),
         _ => None,
     };
-    let mut record = filter.record(&caller.0.user, "cases", "plan");
-    record.request_id = request_id.map(|r| r.0 .0.clone());
-    c.guard.record_access(record).await.map_err(guard_problem)?;
     let body = json!({
         "agreed": agreed,
         "pending": pending,
         "draft": draft,
         "version": loaded.version,
-        "withheld": filter.withheld(),
-        "consent_version": filter.consent_version(),
-        "consent_fresh": filter.fresh(),
     });
+    let answer = read.finish("plan", body).await?;
     Ok((
         [(axum::http::header::ETAG, format!("\"{}\"", loaded.version))],
-        Json(body),
+        answer,
     )
         .into_response())
 }

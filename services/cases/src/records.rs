@@ -6,7 +6,7 @@
 //! stream carries only its SHA-256, so the chain still vouches for it.
 
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
@@ -19,10 +19,11 @@ use verkosto_directory::domain::check_text;
 use verkosto_eventlog::{
     format_time, Appended, Error as LogError, ExpectedVersion, NewEvent, StoredAnswer,
 };
+use verkosto_guard::Reader;
 use verkosto_http::{Caller, JsonBody, Problem, RequestId, WriteConditions};
-use verkosto_policy::Category;
+use verkosto_policy::{Category, Item};
 
-use crate::routes::{guard_problem, Cases, Member};
+use crate::routes::{Cases, Member};
 
 /// Events of the `record` stream (its id is the record id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -198,12 +199,13 @@ async fn list_records(
     caller: Caller,
     Path(case_id): Path<String>,
     request_id: Option<Extension<RequestId>>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     #[cfg(feature = "bench")]
     if c.bench_unfiltered_reads {
         return unfiltered_records(&c, &caller, &case_id).await;
     }
-    let access = c.member_view(&case_id, &caller.0.agency).await?;
+    let reader = Reader::new("cases", &caller, request_id.as_deref());
+    let mut read = c.guard.read(&case_id, &reader).await?;
     caller.require(&[Role::Facilitator, Role::Liaison])?;
     let rows: Vec<RecordRow> = sqlx::query_as(
         "SELECT id, category, body, author_agency, recorded_at, corrects FROM cases_records \
@@ -214,14 +216,17 @@ async fn list_records(
     .await
     .map_err(LogError::from)?;
 
-    let mut filter = access.filter(&caller.0.agency, verkosto_eventlog::clock::now());
     let mut records = Vec::new();
     for (id, category, body, author_agency, recorded_at, corrects) in rows {
         let Ok(category) = category.parse::<Category>() else {
             tracing::error!(record = %id, "record with an unknown category withheld");
             continue;
         };
-        if filter.allows_item(category, Some(&author_agency)) {
+        let item = Item::Authored {
+            category,
+            author: &author_agency,
+        };
+        if read.allows(item) {
             records.push(RecordView {
                 id,
                 category,
@@ -232,16 +237,10 @@ async fn list_records(
             });
         }
     }
-    let mut record = filter.record(&caller.0.user, "cases", "records");
-    record.request_id = request_id.map(|r| r.0 .0.clone());
-    // Durable before the data leaves.
-    c.guard.record_access(record).await.map_err(guard_problem)?;
-    Ok(Json(json!({
-        "records": records,
-        "withheld": filter.withheld(),
-        "consent_version": filter.consent_version(),
-        "consent_fresh": filter.fresh(),
-    })))
+    Ok(read
+        .finish("records", json!({ "records": records }))
+        .await?
+        .into_response())
 }
 
 /// The benchmark's baseline (bench builds only): the same query and answer

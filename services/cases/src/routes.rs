@@ -8,15 +8,17 @@ use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_directory::domain::check_text;
 use verkosto_directory::Directory;
 use verkosto_eventlog::{format_time, AggregateStore, EventLog, Execution, Outcome, Progress};
-use verkosto_guard::{CaseAccess, Guard};
-use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
+use verkosto_guard::{Guard, Reader};
+use verkosto_http::{
+    command_response, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions,
+};
 
 use crate::domain::{self, check_language, not_found, Case, CaseCommand, Flags};
 
@@ -74,18 +76,6 @@ impl Cases {
         Ok(outcome)
     }
 
-    /// The case as the guard sees it, or 404 unless `agency` is a member.
-    pub async fn member_view(&self, case_id: &str, agency: &str) -> Result<CaseAccess, Problem> {
-        let access = self
-            .guard
-            .case(case_id)
-            .await
-            .map_err(guard_problem)?
-            .filter(|c| c.is_member(agency))
-            .ok_or_else(|| not_found(case_id))?;
-        Ok(access)
-    }
-
     async fn has_child_welfare(&self, members: &std::collections::BTreeSet<String>) -> bool {
         for agency in members {
             if let Ok(Some(a)) = self.directory.agency(agency).await {
@@ -129,11 +119,6 @@ impl Member {
         caller.require(roles)?;
         Ok(self.0)
     }
-}
-
-pub(crate) fn guard_problem(e: verkosto_guard::GuardError) -> Problem {
-    tracing::error!(error = %e, "consent guard failed");
-    Problem::unavailable("the consent state or the access log is unavailable; nothing was read")
 }
 
 pub fn router(cases: Cases) -> Router {
@@ -185,6 +170,7 @@ async fn open_case(
     for (i, l) in languages.iter().enumerate() {
         check_language(&format!("languages[{i}]"), l)?;
     }
+    flags.check("flags.")?;
     if let Some(l) = &interpreter_language {
         check_language("interpreter_language", l)?;
     }
@@ -246,8 +232,10 @@ async fn get_case(
     State(c): State<Cases>,
     caller: Caller,
     Path(id): Path<String>,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Response, Problem> {
-    let access = c.member_view(&id, &caller.0.agency).await?;
+    let reader = Reader::new("cases", &caller, request_id.as_deref());
+    let read = c.guard.read(&id, &reader).await?;
     // The header itself comes straight from the case's stream: exact.
     let loaded = c.store().load(&id).await?;
     let case = loaded.aggregate;
@@ -262,7 +250,7 @@ async fn get_case(
         })
         .collect();
     let warnings = domain::warnings(
-        case.flags,
+        &case.flags,
         &case.languages,
         case.interpreter_language.as_deref(),
         c.has_child_welfare(&case.members).await,
@@ -277,12 +265,14 @@ async fn get_case(
         "languages": case.languages,
         "interpreter_language": case.interpreter_language,
         "version": loaded.version,
-        "consent_version": access.consent_version(),
         "warnings": warnings,
     });
+    // The header holds no category of client data, but it is a read of
+    // the case: it is logged like any other.
+    let answer = read.finish("case", body).await?;
     Ok((
         [(axum::http::header::ETAG, format!("\"{}\"", loaded.version))],
-        Json(body),
+        answer,
     )
         .into_response())
 }
@@ -297,8 +287,10 @@ async fn set_flags(
 ) -> Result<Response, Problem> {
     member.allow(&caller, &[Role::Facilitator])?;
     let flags = body.value;
-    let answer = move |version: i64| (200, json!({ "flags": flags, "version": version }));
-    let execution = conditions.execution(&caller, &body.raw, answer);
+    flags.check("")?;
+    let shown = json!(flags);
+    let answer = move |version: i64| (200, json!({ "flags": shown, "version": version }));
+    let execution = conditions.execution(&caller, &body.raw, answer.clone());
     let command = CaseCommand::SetFlags {
         by: caller.0.agency.clone(),
         flags,

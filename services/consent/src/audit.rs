@@ -4,13 +4,14 @@
 
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_eventlog::{EventLog, RecordedEvent};
-use verkosto_http::{Caller, Problem};
+use verkosto_guard::Reader;
+use verkosto_http::{Caller, Problem, RequestId};
 use verkosto_policy::{ConsentEvent, ConsentState};
 
 use crate::routes::ConsentService;
@@ -103,11 +104,13 @@ async fn consent_history(
     State(s): State<ConsentService>,
     caller: Caller,
     Path(case_id): Path<String>,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(&[Role::Auditor])?;
     let replay = replay(&s.log, &case_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
+    audited(&s, &caller, request_id, &case_id, "audit/consent-history").await?;
     let events: Vec<HistoryEntry> = replay.events.iter().map(HistoryEntry::from).collect();
     Ok(Json(json!({
         "case_id": case_id,
@@ -130,6 +133,7 @@ async fn consent_at(
     caller: Caller,
     Path(case_id): Path<String>,
     query: Result<axum::extract::Query<AtQuery>, axum::extract::rejection::QueryRejection>,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(&[Role::Auditor])?;
     let axum::extract::Query(query) =
@@ -138,8 +142,17 @@ async fn consent_at(
     let replay = replay(&s.log, &case_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
+    // The rules for minors need the case's flags: the guard's copy has them.
+    let facts = s
+        .guard
+        .case(&case_id)
+        .await?
+        .map(|view| view.facts().clone())
+        .unwrap_or_default();
+    let state = replay.state.clone().with_case(facts);
+    audited(&s, &caller, request_id, &case_id, "audit/consent").await?;
     let members = std::collections::BTreeSet::new();
-    let mut answer = crate::routes::matrix_answer(&case_id, &members, &replay.state, at);
+    let mut answer = crate::routes::matrix_answer(&case_id, &members, &state, at);
     answer["timeline"] = serde_json::to_value(replay.timeline(at)).unwrap_or_default();
     Ok(Json(answer))
 }
@@ -148,11 +161,14 @@ async fn access_log(
     State(s): State<ConsentService>,
     caller: Caller,
     Path(case_id): Path<String>,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Json<Value>, Problem> {
     caller.require(&[Role::Auditor])?;
     if s.log.stream_version("case", &case_id).await? == 0 {
         return Err(Problem::not_found(format!("no case {case_id}")));
     }
+    // Written before the log is read: the answer holds its own record.
+    audited(&s, &caller, request_id, &case_id, "audit/access-log").await?;
     let entries = verkosto_guard::read_case_log(s.log.db(), &case_id)
         .await
         .map_err(|e| {
@@ -160,6 +176,19 @@ async fn access_log(
             Problem::internal()
         })?;
     Ok(Json(json!({ "case_id": case_id, "reads": entries })))
+}
+
+/// An auditor's read of the case's record or log, durably logged (marked
+/// as an auditor's) before the answer leaves.
+async fn audited(
+    s: &ConsentService,
+    caller: &Caller,
+    request_id: Option<Extension<RequestId>>,
+    case_id: &str,
+    resource: &str,
+) -> Result<(), Problem> {
+    let reader = Reader::new("consent", caller, request_id.as_deref());
+    Ok(s.guard.record_audit(case_id, &reader, resource).await?)
 }
 
 async fn verify(State(s): State<ConsentService>, caller: Caller) -> Result<Json<Value>, Problem> {

@@ -7,18 +7,22 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_directory::domain::{check_id, check_text};
 use verkosto_eventlog::{format_time, AggregateStore, EventLog, Outcome};
-use verkosto_guard::{CaseAccess, Guard};
-use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
-use verkosto_policy::{matrix, Category, ConsentState, Decision, Obtained};
+use verkosto_guard::{CaseAccess, Guard, Reader};
+use verkosto_http::{
+    command_response, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions,
+};
+use verkosto_policy::{
+    check_grant, matrix, Category, ConsentState, Decision, GrantRefusal, Obtained,
+};
 
 use crate::domain::{agencies_in, Consent, ConsentCommand, Network};
 
@@ -64,11 +68,10 @@ pub fn router(service: ConsentService) -> Router {
 impl ConsentService {
     /// The case, fresh; 404 unless the caller's agency is a member.
     async fn member_view(&self, case_id: &str, caller: &Caller) -> Result<CaseAccess, Problem> {
-        let access = self.guard.case(case_id).await.map_err(|e| {
-            tracing::error!(error = %e, "consent guard failed");
-            Problem::unavailable("the consent state is unavailable")
-        })?;
-        let access = access
+        let access = self
+            .guard
+            .case(case_id)
+            .await?
             .filter(|c| c.is_member(&caller.0.agency))
             .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
         if !access.fresh {
@@ -152,6 +155,7 @@ async fn grant(
     Path(case_id): Path<String>,
     body: JsonBody<NewGrant>,
 ) -> Result<Response, Problem> {
+    let facts = member.0.facts().clone();
     let network = member.lead_network(&caller)?;
     let NewGrant {
         recipient,
@@ -162,6 +166,20 @@ async fn grant(
         obtained,
     } = body.value;
     check_id("recipient", &recipient)?;
+    let now = verkosto_eventlog::clock::now();
+    if let Err(GrantRefusal::MinorMayNotConsent { categories }) =
+        check_grant(&facts, obtained.grantor, &categories, now)
+    {
+        let words: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+        return Err(Problem::invalid(
+            "obtained.grantor",
+            format!(
+                "the client is a minor and not recorded as able to consent to {} personally \
+                 (the case's minor_may_consent): a guardian or representative must give it",
+                words.join(", ")
+            ),
+        ));
+    }
     check_text("purpose", &purpose, 500)?;
     check_text("obtained.language", &obtained.language, 16)?;
     if let Some(i) = &obtained.interpreter {
@@ -370,15 +388,56 @@ async fn consent_matrix(
     caller: Caller,
     Path(case_id): Path<String>,
     query: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, Problem> {
-    let access = s.member_view(&case_id, &caller).await?;
+    request_id: Option<Extension<RequestId>>,
+) -> Result<Response, Problem> {
+    let reader = Reader::new("consent", &caller, request_id.as_deref());
+    let read = s.guard.read(&case_id, &reader).await?;
     let Query(query) = query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
-    let at = parse_at(query.at.as_deref())?;
-    let mut answer = matrix_answer(&access.case_id, &access.members, &access.consent, at);
+    let at = match query.at.as_deref() {
+        Some(_) => parse_at(query.at.as_deref())?,
+        None => read.moment(),
+    };
+    let access = read.case();
+    let mut answer = if read.fresh() {
+        matrix_answer(&access.case_id, &access.members, &access.consent, at)
+    } else {
+        // A record that may be behind shows nothing as allowed.
+        stale_matrix(&access.case_id, &access.members, &access.consent, at)
+    };
     if query.grants {
-        answer["grants"] = grants_in_force(&access.consent, at);
+        answer["grants"] = if read.fresh() {
+            grants_in_force(&access.consent, at)
+        } else {
+            json!([])
+        };
     }
-    Ok(Json(answer))
+    let resource = if query.grants {
+        "consent/grants"
+    } else {
+        "consent"
+    };
+    Ok(read.finish(resource, answer).await?.into_response())
+}
+
+/// The matrix of a view that may be behind: every cell denied (`stale`).
+fn stale_matrix(
+    case_id: &str,
+    members: &BTreeSet<String>,
+    state: &ConsentState,
+    at: DateTime<Utc>,
+) -> Value {
+    let mut answer = matrix_answer(case_id, members, state, at);
+    let stale = cell(&Decision::Denied(verkosto_policy::Denial::Stale));
+    if let Some(rows) = answer["matrix"].as_object_mut() {
+        for row in rows.values_mut() {
+            if let Some(row) = row.as_object_mut() {
+                for c in row.values_mut() {
+                    *c = stale.clone();
+                }
+            }
+        }
+    }
+    answer
 }
 
 /// The matrix answer: every agency in `members` and every agency the record

@@ -2,23 +2,23 @@
 //! clients (no bearer token: the feed token in the URL stands for it), and
 //! the endpoints that issue and revoke those tokens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use verkosto_eventlog::{AggregateStore, CommandMeta, Execution};
-use verkosto_guard::CaseAccess;
-use verkosto_http::{Caller, Problem};
+use verkosto_guard::{ReadSet, Reader};
+use verkosto_http::{Caller, Problem, RequestId};
+use verkosto_policy::Item;
 
 use crate::feed_token::{new_token, token_hash, CalendarFeed, CalendarFeedCommand};
 use crate::ics::{calendar, CalendarEvent};
 use crate::read::parse_time;
-use crate::routes::guard_problem;
 use crate::Meetings;
 
 pub(crate) fn routes() -> Router<Meetings> {
@@ -99,6 +99,7 @@ async fn feed(
     State(m): State<Meetings>,
     Path(file): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    request_id: Option<Extension<RequestId>>,
 ) -> Result<Response, Problem> {
     let agency = file.strip_suffix(".ics").ok_or_else(no_calendar)?;
     let Ok(Query(params)) = query else {
@@ -118,38 +119,26 @@ async fn feed(
     .await
     .map_err(verkosto_eventlog::Error::from)?;
 
-    // Each case once: its pseudonym, whether the agency is still in its
-    // network, and whether it may see where meetings are.
-    let mut cases: BTreeMap<String, Option<CaseAccess>> = BTreeMap::new();
-    for (_, case_id, ..) in &rows {
-        if !cases.contains_key(case_id) {
-            let access = m
-                .guard
-                .case(case_id)
-                .await
-                .map_err(guard_problem)?
-                .filter(|c| c.is_member(agency));
-            cases.insert(case_id.clone(), access);
-        }
-    }
+    // Each case read once: a case the agency has left shows nothing, and
+    // each leaves its access record.
+    let reader = Reader {
+        user: "calendar-feed".into(),
+        agency: agency.to_string(),
+        service: "meetings",
+        request_id: request_id.map(|r| r.0 .0.clone()),
+    };
+    let mut reads = ReadSet::new(&m.guard, reader);
     let now = verkosto_eventlog::clock::now();
-    let mut filters: BTreeMap<&str, verkosto_guard::ReadFilter<'_>> = cases
-        .iter()
-        .filter_map(|(id, access)| Some((id.as_str(), access.as_ref()?.filter(agency, now))))
-        .collect();
-
     let mut events = Vec::with_capacity(rows.len());
     for (id, case_id, starts_at, ends_at, status, sequence, location, changed_at) in rows {
-        let (Some(filter), Some(Some(case))) =
-            (filters.get_mut(case_id.as_str()), cases.get(&case_id))
-        else {
+        let Some(read) = reads.case(&case_id).await? else {
             continue;
         };
         let (Some(starts_at), Some(ends_at)) = (parse_time(&starts_at), parse_time(&ends_at))
         else {
             continue;
         };
-        let location = location.filter(|_| filter.allows_contact());
+        let location = location.filter(|_| read.allows(Item::Location));
         events.push(CalendarEvent {
             uid: format!("{id}@verkosto"),
             sequence: u32::try_from(sequence).unwrap_or(0),
@@ -157,15 +146,15 @@ async fn feed(
             starts_at,
             ends_at,
             // No title: it may hold client data. The pseudonym is the header.
-            summary: format!("Network meeting {}", case.pseudonym),
+            summary: format!("Network meeting {}", read.case().pseudonym),
             cancelled: status == "cancelled",
             location,
         });
     }
-    for filter in filters.values() {
-        let record = filter.record("calendar-feed", "meetings", &format!("calendar/{agency}"));
-        m.guard.record_access(record).await.map_err(guard_problem)?;
-    }
+    let events = reads
+        .finish(&format!("calendar/{agency}"), events)
+        .await?
+        .into_body();
     let body = calendar(&format!("Verkosto {agency}"), &events);
     Ok((
         [

@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use verkosto_eventlog::format_time;
-use verkosto_guard::ReadFilter;
+use verkosto_guard::{CaseRead, Reader};
 use verkosto_http::{Caller, Problem, RequestId};
-use verkosto_policy::Category;
+use verkosto_policy::{Category, Item};
 
 use crate::domain::{Meeting, Minutes};
-use crate::routes::{guard_problem, MeetingMember, CASE_WORKERS};
+use crate::routes::{MeetingRead, CASE_WORKERS};
 use crate::time::{helsinki_rfc3339, HELSINKI};
 use crate::Meetings;
 
@@ -33,24 +33,49 @@ fn times(into: &mut Map<String, Value>, starts_at: DateTime<Utc>, ends_at: DateT
     into.insert("time_zone".into(), json!(HELSINKI));
 }
 
-/// Minutes as `filter` lets the reader see them. Notes and action items are
+/// What the lead wrote of a meeting (its title, a reason, whether the
+/// client came): client data of the category `meetings`.
+fn meetings_text(read: &mut CaseRead, lead: &str, value: impl serde::Serialize) -> Value {
+    let item = Item::Authored {
+        category: Category::Meetings,
+        author: lead,
+    };
+    read.keep(item, json!(value)).unwrap_or(Value::Null)
+}
+
+/// Minutes as the reader may see them. Notes and action items are
 /// written by the lead, so the lead sees all of them.
-fn visible_minutes(minutes: &Minutes, lead: &str, filter: &mut ReadFilter<'_>) -> Value {
+fn visible_minutes(minutes: &Minutes, lead: &str, read: &mut CaseRead) -> Value {
     let notes: Vec<Value> = minutes
         .notes
         .iter()
-        .filter(|n| filter.allows_item(n.category, Some(lead)))
+        .filter(|n| {
+            read.allows(Item::Authored {
+                category: n.category,
+                author: lead,
+            })
+        })
         .map(|n| json!(n))
         .collect();
     let decisions: Vec<&String> = minutes
         .decisions
         .iter()
-        .filter(|_| filter.allows_item(Category::Meetings, Some(lead)))
+        .filter(|_| {
+            read.allows(Item::Authored {
+                category: Category::Meetings,
+                author: lead,
+            })
+        })
         .collect();
     let action_items: Vec<Value> = minutes
         .action_items
         .iter()
-        .filter(|a| filter.allows_item(a.category, Some(lead)))
+        .filter(|a| {
+            read.allows(Item::Authored {
+                category: a.category,
+                author: lead,
+            })
+        })
         .map(|a| json!(a))
         .collect();
     json!({ "notes": notes, "decisions": decisions, "action_items": action_items })
@@ -58,18 +83,15 @@ fn visible_minutes(minutes: &Minutes, lead: &str, filter: &mut ReadFilter<'_>) -
 
 /// The draft (the lead's working copy, for the lead only) and every
 /// published revision, newest last.
-fn minutes_view(
-    meeting: &Meeting,
-    reader: &str,
-    filter: &mut ReadFilter<'_>,
-) -> Map<String, Value> {
+fn minutes_view(meeting: &Meeting, read: &mut CaseRead) -> Map<String, Value> {
+    let reader = read.agency().to_string();
     let lead = meeting.lead_agency.as_str();
     let latest = meeting.latest().map(|r| r.revision);
     let revisions: Vec<Value> = meeting
         .revisions
         .iter()
         .map(|r| {
-            let mut v = visible_minutes(&r.minutes, lead, filter);
+            let mut v = visible_minutes(&r.minutes, lead, read);
             v["revision"] = json!(r.revision);
             v["published_at"] = json!(format_time(r.published_at));
             v["latest"] = json!(Some(r.revision) == latest);
@@ -82,7 +104,7 @@ fn minutes_view(
         })
         .collect();
     let draft = match &meeting.draft {
-        Some(d) if reader == lead => visible_minutes(d, lead, filter),
+        Some(d) if reader == lead => visible_minutes(d, lead, read),
         _ => Value::Null,
     };
     let mut v = Map::new();
@@ -106,27 +128,26 @@ fn status(meeting: &Meeting) -> &'static str {
 }
 
 /// The whole meeting as the reader may see it.
-fn meeting_view(
-    meeting: &Meeting,
-    reader: &str,
-    filter: &mut ReadFilter<'_>,
-) -> Map<String, Value> {
+fn meeting_view(meeting: &Meeting, read: &mut CaseRead) -> Map<String, Value> {
     let lead = meeting.lead_agency.as_str();
     let mut v = Map::new();
     v.insert("id".into(), json!(meeting.id));
     v.insert("case_id".into(), json!(meeting.case_id));
     v.insert("lead_agency".into(), json!(lead));
-    v.insert("title".into(), json!(meeting.title));
+    v.insert("title".into(), meetings_text(read, lead, &meeting.title));
     v.insert("status".into(), json!(status(meeting)));
     times(&mut v, meeting.starts_at, meeting.ends_at);
     // A meeting's place is contact data under the safety rule.
     if let Some(location) = &meeting.location {
-        if filter.allows_contact() {
+        if read.allows(Item::Location) {
             v.insert("location".into(), json!(location));
         }
     }
     v.insert("participants".into(), json!(meeting.participants));
-    v.insert("client_attends".into(), json!(meeting.client_attends));
+    v.insert(
+        "client_attends".into(),
+        meetings_text(read, lead, meeting.client_attends),
+    );
     v.insert(
         "interpreter_language".into(),
         json!(meeting.interpreter_language),
@@ -135,14 +156,20 @@ fn meeting_view(
         "interpreter_booking".into(),
         json!(meeting.interpreter_booking),
     );
-    v.insert(
-        "lead_time_override_reason".into(),
-        json!(meeting.lead_time_override_reason),
-    );
+    let reason = meeting
+        .lead_time_override_reason
+        .as_ref()
+        .map(|r| meetings_text(read, lead, r));
+    v.insert("lead_time_override_reason".into(), json!(reason));
     let agenda: Vec<&String> = meeting
         .agenda
         .iter()
-        .filter(|_| filter.allows_item(Category::Meetings, Some(lead)))
+        .filter(|_| {
+            read.allows(Item::Authored {
+                category: Category::Meetings,
+                author: lead,
+            })
+        })
         .collect();
     v.insert("agenda".into(), json!(agenda));
     v.insert("sequence".into(), json!(meeting.sequence));
@@ -157,118 +184,84 @@ fn meeting_view(
             json!({
                 "starts_at": utc_text(r.starts_at),
                 "ends_at": utc_text(r.ends_at),
-                "reason": r.reason,
-                "lead_time_override_reason": r.lead_time_override_reason,
+                "reason": meetings_text(read, lead, &r.reason),
+                "lead_time_override_reason": r
+                    .lead_time_override_reason
+                    .as_ref()
+                    .map(|o| meetings_text(read, lead, o)),
                 "at": format_time(r.at),
             })
         })
         .collect();
     v.insert("reschedules".into(), json!(reschedules));
-    v.insert(
-        "cancellation".into(),
-        json!(meeting
-            .cancellation
-            .as_ref()
-            .map(|c| json!({ "reason": c.reason, "at": format_time(c.at) }))),
+    let cancellation = meeting.cancellation.as_ref().map(
+        |c| json!({ "reason": meetings_text(read, lead, &c.reason), "at": format_time(c.at) }),
     );
+    v.insert("cancellation".into(), json!(cancellation));
+    // A comment is written by the agency that answered.
     let rsvps: Vec<Value> = meeting
         .rsvps
         .iter()
         .map(|(agency, r)| {
-            json!({ "agency": agency, "response": r.response, "comment": r.comment, "at": format_time(r.at) })
+            let comment = r.comment.as_ref().map(|c| meetings_text(read, agency, c));
+            json!({ "agency": agency, "response": r.response, "comment": comment, "at": format_time(r.at) })
         })
         .collect();
     v.insert("rsvps".into(), json!(rsvps));
-    v.insert(
-        "attendance".into(),
-        json!(meeting.attendance.as_ref().map(|a| json!({
+    let attendance = meeting.attendance.as_ref().map(|a| {
+        json!({
             "present": a.present,
-            "client_present": a.client_present,
+            "client_present": meetings_text(read, lead, a.client_present),
             "recorded_at": format_time(a.at),
-        }))),
-    );
+        })
+    });
+    v.insert("attendance".into(), json!(attendance));
     v.insert(
         "client_absence_reported".into(),
-        json!(meeting.client_absence_reported),
+        meetings_text(read, lead, meeting.client_absence_reported),
     );
-    v.insert(
-        "minutes".into(),
-        Value::Object(minutes_view(meeting, reader, filter)),
-    );
+    v.insert("minutes".into(), Value::Object(minutes_view(meeting, read)));
     v
 }
 
-/// Adds the consent fields every read of client data carries.
-fn consent_fields(into: &mut Map<String, Value>, filter: &ReadFilter<'_>) {
-    into.insert("withheld".into(), json!(filter.withheld()));
-    into.insert("consent_version".into(), json!(filter.consent_version()));
-    into.insert("consent_fresh".into(), json!(filter.fresh()));
-}
-
-async fn record_access(
-    m: &Meetings,
-    filter: &ReadFilter<'_>,
-    caller: &Caller,
-    resource: &str,
-    request_id: Option<Extension<RequestId>>,
-) -> Result<(), Problem> {
-    let mut record = filter.record(&caller.0.user, "meetings", resource);
-    record.request_id = request_id.map(|r| r.0 .0.clone());
-    m.guard.record_access(record).await.map_err(guard_problem)
-}
-
-fn with_etag(version: i64, body: Value) -> Response {
+fn with_etag(version: i64, answer: impl IntoResponse) -> Response {
     (
         [(axum::http::header::ETAG, format!("\"{version}\""))],
-        Json(body),
+        answer,
     )
         .into_response()
 }
 
-pub(crate) async fn get_meeting(
-    State(m): State<Meetings>,
-    caller: Caller,
-    member: MeetingMember,
-    request_id: Option<Extension<RequestId>>,
-) -> Result<Response, Problem> {
+pub(crate) async fn get_meeting(caller: Caller, member: MeetingRead) -> Result<Response, Problem> {
     caller.require(&CASE_WORKERS)?;
-    let MeetingMember {
+    let MeetingRead {
         meeting,
         version,
-        case,
+        mut read,
     } = member;
-    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
-    let mut body = meeting_view(&meeting, &caller.0.agency, &mut filter);
+    let mut body = meeting_view(&meeting, &mut read);
     body.insert("version".into(), json!(version));
-    consent_fields(&mut body, &filter);
     let resource = format!("meeting/{}", meeting.id.as_deref().unwrap_or_default());
-    record_access(&m, &filter, &caller, &resource, request_id).await?;
-    Ok(with_etag(version, Value::Object(body)))
+    let answer = read.finish(&resource, body).await?;
+    Ok(with_etag(version, answer))
 }
 
-pub(crate) async fn get_minutes(
-    State(m): State<Meetings>,
-    caller: Caller,
-    member: MeetingMember,
-    request_id: Option<Extension<RequestId>>,
-) -> Result<Response, Problem> {
+pub(crate) async fn get_minutes(caller: Caller, member: MeetingRead) -> Result<Response, Problem> {
     caller.require(&CASE_WORKERS)?;
-    let MeetingMember {
+    let MeetingRead {
         meeting,
         version,
-        case,
+        mut read,
     } = member;
-    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
-    let mut body = minutes_view(&meeting, &caller.0.agency, &mut filter);
+    let mut body = minutes_view(&meeting, &mut read);
     body.insert("id".into(), json!(meeting.id));
     body.insert("version".into(), json!(version));
-    consent_fields(&mut body, &filter);
     let resource = format!(
         "meeting/{}/minutes",
         meeting.id.as_deref().unwrap_or_default()
     );
-    record_access(&m, &filter, &caller, &resource, request_id).await?;
-    Ok(with_etag(version, Value::Object(body)))
+    let answer = read.finish(&resource, body).await?;
+    Ok(with_etag(version, answer))
 }
 
 /// `(id, title, starts_at, ends_at, status, sequence, location, version)`
@@ -295,11 +288,8 @@ pub(crate) async fn list_meetings(
         Some(c) if !c.trim().is_empty() => c.clone(),
         _ => return Err(Problem::invalid("case", "is required: ?case=<case id>")),
     };
-    let case = m
-        .member_view(&case_id, &caller.0.agency, || {
-            Problem::not_found(format!("no case {case_id}"))
-        })
-        .await?;
+    let reader = Reader::new("meetings", &caller, request_id.as_deref());
+    let mut read = m.guard.read(&case_id, &reader).await?;
     caller.require(&CASE_WORKERS)?;
     let rows: Vec<ListRow> = sqlx::query_as(
         "SELECT id, title, starts_at, ends_at, status, sequence, location, version \
@@ -310,12 +300,12 @@ pub(crate) async fn list_meetings(
     .await
     .map_err(verkosto_eventlog::Error::from)?;
     let participants = participants_of_case(&m, &case_id).await?;
-    let mut filter = case.filter(&caller.0.agency, verkosto_eventlog::clock::now());
+    let lead = read.case().lead_agency.clone();
     let mut meetings = Vec::with_capacity(rows.len());
     for (id, title, starts_at, ends_at, status, sequence, location, version) in rows {
         let mut v = Map::new();
         v.insert("id".into(), json!(id));
-        v.insert("title".into(), json!(title));
+        v.insert("title".into(), meetings_text(&mut read, &lead, title));
         v.insert("status".into(), json!(status));
         match (parse_time(&starts_at), parse_time(&ends_at)) {
             (Some(s), Some(e)) => times(&mut v, s, e),
@@ -325,7 +315,7 @@ pub(crate) async fn list_meetings(
             }
         }
         if let Some(location) = location {
-            if filter.allows_contact() {
+            if read.allows(Item::Location) {
                 v.insert("location".into(), json!(location));
             }
         }
@@ -337,12 +327,8 @@ pub(crate) async fn list_meetings(
         v.insert("version".into(), json!(version));
         meetings.push(Value::Object(v));
     }
-    let mut body = Map::new();
-    body.insert("case_id".into(), json!(case_id));
-    body.insert("meetings".into(), json!(meetings));
-    consent_fields(&mut body, &filter);
-    record_access(&m, &filter, &caller, "meetings", request_id).await?;
-    Ok(Json(Value::Object(body)).into_response())
+    let body = json!({ "case_id": case_id, "meetings": meetings });
+    Ok(read.finish("meetings", body).await?.into_response())
 }
 
 pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_directory::domain::check_text;
 use verkosto_eventlog::{AggregateStore, Appended, Execution, Outcome};
-use verkosto_guard::CaseAccess;
-use verkosto_http::{command_response, Caller, JsonBody, Problem, WriteConditions};
+use verkosto_guard::{CaseAccess, CaseRead, Reader};
+use verkosto_http::{command_response, Caller, JsonBody, Problem, RequestId, WriteConditions};
 
 use crate::domain::{
     not_found, InterpreterBooking, Meeting, MeetingCommand, Minutes, Network, RsvpResponse,
@@ -68,16 +68,10 @@ impl Meetings {
     ) -> Result<CaseAccess, Problem> {
         self.guard
             .case(case_id)
-            .await
-            .map_err(guard_problem)?
+            .await?
             .filter(|c| c.is_member(agency))
             .ok_or_else(missing)
     }
-}
-
-pub(crate) fn guard_problem(e: verkosto_guard::GuardError) -> Problem {
-    tracing::error!(error = %e, "consent guard failed");
-    Problem::unavailable("the consent state or the access log is unavailable; nothing was read")
 }
 
 fn case_not_found(case_id: &str) -> Problem {
@@ -105,7 +99,6 @@ impl FromRequestParts<Meetings> for CaseMember {
 /// otherwise, before any role check and before the body is read).
 pub(crate) struct MeetingMember {
     pub meeting: Meeting,
-    pub version: i64,
     pub case: CaseAccess,
 }
 
@@ -126,8 +119,39 @@ impl FromRequestParts<Meetings> for MeetingMember {
             .await?;
         Ok(MeetingMember {
             meeting: loaded.aggregate,
-            version: loaded.version,
             case,
+        })
+    }
+}
+
+/// A meeting being read: its case's guarded read, for a caller whose
+/// agency is in the network (404 naming only the meeting otherwise).
+pub(crate) struct MeetingRead {
+    pub meeting: Meeting,
+    pub version: i64,
+    pub read: CaseRead,
+}
+
+impl FromRequestParts<Meetings> for MeetingRead {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, m).await?;
+        let id = path_id(parts, m).await?;
+        let loaded = m.store().load(&id).await?;
+        if loaded.aggregate.id.is_none() {
+            return Err(not_found(&id));
+        }
+        let reader = Reader::new("meetings", &caller, parts.extensions.get::<RequestId>());
+        let read = m
+            .guard
+            .read(&loaded.aggregate.case_id, &reader)
+            .await
+            .map_err(|e| e.or_not_found(|| not_found(&id)))?;
+        Ok(MeetingRead {
+            meeting: loaded.aggregate,
+            version: loaded.version,
+            read,
         })
     }
 }

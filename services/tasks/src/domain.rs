@@ -13,7 +13,8 @@ use verkosto_policy::Category;
 /// source gives exactly one task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Source {
-    /// `action_item`, `plan_measure`, `no_show`, `invitation_declined` or `manual`.
+    /// `action_item`, `plan_measure`, `no_show`, `invitation_declined`,
+    /// `coming_of_age` or `manual`.
     pub kind: String,
     #[serde(rename = "ref")]
     pub reference: String,

@@ -1,5 +1,6 @@
 //! Tasks made by other services' events: a minutes action item, an agreed
-//! plan measure, a client no-show, a declined invitation. Exactly one task
+//! plan measure, a client no-show, a declined invitation, the day a minor
+//! client comes of age. Exactly one task
 //! per source: the task id is derived from the source, and creating an
 //! existing task stream is a no-op, so redelivery and replay add nothing.
 //!
@@ -63,6 +64,22 @@ struct PlanAgreed {
     case_id: String,
     lead_agency: String,
     measures: Vec<Measure>,
+}
+
+/// The flags of `CaseOpened` and `FlagsChanged`: only the day a minor
+/// client comes of age matters here.
+#[derive(Deserialize)]
+struct CaseFlags {
+    #[serde(default)]
+    lead_agency: Option<String>,
+    #[serde(default)]
+    flags: ComesOfAge,
+}
+
+#[derive(Default, Deserialize)]
+struct ComesOfAge {
+    #[serde(default)]
+    comes_of_age: Option<NaiveDate>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +176,25 @@ pub fn tasks_from(event: &RecordedEvent) -> Result<Vec<TaskEvent>, ApplyError> {
                 })
                 .collect()
         }
+        ("case", "CaseOpened" | "FlagsChanged") => {
+            let f: CaseFlags = body(event)?;
+            // One task per recorded day: the guardian's consents end then.
+            match (f.flags.comes_of_age, f.lead_agency) {
+                (Some(day), Some(lead)) => vec![created(
+                    &event.stream_id,
+                    &lead,
+                    source("coming_of_age", format!("{}/{day}", event.stream_id)),
+                    format!(
+                        "The client comes of age on {day}: consents given by a guardian or \
+                         representative end that day. Ask the client for their own consent."
+                    ),
+                    Category::Identity,
+                    &lead,
+                    Some(day),
+                )],
+                _ => Vec::new(),
+            }
+        }
         ("case", "InvitationDeclined") => {
             let d: InvitationDeclined = body(event)?;
             vec![created(
@@ -188,7 +224,7 @@ impl Projection for TaskReactions {
             ("meeting", "MinutesPublished")
                 | ("meeting", "ClientAbsent")
                 | ("plan", "PlanAgreed")
-                | ("case", "InvitationDeclined")
+                | ("case", "InvitationDeclined" | "CaseOpened" | "FlagsChanged")
         )
     }
 

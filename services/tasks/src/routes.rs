@@ -21,9 +21,9 @@ use verkosto_eventlog::{
     encode_event, format_time, AggregateStore, Appended, Error as LogError, EventLog,
     ExpectedVersion, NewEvent, Outcome, Progress,
 };
-use verkosto_guard::{CaseAccess, Guard};
+use verkosto_guard::{CaseAccess, CaseRead, Guard, ReadSet, Reader};
 use verkosto_http::{parse_json, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions};
-use verkosto_policy::Category;
+use verkosto_policy::{Category, Item};
 
 use crate::clock::Clock;
 use crate::domain::{Source, Task, TaskCommand, TaskEvent};
@@ -67,11 +67,6 @@ pub fn router(tasks: Tasks) -> Router {
         .with_state(tasks)
 }
 
-fn guard_problem(e: verkosto_guard::GuardError) -> Problem {
-    tracing::error!(error = %e, "consent guard failed");
-    Problem::unavailable("the consent state or the access log is unavailable; nothing was read")
-}
-
 impl Tasks {
     async fn wait(&self, appended: &Appended) {
         if let Some(cursor) = appended.last_cursor() {
@@ -85,8 +80,7 @@ impl Tasks {
     async fn member_case(&self, case_id: &str, agency: &str) -> Result<CaseAccess, Problem> {
         self.guard
             .case(case_id)
-            .await
-            .map_err(guard_problem)?
+            .await?
             .filter(|c| c.is_member(agency))
             .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))
     }
@@ -128,9 +122,14 @@ impl Row {
 
     /// The task as `reader` may see it: the description and outcome note
     /// only when the reader's agency may read the task's category.
-    fn view(&self, reader: &str, filter: &mut verkosto_guard::ReadFilter<'_>) -> Value {
+    fn view(&self, read: &mut CaseRead) -> Value {
+        let reader = read.agency().to_string();
         let category: Option<Category> = self.category.parse().ok();
-        let readable = category.is_some_and(|c| filter.allows_item(c, None));
+        // A task of a category this build does not know is withheld.
+        let readable = match category {
+            Some(c) => read.allows(Item::Data(c)),
+            None => false,
+        };
         json!({
             "id": self.id,
             "case_id": self.case_id,
@@ -147,7 +146,7 @@ impl Row {
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "version": self.version,
-            "consent_version": filter.consent_version(),
+            "consent_version": read.consent_version(),
         })
     }
 }
@@ -174,7 +173,7 @@ async fn inbox(
     caller: Caller,
     query: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
     request_id: Option<Extension<RequestId>>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Response, Problem> {
     caller.require(&WORKERS)?;
     let Query(q) = query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
     let scope = q.scope.as_deref().unwrap_or("agency");
@@ -225,30 +224,22 @@ async fn inbox(
         }
         by_case.entry(row.case_id.clone()).or_default().push(row);
     }
-    let now = t.clock.now();
+    let reader = Reader::new("tasks", &caller, request_id.as_deref());
+    let mut reads = ReadSet::new(&t.guard, reader).at(t.clock.now());
     let mut tasks = Vec::new();
-    let mut withheld = 0;
     for (case_id, rows) in by_case {
         // A case the agency has left shows none of its tasks.
-        let Some(access) = t
-            .guard
-            .case(&case_id)
-            .await
-            .map_err(guard_problem)?
-            .filter(|c| c.is_member(&agency))
-        else {
+        let Some(read) = reads.case(&case_id).await? else {
             continue;
         };
-        let mut filter = access.filter(&agency, now);
         for row in &rows {
-            tasks.push(row.view(&agency, &mut filter));
+            tasks.push(row.view(read));
         }
-        withheld += filter.withheld();
-        let mut record = filter.record(&caller.0.user, "tasks", "inbox");
-        record.request_id = request_id.as_ref().map(|r| r.0 .0.clone());
-        t.guard.record_access(record).await.map_err(guard_problem)?;
     }
-    Ok(Json(json!({ "tasks": tasks, "withheld": withheld })))
+    Ok(reads
+        .finish("inbox", json!({ "tasks": tasks }))
+        .await?
+        .into_response())
 }
 
 async fn one_task(
@@ -256,28 +247,39 @@ async fn one_task(
     caller: Caller,
     Path(id): Path<String>,
     request_id: Option<Extension<RequestId>>,
-) -> Result<Json<Value>, Problem> {
-    let (row, access) = load(&t, &id, &caller).await?;
+) -> Result<Response, Problem> {
+    let row = task_row(&t, &id).await?;
+    let reader = Reader::new("tasks", &caller, request_id.as_deref());
+    let not_found = || Problem::not_found(format!("no task {id}"));
+    let mut read = t
+        .guard
+        .read(&row.case_id, &reader)
+        .await
+        .map_err(|e| e.or_not_found(not_found))?
+        .at(t.clock.now());
     caller.require(&WORKERS)?;
-    let mut filter = access.filter(&caller.0.agency, t.clock.now());
-    let mut view = row.view(&caller.0.agency, &mut filter);
-    view["withheld"] = json!(filter.withheld());
-    let mut record = filter.record(&caller.0.user, "tasks", &format!("task/{id}"));
-    record.request_id = request_id.map(|r| r.0 .0.clone());
-    t.guard.record_access(record).await.map_err(guard_problem)?;
-    Ok(Json(view))
+    let view = row.view(&mut read);
+    Ok(read
+        .finish(&format!("task/{id}"), view)
+        .await?
+        .into_response())
 }
 
-/// The task's row and its case; 404 unless the caller's agency is in the case.
-async fn load(t: &Tasks, id: &str, caller: &Caller) -> Result<(Row, CaseAccess), Problem> {
+/// The task's row, or 404.
+async fn task_row(t: &Tasks, id: &str) -> Result<Row, Problem> {
     let row: Option<Row> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks_tasks WHERE id = $1"))
             .bind(id)
             .fetch_optional(t.log.db().reader())
             .await
             .map_err(LogError::from)?;
+    row.ok_or_else(|| Problem::not_found(format!("no task {id}")))
+}
+
+/// The task's row and its case; 404 unless the caller's agency is in the case.
+async fn load(t: &Tasks, id: &str, caller: &Caller) -> Result<(Row, CaseAccess), Problem> {
+    let row = task_row(t, id).await?;
     let not_found = || Problem::not_found(format!("no task {id}"));
-    let row = row.ok_or_else(not_found)?;
     let access = t
         .member_case(&row.case_id, &caller.0.agency)
         .await

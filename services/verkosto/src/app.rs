@@ -16,7 +16,7 @@ use verkosto_bus::{Relay, StreamSettings};
 use verkosto_eventlog::{Db, EventLog, Progress, Projection};
 use verkosto_http::AuthState;
 
-use crate::config::{ServeArgs, Target};
+use crate::config::{ClockSync, ServeArgs, Target};
 use crate::health::{self, Health};
 
 /// A started app.
@@ -162,14 +162,18 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // One clock for the deployment, the database's: measured before the
-    // first write, kept current after.
-    verkosto_eventlog::clock::sync(&db)
-        .await
-        .context("cannot read the database's clock")?;
-    tasks.spawn(verkosto_eventlog::clock::run_sync(
-        db.clone(),
-        shutdown.clone(),
-    ));
+    // first write, kept current after. (With `--clock-sync system` each
+    // process trusts its own clock; consent reads stay safe either way,
+    // since a read is never decided before the record's last change.)
+    if args.clock_sync == ClockSync::Database {
+        verkosto_eventlog::clock::sync(&db)
+            .await
+            .context("cannot read the database's clock")?;
+        tasks.spawn(verkosto_eventlog::clock::run_sync(
+            db.clone(),
+            shutdown.clone(),
+        ));
+    }
 
     let js = if distributed {
         Some(
@@ -236,7 +240,17 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     let guard = if modules.cases || modules.consent || modules.meetings || modules.tasks {
         verkosto_guard::migrate(&db).await?;
         let consumer = guard_consumer(args.target);
-        let progress = run_projection(Arc::new(verkosto_guard::GuardFeed::new(consumer)));
+        let feed = verkosto_guard::GuardFeed::new(consumer);
+        // Events an older binary could not read may read now.
+        let still = feed.retry_unreadable(&log).await?;
+        if still > 0 {
+            tracing::error!(
+                cases = still,
+                "cases with consent or case events this version cannot read: their reads \
+                 withhold everything (`verkosto guard unreadable`)"
+            );
+        }
+        let progress = run_projection(Arc::new(feed));
         let access = verkosto_guard::AccessLog::start(db.clone());
         Some(verkosto_guard::Guard::new(
             log.clone(),
@@ -400,6 +414,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         nats: js.as_ref().map(|j| j.client()),
         relay: relay_status,
         target: args.target,
+        guard: guard.clone(),
     };
     let app = verkosto_http::conventions(
         api.merge(

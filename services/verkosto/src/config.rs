@@ -27,6 +27,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Consent and case events a process could not read (each makes its
+    /// case withhold everything), and the operator's logged way past one.
+    Guard {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
     /// Drop read models and rebuild them by replaying the log (stop the
     /// targets that run them first). Names: directory, cases, meetings,
     /// tasks, guard-<target>; `all` for every one.
@@ -65,6 +73,26 @@ pub enum AuditCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum GuardCommand {
+    /// List the events some process could not read, by case.
+    Unreadable,
+    /// Let reads of the event's case go on without it. Appends an event to
+    /// the log saying who decided this and why; every process then drops
+    /// its mark. Prefer upgrading the process that cannot read it.
+    Resolve {
+        /// The unreadable event's id.
+        #[arg(long)]
+        event: String,
+        /// Why reads may go on without it (kept in the log).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (kept in the log); default $USER.
+        #[arg(long, env = "USER")]
+        operator: String,
+    },
+}
+
 /// Where the log is.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
@@ -92,6 +120,12 @@ impl StoreArgs {
     pub fn distributed(&self) -> bool {
         self.database_url.is_some()
     }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockSync {
+    Database,
+    System,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -174,6 +208,16 @@ pub struct ServeArgs {
     /// forward (for tests of due dates; never in production).
     #[arg(long, env = "VERKOSTO_DEV_CLOCK")]
     pub dev_clock: bool,
+    /// Whose clock stamps events and judges expiry: the database's (every
+    /// process corrects its own by it), or each machine's own (`system`,
+    /// where NTP is trusted).
+    #[arg(
+        long,
+        env = "VERKOSTO_CLOCK_SYNC",
+        value_enum,
+        default_value = "database"
+    )]
+    pub clock_sync: ClockSync,
     /// The web app's OpenID Connect provider (its issuer URL); with it the
     /// sign-in page offers "sign in with your organisation".
     #[arg(long, env = "VERKOSTO_OIDC_ISSUER")]

@@ -17,6 +17,19 @@ pub struct Health {
     pub nats: Option<async_nats::Client>,
     pub relay: Option<watch::Receiver<RelayStatus>>,
     pub target: Target,
+    /// The consent guard, where this target reads client data.
+    pub guard: Option<verkosto_guard::Guard>,
+}
+
+impl Health {
+    /// The consent and case events this process could not read: each
+    /// makes its case withhold everything. None when unknown.
+    async fn unreadable(&self) -> Option<Vec<verkosto_guard::UnreadableEvent>> {
+        match &self.guard {
+            None => Some(Vec::new()),
+            Some(guard) => guard.unreadable().await.ok(),
+        }
+    }
 }
 
 /// Alive: the process answers.
@@ -40,9 +53,21 @@ pub async fn readyz(State(h): State<Health>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Ready still: the other cases are served. But say which cases read
+    // nothing, and why, where an operator looks first.
+    let unreadable = h.unreadable().await;
+    let stale_cases: Option<std::collections::BTreeSet<&str>> = unreadable
+        .as_ref()
+        .map(|u| u.iter().map(|e| e.case_id.as_str()).collect());
     (
         status,
-        Json(json!({ "ready": ready, "store": store, "bus": bus })),
+        Json(json!({
+            "ready": ready,
+            "store": store,
+            "bus": bus,
+            "unreadable_events": unreadable,
+            "stale_cases": stale_cases,
+        })),
     )
         .into_response()
 }
@@ -59,6 +84,11 @@ pub async fn metrics(State(h): State<Health>) -> Response {
         "verkosto_clock_offset_ms",
         "The database's clock minus this machine's; events and expiry follow the database.",
         verkosto_eventlog::clock::offset().num_milliseconds(),
+    );
+    gauge(
+        "verkosto_guard_unreadable_events",
+        "Consent and case events this process cannot read; their cases withhold everything (-1: unknown).",
+        h.unreadable().await.map_or(-1, |u| u.len() as i64),
     );
     let head = h.log.head_position().await.unwrap_or(-1);
     gauge(

@@ -7,6 +7,7 @@ pub mod audit;
 mod auth;
 pub mod config;
 mod demo;
+pub mod guard_cli;
 mod health;
 pub mod proto;
 pub mod rebuild;

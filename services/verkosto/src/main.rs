@@ -1,7 +1,7 @@
 //! `verkosto`: the one binary. Parses settings and hands over to [`verkosto::app`].
 
 use clap::Parser;
-use verkosto::config::{AuditCommand, Cli, Command};
+use verkosto::config::{AuditCommand, Cli, Command, GuardCommand};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,6 +18,17 @@ async fn main() -> anyhow::Result<()> {
                 AuditCommand::Replay { case_id, at, json } => {
                     verkosto::audit::replay(&store, &case_id, at.as_deref(), json).await
                 }
+            }
+        }
+        Command::Guard { store, command } => {
+            verkosto::telemetry::init(Some(false));
+            match command {
+                GuardCommand::Unreadable => verkosto::guard_cli::unreadable(&store).await,
+                GuardCommand::Resolve {
+                    event,
+                    reason,
+                    operator,
+                } => verkosto::guard_cli::resolve(&store, &event, &reason, &operator).await,
             }
         }
         Command::Rebuild { store, projections } => {

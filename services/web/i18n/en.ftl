@@ -171,6 +171,7 @@ meetings-title = Meetings
 meetings-none = No meetings yet.
 meeting-schedule = Schedule a meeting
 meeting-title = Title
+meeting-title-withheld = Network meeting (its title is withheld: the client's consent does not cover meetings)
 meeting-starts = Starts (Helsinki time)
 meeting-ends = Ends (Helsinki time)
 meeting-location = Place or online link

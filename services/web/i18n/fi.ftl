@@ -171,6 +171,7 @@ meetings-title = Palaverit
 meetings-none = Ei vielä palavereja.
 meeting-schedule = Sovi palaveri
 meeting-title = Otsikko
+meeting-title-withheld = Verkostopalaveri (otsikko ei näy: asiakkaan suostumus ei kata tapaamistietoja)
 meeting-starts = Alkaa (Helsingin aikaa)
 meeting-ends = Päättyy (Helsingin aikaa)
 meeting-location = Paikka tai verkkolinkki

@@ -171,6 +171,7 @@ meetings-title = Möten
 meetings-none = Inga möten ännu.
 meeting-schedule = Boka ett möte
 meeting-title = Rubrik
+meeting-title-withheld = Nätverksmöte (rubriken visas inte: klientens samtycke omfattar inte mötesuppgifter)
 meeting-starts = Börjar (Helsingforstid)
 meeting-ends = Slutar (Helsingforstid)
 meeting-location = Plats eller länk

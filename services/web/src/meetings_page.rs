@@ -55,7 +55,7 @@ pub async fn section(
             ul {
                 @for m in &meetings {
                     li {
-                        a href={ "/meetings/" (s(&m["id"])) } { (s(&m["title"])) }
+                        a href={ "/meetings/" (s(&m["id"])) } { (meeting_title(lang, m)) }
                         " – " (lang.moment(s(&m["starts_at"]))) " – " (lang.t(&format!("meeting-status-{}", s(&m["status"]))))
                     }
                 }
@@ -242,7 +242,15 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
             }
         }
     };
-    page.respond(layout(page, s(&m["title"]), body))
+    page.respond(layout(page, &meeting_title(lang, m), body))
+}
+
+/// A meeting's title, or words saying that consent withholds it.
+fn meeting_title(lang: Lang, m: &Value) -> String {
+    match m["title"].as_str() {
+        Some(title) if !title.trim().is_empty() => title.to_string(),
+        _ => lang.t("meeting-title-withheld"),
+    }
 }
 
 pub async fn act(

@@ -30,6 +30,8 @@ pub struct AccessRecord {
     pub consent_fresh: bool,
     pub read_at: DateTime<Utc>,
     pub request_id: Option<String>,
+    /// An auditor's read of the case's history or access log.
+    pub auditor: bool,
 }
 
 type Pending = (AccessRecord, oneshot::Sender<Result<(), String>>);
@@ -40,7 +42,7 @@ pub struct AccessLog {
     tx: mpsc::Sender<Pending>,
 }
 
-/// Most records one statement takes (13 parameters each). SQLite binds a
+/// Most records one statement takes (14 parameters each). SQLite binds a
 /// statement's parameters in time that grows with the square of their
 /// number: a few dozen records per commit is where group commit pays.
 const MAX_BATCH: usize = 64;
@@ -85,9 +87,9 @@ async fn insert(db: &Db, batch: &[Pending]) -> Result<(), String> {
     let mut sql = String::from(
         "INSERT INTO access_log (case_id, reader_user, reader_agency, service, resource, \
          returned, withheld, items_returned, items_withheld, consent_version, consent_fresh, \
-         read_at, request_id) VALUES ",
+         read_at, request_id, auditor) VALUES ",
     );
-    sql.push_str(&bulk::values(db.kind(), batch.len(), 13));
+    sql.push_str(&bulk::values(db.kind(), batch.len(), 14));
     let words = |c: &[Category]| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
     let mut query = sqlx::query(&sql);
     for (r, _) in batch {
@@ -104,7 +106,8 @@ async fn insert(db: &Db, batch: &[Pending]) -> Result<(), String> {
             .bind(r.consent_version)
             .bind(r.consent_fresh as i64)
             .bind(format_time(r.read_at))
-            .bind(r.request_id.clone());
+            .bind(r.request_id.clone())
+            .bind(r.auditor as i64);
     }
     // One statement is its own durable transaction (synchronous=FULL on
     // SQLite, a commit on PostgreSQL) before anyone is answered.
@@ -119,8 +122,8 @@ async fn insert(db: &Db, batch: &[Pending]) -> Result<(), String> {
 pub async fn read_case_log(db: &Db, case_id: &str) -> Result<Vec<AccessEntry>, GuardError> {
     let rows: Vec<AccessRow> = sqlx::query_as(
         "SELECT id, reader_user, reader_agency, service, resource, returned, withheld, \
-         items_returned, items_withheld, consent_version, consent_fresh, read_at, request_id \
-         FROM access_log WHERE case_id = $1 ORDER BY id",
+         items_returned, items_withheld, consent_version, consent_fresh, read_at, request_id, \
+         auditor FROM access_log WHERE case_id = $1 ORDER BY id",
     )
     .bind(case_id)
     .fetch_all(db.reader())
@@ -142,6 +145,7 @@ type AccessRow = (
     i64,
     String,
     Option<String>,
+    i64,
 );
 
 /// An access record as the auditor sees it.
@@ -160,6 +164,8 @@ pub struct AccessEntry {
     pub consent_fresh: bool,
     pub at: String,
     pub request_id: Option<String>,
+    /// An auditor read the case's history or log (no client data).
+    pub auditor: bool,
 }
 
 impl From<AccessRow> for AccessEntry {
@@ -184,6 +190,7 @@ impl From<AccessRow> for AccessEntry {
             consent_fresh: r.10 != 0,
             at: r.11,
             request_id: r.12,
+            auditor: r.13 != 0,
         }
     }
 }

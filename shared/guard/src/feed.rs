@@ -4,14 +4,36 @@
 //! It reads the case events as a tolerant reader of the wire contract in
 //! `proto/` (only the fields it needs), so it does not depend on the cases
 //! service's crate.
+//!
+//! An event it cannot read (a consent event, or a case event it must
+//! understand, written by a newer version or malformed) is never skipped:
+//! it is kept in `guard_unreadable`, and while a case has one its view is
+//! stale (everything withheld). The row goes when a later binary reads the
+//! event ([`GuardFeed::retry_unreadable`] at start-up) or an operator
+//! resolves it with an event of its own ([`RESOLVED`]), so the log says
+//! who decided to read on without it.
 
 use serde::Deserialize;
 use sqlx::AnyConnection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::NaiveDate;
 use verkosto_eventlog::bulk::{self, Param};
-use verkosto_eventlog::{ApplyError, Error, Projection, RecordedEvent};
-use verkosto_policy::ConsentEvent;
+use verkosto_eventlog::{ApplyError, Error, EventLog, Projection, RecordedEvent};
+use verkosto_policy::{Category, ConsentEvent};
+
+/// The stream type of operators' decisions about unreadable events.
+pub const OPERATOR_STREAM: &str = "guard-operator";
+/// An operator's decision to read on without an unreadable event:
+/// `{"UnreadableEventResolved": {"event_id", "reason"}}` on the
+/// [`OPERATOR_STREAM`] stream of the case.
+pub const RESOLVED: &str = "UnreadableEventResolved";
+
+/// Case events the guard knows it does not need. Any other type on the
+/// `case` stream (a newer version's) makes the case's view stale until it
+/// is understood or resolved: the feed does not guess what it means.
+const IGNORED_CASE_EVENTS: [&str; 3] =
+    ["AgencyInvited", "InvitationDeclined", "InvitationWithdrawn"];
 
 /// One process's feed; `consumer` names its rows and its checkpoint.
 pub struct GuardFeed {
@@ -42,6 +64,34 @@ struct OpenedFlags {
     minor: bool,
     #[serde(default)]
     safety_risk: bool,
+    #[serde(default)]
+    comes_of_age: Option<NaiveDate>,
+    #[serde(default)]
+    minor_may_consent: BTreeSet<Category>,
+}
+
+impl OpenedFlags {
+    fn comes_of_age(&self) -> Option<String> {
+        self.comes_of_age.map(|d| d.to_string())
+    }
+
+    fn minor_may_consent(&self) -> String {
+        words(&self.minor_may_consent)
+    }
+}
+
+/// Categories as the comma-separated words the tables keep.
+pub(crate) fn words(categories: &BTreeSet<Category>) -> String {
+    categories
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(Deserialize)]
+struct Resolved {
+    event_id: String,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +120,10 @@ impl Projection for GuardFeed {
     }
 
     fn handles(&self, event: &RecordedEvent) -> bool {
-        event.stream_type == "case" || event.stream_type == "consent"
+        matches!(
+            event.stream_type.as_str(),
+            "case" | "consent" | OPERATOR_STREAM
+        )
     }
 
     async fn apply(
@@ -88,14 +141,19 @@ impl Projection for GuardFeed {
     ) -> Result<(), ApplyError> {
         let mut changes = Changes::default();
         for event in events {
-            changes.add(event)?;
+            changes.add(event);
         }
         changes.write(conn, self.consumer).await?;
         Ok(())
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
-        for table in ["guard_cases", "guard_members", "guard_consent"] {
+        for table in [
+            "guard_cases",
+            "guard_members",
+            "guard_consent",
+            "guard_unreadable",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE consumer = $1"))
                 .bind(self.consumer)
                 .execute(&mut *conn)
@@ -110,10 +168,20 @@ struct FlagsChanged {
     flags: OpenedFlags,
 }
 
+/// A consent or case event this process could not read.
+pub(crate) struct Unreadable {
+    case_id: String,
+    event_id: String,
+    stream_type: String,
+    event_type: String,
+    position: i64,
+    reason: String,
+}
+
 /// What a batch of events changes, gathered so that it is written in a few
 /// statements. Membership is a set: only each agency's last change counts.
 #[derive(Default)]
-struct Changes {
+pub(crate) struct Changes {
     opened: BTreeMap<String, Opened>,
     /// Flags of cases opened before this batch.
     flags: BTreeMap<String, OpenedFlags>,
@@ -121,11 +189,66 @@ struct Changes {
     members: BTreeMap<(String, String), bool>,
     /// (case, version, payload) of consent events.
     consent: Vec<(String, i64, String)>,
+    unreadable: Vec<Unreadable>,
+    /// Ids of unreadable events an operator resolved.
+    resolved: Vec<String>,
 }
 
 impl Changes {
-    fn add(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
+    /// Folds `event` in; an event it cannot read is kept as unreadable,
+    /// never skipped.
+    pub(crate) fn add(&mut self, event: &RecordedEvent) {
+        if let Err(e) = self.fold(event) {
+            let reason = match e {
+                ApplyError::Poison(reason) => reason,
+                other => other.to_string(),
+            };
+            tracing::error!(
+                event_id = %event.event_id, case_id = %event.stream_id,
+                event_type = %event.event_type, %reason,
+                "a consent or case event cannot be read: the case's reads withhold everything until it is read or resolved"
+            );
+            self.unreadable.push(Unreadable {
+                case_id: event.stream_id.clone(),
+                event_id: event.event_id.to_string(),
+                stream_type: event.stream_type.clone(),
+                event_type: event.event_type.clone(),
+                position: event.position,
+                reason,
+            });
+        }
+    }
+
+    /// The stream types of the events that could not be read.
+    pub(crate) fn unreadable_streams(&self) -> impl Iterator<Item = &str> {
+        self.unreadable.iter().map(|u| u.stream_type.as_str())
+    }
+
+    /// Whether every event folded in so far was read.
+    pub(crate) fn all_read(&self) -> bool {
+        self.unreadable.is_empty()
+    }
+
+    /// The members of `case_id` after the events folded in, if it was opened.
+    pub(crate) fn members(&self, case_id: &str) -> Option<BTreeSet<String>> {
+        self.opened.get(case_id)?;
+        Some(
+            self.members
+                .iter()
+                .filter(|((c, _), member)| c == case_id && **member)
+                .map(|((_, agency), _)| agency.clone())
+                .collect(),
+        )
+    }
+
+    fn fold(&mut self, event: &RecordedEvent) -> Result<(), ApplyError> {
         let case_id = event.stream_id.clone();
+        if event.stream_type == OPERATOR_STREAM {
+            if event.event_type == RESOLVED {
+                self.resolved.push(body::<Resolved>(event)?.event_id);
+            }
+            return Ok(());
+        }
         if event.stream_type == "consent" {
             // Checked here so that a malformed event is quarantined, not served.
             serde_json::from_value::<ConsentEvent>(event.payload.clone())
@@ -158,7 +281,12 @@ impl Changes {
                     }
                 }
             }
-            _ => {}
+            known if IGNORED_CASE_EVENTS.contains(&known) => {}
+            other => {
+                return Err(ApplyError::Poison(format!(
+                    "a case event of a type this version does not know ({other})"
+                )))
+            }
         }
         Ok(())
     }
@@ -175,22 +303,30 @@ impl Changes {
                     o.pseudonym.into(),
                     (o.flags.minor as i64).into(),
                     (o.flags.safety_risk as i64).into(),
+                    o.flags.comes_of_age().into(),
+                    o.flags.minor_may_consent().into(),
                 ]
             })
             .collect();
+        // Idempotent: a case folded again from the log (after an unreadable
+        // event became readable) meets the same events on the feed later.
         bulk::execute_values(
             conn,
-            "INSERT INTO guard_cases (consumer, case_id, lead_agency, pseudonym, minor, safety_risk) VALUES",
-            "",
+            "INSERT INTO guard_cases (consumer, case_id, lead_agency, pseudonym, minor, safety_risk, \
+             comes_of_age, minor_may_consent) VALUES",
+            "ON CONFLICT DO NOTHING",
             &opened,
         )
         .await?;
         for (case_id, flags) in self.flags {
             sqlx::query(
-                "UPDATE guard_cases SET minor = $1, safety_risk = $2 WHERE consumer = $3 AND case_id = $4",
+                "UPDATE guard_cases SET minor = $1, safety_risk = $2, comes_of_age = $3, \
+                 minor_may_consent = $4 WHERE consumer = $5 AND case_id = $6",
             )
             .bind(flags.minor as i64)
             .bind(flags.safety_risk as i64)
+            .bind(flags.comes_of_age())
+            .bind(flags.minor_may_consent())
             .bind(consumer)
             .bind(case_id)
             .execute(&mut *conn)
@@ -231,9 +367,96 @@ impl Changes {
         bulk::execute_values(
             conn,
             "INSERT INTO guard_consent (consumer, case_id, version, payload) VALUES",
-            "",
+            "ON CONFLICT DO NOTHING",
             &consent,
         )
-        .await
+        .await?;
+        let unreadable: Vec<Vec<Param>> = self
+            .unreadable
+            .into_iter()
+            .map(|u| {
+                vec![
+                    consumer.into(),
+                    u.case_id.into(),
+                    u.event_id.into(),
+                    u.stream_type.into(),
+                    u.event_type.into(),
+                    u.position.into(),
+                    u.reason.into(),
+                ]
+            })
+            .collect();
+        bulk::execute_values(
+            conn,
+            "INSERT INTO guard_unreadable (consumer, case_id, event_id, stream_type, event_type, \
+             position, reason) VALUES",
+            "ON CONFLICT DO NOTHING",
+            &unreadable,
+        )
+        .await?;
+        for event_id in self.resolved {
+            sqlx::query("DELETE FROM guard_unreadable WHERE consumer = $1 AND event_id = $2")
+                .bind(consumer)
+                .bind(event_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
+}
+
+impl GuardFeed {
+    /// Reads again the unreadable events this feed kept, e.g. after an
+    /// upgrade: each case whose events all read now is folded again from
+    /// the log, and its rows replaced. Returns how many cases stay stale.
+    pub async fn retry_unreadable(&self, log: &EventLog) -> Result<usize, Error> {
+        let cases: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT case_id FROM guard_unreadable WHERE consumer = $1")
+                .bind(self.consumer)
+                .fetch_all(log.db().reader())
+                .await?;
+        let mut still = 0;
+        for case_id in cases {
+            let changes = fold_case(log, &case_id).await?;
+            if !changes.all_read() {
+                still += 1;
+                continue;
+            }
+            let mut tx = log.db().begin().await?;
+            for table in [
+                "guard_cases",
+                "guard_members",
+                "guard_consent",
+                "guard_unreadable",
+            ] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE consumer = $1 AND case_id = $2"
+                ))
+                .bind(self.consumer)
+                .bind(&case_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            changes.write(&mut tx, self.consumer).await?;
+            tx.commit().await?;
+            tracing::info!(
+                case_id,
+                consumer = self.consumer,
+                "the case's unreadable events read now"
+            );
+        }
+        Ok(still)
+    }
+}
+
+/// The case's network and consent record folded straight from the log:
+/// the truth when the feed is behind or a copy is in doubt.
+pub(crate) async fn fold_case(log: &EventLog, case_id: &str) -> Result<Changes, Error> {
+    let mut changes = Changes::default();
+    for stream_type in ["case", "consent"] {
+        for event in log.read_stream(stream_type, case_id).await? {
+            changes.add(&event);
+        }
+    }
+    Ok(changes)
 }

@@ -3,9 +3,11 @@
 //! [`Guard`] gives a service a view of one case that is fresh enough to
 //! filter by: the network (who may see the case at all) and the consent
 //! record, at least as new as every change committed before the read began.
-//! [`ReadFilter`] applies the policy (`verkosto-policy`) item by item and
-//! counts what it withheld; [`AccessLog`] writes the access record, durably
-//! and in batches, before the data leaves the service.
+//! Every read of client data goes through [`Guard::read`]: membership on a
+//! fresh view (404 otherwise), then [`CaseRead`] decides item by item with
+//! the policy (`verkosto-policy`), then [`CaseRead::finish`] makes the
+//! access record durable ([`AccessLog`]: batched) and yields [`Guarded`],
+//! the only value an answer with client data is made of.
 //!
 //! How freshness works: the guard's copy of the case is fed by a projection
 //! ([`GuardFeed`]) from the local log or the shared stream. Before a read,
@@ -16,13 +18,13 @@
 
 mod access;
 mod feed;
-mod filter;
+mod read;
 mod view;
 
 pub use access::{read_case_log, AccessEntry, AccessLog, AccessRecord};
-pub use feed::GuardFeed;
-pub use filter::ReadFilter;
-pub use view::{CaseAccess, Guard, GuardError};
+pub use feed::{GuardFeed, OPERATOR_STREAM, RESOLVED};
+pub use read::{CaseRead, Guarded, ReadSet, Reader};
+pub use view::{CaseAccess, Guard, GuardError, UnreadableEvent};
 
 /// Creates the guard's tables and the shared access log.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

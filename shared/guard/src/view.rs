@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use verkosto_eventlog::{Cursor, EventLog, Progress};
-use verkosto_policy::{decide, Category, ConsentEvent, ConsentState, Decision};
+use verkosto_policy::{CaseFacts, ConsentEvent, ConsentState, Decision, Item};
 
 use crate::access::{AccessLog, AccessRecord};
-use crate::filter::ReadFilter;
+use crate::feed::fold_case;
+use crate::read::{CaseRead, Reader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
@@ -17,6 +18,13 @@ pub enum GuardError {
     Log(#[from] verkosto_eventlog::Error),
     #[error("the access log could not be written: {0}")]
     AccessLog(String),
+    /// No such case, or the reader's agency is not in its network.
+    #[error("no case {0} in the reader's network")]
+    NotFound(String),
+    /// The case's network cannot be read (an unreadable case event): no
+    /// one can be shown to be a member, so nothing is read.
+    #[error("the network of case {0} cannot be read")]
+    NetworkUnreadable(String),
 }
 
 impl From<sqlx::Error> for GuardError {
@@ -35,9 +43,11 @@ pub struct CaseAccess {
     pub safety_risk: bool,
     /// Member agencies, the lead included.
     pub members: BTreeSet<String>,
+    /// The consent record, with the case's facts the rules need.
     pub consent: Arc<ConsentState>,
-    /// False when the feed could not catch up in time: then every filter
-    /// made from this view withholds everything.
+    /// False when the feed could not catch up in time, or a consent or case
+    /// event of the case could not be read: then every read withholds
+    /// everything (and `members` was read from the log itself).
     pub fresh: bool,
 }
 
@@ -50,18 +60,27 @@ impl CaseAccess {
         self.consent.version()
     }
 
-    /// The policy's answer for `reader` and `category` now (denied when stale).
-    pub fn decide(&self, reader: &str, category: Category, at: DateTime<Utc>) -> Decision {
-        if !self.fresh {
-            return Decision::Denied(verkosto_policy::Denial::None);
-        }
-        decide(&self.consent, reader, category, at)
+    /// The case's facts the rules need (flags, coming of age).
+    pub fn facts(&self) -> &CaseFacts {
+        &self.consent.case
     }
 
-    /// A filter for one read by `reader`, at `at`.
-    pub fn filter(&self, reader: &str, at: DateTime<Utc>) -> ReadFilter<'_> {
-        ReadFilter::new(self, reader, at)
+    /// The policy's answer for one item read by `reader` at `at` (denied
+    /// on a view that is not fresh).
+    pub fn judge(&self, reader: &str, item: Item<'_>, at: DateTime<Utc>) -> Decision {
+        verkosto_policy::judge(&self.consent, self.fresh, reader, item, at)
     }
+}
+
+/// A consent or case event this process could not read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnreadableEvent {
+    pub case_id: String,
+    pub event_id: String,
+    pub stream_type: String,
+    pub event_type: String,
+    pub position: i64,
+    pub reason: String,
 }
 
 /// Fresh views of cases, and the access log, for one process.
@@ -123,7 +142,7 @@ impl Guard {
         let fresh = self.progress.wait_for(head, self.wait).await;
         if !fresh {
             tracing::warn!(case_id, consumer = self.consumer, %head, "consent view is behind; failing closed");
-            return self.load(case_id, false).await;
+            return self.stale(case_id).await;
         }
         if let Some((at, view)) = self.views.lock().expect("views lock").get(case_id) {
             if *at == head {
@@ -133,7 +152,15 @@ impl Guard {
         // The feed has passed `head`, and the log only grows, so what is
         // loaded now is the view at `head` or later: a later one has a
         // later head, and is never found under this one again.
-        let view = self.load(case_id, true).await?;
+        let view = self.load(case_id).await?;
+        if let Some(view) = view.as_ref().filter(|v| !v.fresh) {
+            tracing::warn!(
+                case_id,
+                consumer = self.consumer,
+                "the case has unreadable consent or case events; failing closed"
+            );
+            return self.stale(case_id).await.map(|s| s.or(Some(view.clone())));
+        }
         if let Some(view) = &view {
             let mut views = self.views.lock().expect("views lock");
             if views.len() >= CACHE_LIMIT {
@@ -155,18 +182,105 @@ impl Guard {
         .await?)
     }
 
-    async fn load(&self, case_id: &str, fresh: bool) -> Result<Option<CaseAccess>, GuardError> {
+    /// Opens a guarded read of the case for `reader`: the one way to read
+    /// a case's client data. [`GuardError::NotFound`] unless the reader's
+    /// agency is in the network, by a fresh view or, when the view may be
+    /// behind, by the log itself.
+    pub async fn read(&self, case_id: &str, reader: &Reader) -> Result<CaseRead, GuardError> {
+        let view = self
+            .case(case_id)
+            .await?
+            .filter(|v| v.is_member(&reader.agency))
+            .ok_or_else(|| GuardError::NotFound(case_id.to_string()))?;
+        Ok(CaseRead::new(view, reader.clone(), self.access.clone()))
+    }
+
+    /// Records an auditor's read of a case's history or access log (no
+    /// client data), durably, before it is answered.
+    pub async fn record_audit(
+        &self,
+        case_id: &str,
+        reader: &Reader,
+        resource: &str,
+    ) -> Result<(), GuardError> {
+        let version = self.log.stream_version("consent", case_id).await?;
+        self.access
+            .record(AccessRecord {
+                case_id: case_id.to_string(),
+                reader_user: reader.user.clone(),
+                reader_agency: reader.agency.clone(),
+                service: reader.service.to_string(),
+                resource: resource.to_string(),
+                returned: Vec::new(),
+                withheld: Vec::new(),
+                items_returned: 0,
+                items_withheld: 0,
+                consent_version: version,
+                consent_fresh: true,
+                read_at: verkosto_eventlog::clock::now(),
+                request_id: reader.request_id.clone(),
+                auditor: true,
+            })
+            .await
+    }
+
+    /// A view that may be behind: it withholds everything, and its network
+    /// is folded from the log itself, so that an agency removed a moment
+    /// ago is no member here either. None when the log has no such case.
+    async fn stale(&self, case_id: &str) -> Result<Option<CaseAccess>, GuardError> {
+        let changes = fold_case(&self.log, case_id).await?;
+        let Some(members) = changes.members(case_id) else {
+            return Ok(None);
+        };
+        if !changes.all_read() {
+            // A case event may have changed the network: no one can be
+            // shown to be a member.
+            let case_events_read = changes.unreadable_streams().all(|s| s != "case");
+            if !case_events_read {
+                return Err(GuardError::NetworkUnreadable(case_id.to_string()));
+            }
+        }
+        let Some(mut view) = self.load(case_id).await? else {
+            return Ok(None);
+        };
+        view.members = members;
+        view.fresh = false;
+        Ok(Some(view))
+    }
+
+    async fn load(&self, case_id: &str) -> Result<Option<CaseAccess>, GuardError> {
         let pool = self.log.db().reader();
-        let row: Option<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT lead_agency, pseudonym, minor, safety_risk FROM guard_cases \
+        type CaseRow = (String, String, i64, i64, Option<String>, String, i64);
+        let row: Option<CaseRow> = sqlx::query_as(
+            "SELECT lead_agency, pseudonym, minor, safety_risk, comes_of_age, minor_may_consent, \
+             (SELECT COUNT(*) FROM guard_unreadable u WHERE u.consumer = c.consumer \
+              AND u.case_id = c.case_id) FROM guard_cases c \
              WHERE consumer = $1 AND case_id = $2",
         )
         .bind(self.consumer)
         .bind(case_id)
         .fetch_optional(pool)
         .await?;
-        let Some((lead_agency, pseudonym, minor, safety_risk)) = row else {
+        let Some((
+            lead_agency,
+            pseudonym,
+            minor,
+            safety_risk,
+            comes_of_age,
+            may_consent,
+            unreadable,
+        )) = row
+        else {
             return Ok(None);
+        };
+        let facts = CaseFacts {
+            safety_risk: safety_risk != 0,
+            minor: minor != 0,
+            comes_of_age: comes_of_age.and_then(|d| d.parse().ok()),
+            minor_may_consent: may_consent
+                .split(',')
+                .filter_map(|w| w.parse().ok())
+                .collect(),
         };
         let members: Vec<String> = sqlx::query_scalar(
             "SELECT agency FROM guard_members WHERE consumer = $1 AND case_id = $2",
@@ -176,16 +290,46 @@ impl Guard {
         .fetch_all(pool)
         .await?;
         let consent = self.consent(case_id, &lead_agency).await?;
+        let consent = if consent.case == facts {
+            consent
+        } else {
+            Arc::new((*consent).clone().with_case(facts.clone()))
+        };
         Ok(Some(CaseAccess {
             case_id: case_id.to_string(),
             lead_agency,
             pseudonym,
-            minor: minor != 0,
-            safety_risk: safety_risk != 0,
+            minor: facts.minor,
+            safety_risk: facts.safety_risk,
             members: members.into_iter().collect(),
             consent,
-            fresh,
+            fresh: unreadable == 0,
         }))
+    }
+
+    /// The consent and case events this process could not read, of every
+    /// case: while a case has one, its reads withhold everything.
+    pub async fn unreadable(&self) -> Result<Vec<UnreadableEvent>, GuardError> {
+        let rows: Vec<(String, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT case_id, event_id, stream_type, event_type, position, reason \
+             FROM guard_unreadable WHERE consumer = $1 ORDER BY position",
+        )
+        .bind(self.consumer)
+        .fetch_all(self.log.db().reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(case_id, event_id, stream_type, event_type, position, reason)| UnreadableEvent {
+                    case_id,
+                    event_id,
+                    stream_type,
+                    event_type,
+                    position,
+                    reason,
+                },
+            )
+            .collect())
     }
 
     /// The consent record, folded: from the cache plus whatever arrived since.
@@ -228,12 +372,6 @@ impl Guard {
             cache.insert(case_id.to_string(), state.clone());
         }
         Ok(state)
-    }
-
-    /// Writes the access record; returns once it is durable. Call it before
-    /// sending the data.
-    pub async fn record_access(&self, record: AccessRecord) -> Result<(), GuardError> {
-        self.access.record(record).await
     }
 
     pub fn access_log(&self) -> &AccessLog {

@@ -22,12 +22,30 @@
 //! 4. **Consent.** A grant to the reader covering the category allows (basis
 //!    `consent`) when it was given at or before `at`, `valid_from <= at`,
 //!    `at < valid_until` (if any), and it was not withdrawn at or before `at`.
-//! 5. **Otherwise denied**, with the most telling reason: `withdrawn` if a
+//! 5. **Minors.** In a case whose client is a minor, a grant the child gave
+//!    personally (`grantor: self`) covers only the categories the case lists
+//!    in `minor_may_consent`, until the day the client comes of age. A grant
+//!    given by a guardian or a representative ends at the start of the day
+//!    the client comes of age (`comes_of_age`) whenever the case records
+//!    that day, also once the case no longer marks the client a minor; then
+//!    the client must be asked again.
+//! 6. **Otherwise denied**, with the most telling reason: `withdrawn` if a
 //!    grant that covered it was withdrawn, else `expired` if one ran out, else
 //!    `none`.
 //!
-//! One rule sits beside these, for items that have an author: an agency
-//! always sees what it wrote itself ([`decide_item`], basis `author`).
+//! Beside these, for one item of a read ([`judge`], [`Item`]):
+//!
+//! - **Stale view.** A reader whose copy of the record may be behind is
+//!   denied everything (reason `stale`): fail closed.
+//! - **Author.** An agency always sees what it wrote itself (basis `author`),
+//!   except `contact` data under the safety rule.
+//! - **Safety.** When the case has `safety_risk`, `contact` data, a meeting's
+//!   location included, is shown only on a basis of rules 1 to 4; without
+//!   it, a location is shown to every member of the network (basis
+//!   `network`).
+//! - **The moment.** A read is decided at [`moment`]: the reader's now, or
+//!   the last change of the record if that is later, so a reader whose clock
+//!   runs behind the writer's never decides before a change it has seen.
 //!
 //! Every moment is inclusive at its start: a change recorded at `t` is in
 //! force at `t`. Because every fact keeps the moment it began and ended,
@@ -39,7 +57,8 @@ mod state;
 
 pub use category::{Category, UnknownCategory};
 pub use state::{
-    ConsentEvent, ConsentState, Grant, Grantor, Method, Obtained, Refusal, StatutoryBasis,
+    CaseFacts, ConsentEvent, ConsentState, Grant, Grantor, Method, Obtained, Refusal,
+    StatutoryBasis,
 };
 
 use std::collections::BTreeMap;
@@ -59,6 +78,9 @@ pub enum Basis {
     Consent { grant_id: String },
     /// The reader's own agency wrote the item.
     Author,
+    /// Every member of the network sees it (a location without a safety
+    /// risk).
+    Network,
 }
 
 /// Why a read is denied.
@@ -73,6 +95,8 @@ pub enum Denial {
     Expired { grant_id: String },
     /// Nothing ever allowed it.
     None,
+    /// The reader's copy of the record may be behind: everything withheld.
+    Stale,
 }
 
 /// The answer of [`decide`].
@@ -95,10 +119,12 @@ impl Decision {
             Decision::Allowed(Basis::Statutory { .. }) => "statutory",
             Decision::Allowed(Basis::Consent { .. }) => "consent",
             Decision::Allowed(Basis::Author) => "author",
+            Decision::Allowed(Basis::Network) => "network",
             Decision::Denied(Denial::Refused { .. }) => "refused",
             Decision::Denied(Denial::Withdrawn { .. }) => "withdrawn",
             Decision::Denied(Denial::Expired { .. }) => "expired",
             Decision::Denied(Denial::None) => "none",
+            Decision::Denied(Denial::Stale) => "stale",
         }
     }
 
@@ -151,7 +177,7 @@ pub fn decide(
             .map(|id| &state.grants[id])
             .filter(move |g| g.granted_at <= at)
     };
-    if let Some(grant) = covering().find(|g| g.in_force(at)) {
+    if let Some(grant) = covering().find(|g| g.covers(&state.case, category, at)) {
         return Decision::Allowed(Basis::Consent {
             grant_id: grant.id.clone(),
         });
@@ -166,7 +192,7 @@ pub fn decide(
         });
     }
     let expired = covering()
-        .filter_map(|g| g.valid_until.filter(|u| *u <= at).map(|u| (u, g)))
+        .filter_map(|g| g.ends_at(&state.case).filter(|u| *u <= at).map(|u| (u, g)))
         .max_by_key(|(u, _)| *u);
     if let Some((_, grant)) = expired {
         return Decision::Denied(Denial::Expired {
@@ -196,6 +222,86 @@ pub fn decide_item(
     match decide(state, reader, category, at) {
         Decision::Denied(_) if author == reader => Decision::Allowed(Basis::Author),
         decision => decision,
+    }
+}
+
+/// One item of a read, as [`judge`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// Data of a category, with no author of its own (a header, a plan
+    /// measure, a task description).
+    Data(Category),
+    /// Data of a category written by an agency (a record, a minutes note).
+    Authored { category: Category, author: &'a str },
+    /// Where a meeting is held: `contact` data under the safety rule, else
+    /// visible to every member.
+    Location,
+}
+
+/// The decision for one item of a read by `reader` at `at`, on a view of
+/// the record that is `fresh` or may be behind. See the crate documentation
+/// for the rules beside [`decide`].
+pub fn judge(
+    state: &ConsentState,
+    fresh: bool,
+    reader: &str,
+    item: Item<'_>,
+    at: DateTime<Utc>,
+) -> Decision {
+    if !fresh {
+        return Decision::Denied(Denial::Stale);
+    }
+    match item {
+        Item::Data(category) => decide(state, reader, category, at),
+        Item::Authored { category, .. }
+            if category == Category::Contact && state.case.safety_risk =>
+        {
+            decide(state, reader, category, at)
+        }
+        Item::Authored { category, author } => decide_item(state, reader, category, author, at),
+        Item::Location if state.case.safety_risk => decide(state, reader, Category::Contact, at),
+        Item::Location => Decision::Allowed(Basis::Network),
+    }
+}
+
+/// The moment a read is decided at: `now` by the reader's clock, or the
+/// record's last change if that is later. Clocks of different hosts differ;
+/// a withdrawal the reader's view holds is then never judged as not yet
+/// recorded.
+pub fn moment(state: &ConsentState, now: DateTime<Utc>) -> DateTime<Utc> {
+    state.last_change().map_or(now, |last| last.max(now))
+}
+
+/// Why a new grant may not be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantRefusal {
+    /// The client is a minor and not old enough to consent to these
+    /// categories personally: a guardian or representative must.
+    MinorMayNotConsent { categories: Vec<Category> },
+}
+
+/// Whether a grant given by `grantor` for `categories` at `at` may be
+/// recorded for a case with these facts.
+pub fn check_grant(
+    case: &CaseFacts,
+    grantor: Grantor,
+    categories: &std::collections::BTreeSet<Category>,
+    at: DateTime<Utc>,
+) -> Result<(), GrantRefusal> {
+    if grantor != Grantor::Client {
+        return Ok(());
+    }
+    let refused: Vec<Category> = categories
+        .iter()
+        .copied()
+        .filter(|c| !case.may_consent(*c, at))
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(GrantRefusal::MinorMayNotConsent {
+            categories: refused,
+        })
     }
 }
 

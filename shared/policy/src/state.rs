@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -125,12 +125,68 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Given, started, not run out and not withdrawn at `at`.
+    /// Given, started, not run out and not withdrawn at `at`. (The case's
+    /// rules for minors come on top: see [`Grant::covers`].)
     pub fn in_force(&self, at: DateTime<Utc>) -> bool {
         self.granted_at <= at
             && self.valid_from <= at
             && self.valid_until.is_none_or(|u| at < u)
             && self.withdrawn_at.is_none_or(|w| at < w)
+    }
+
+    /// When the grant runs out: its `valid_until`, or for a consent given by
+    /// a guardian or representative the start of the day the client comes
+    /// of age, whichever is sooner.
+    pub fn ends_at(&self, case: &CaseFacts) -> Option<DateTime<Utc>> {
+        let of_age = match self.obtained.grantor {
+            Grantor::Client => None,
+            Grantor::Guardian | Grantor::Representative => case.of_age_at(),
+        };
+        match (self.valid_until, of_age) {
+            (Some(u), Some(a)) => Some(u.min(a)),
+            (u, a) => u.or(a),
+        }
+    }
+
+    /// Whether the grant allows `category` at `at` in this case: in force,
+    /// not past [`Grant::ends_at`], and, if the client gave it personally
+    /// while a minor, only for a category the case says the child may
+    /// consent to (or once the client has come of age).
+    pub fn covers(&self, case: &CaseFacts, category: Category, at: DateTime<Utc>) -> bool {
+        self.categories.contains(&category)
+            && self.in_force(at)
+            && self.ends_at(case).is_none_or(|end| at < end)
+            && (self.obtained.grantor != Grantor::Client || case.may_consent(category, at))
+    }
+}
+
+/// What the rules need to know of the case beside its consent record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CaseFacts {
+    /// The client's whereabouts must be protected: `contact` data (a
+    /// meeting's location too) is shown only where a basis allows it.
+    pub safety_risk: bool,
+    /// The client is a child.
+    pub minor: bool,
+    /// The day the client comes of age, if the case records it.
+    pub comes_of_age: Option<NaiveDate>,
+    /// Categories the child is old enough to consent to personally.
+    pub minor_may_consent: BTreeSet<Category>,
+}
+
+impl CaseFacts {
+    /// The start (UTC) of the day the client comes of age.
+    pub fn of_age_at(&self) -> Option<DateTime<Utc>> {
+        self.comes_of_age
+            .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+    }
+
+    /// Whether the client may consent personally to `category` at `at`:
+    /// always as an adult; as a child only to the categories the case lists.
+    pub fn may_consent(&self, category: Category, at: DateTime<Utc>) -> bool {
+        !self.minor
+            || self.minor_may_consent.contains(&category)
+            || self.of_age_at().is_some_and(|a| a <= at)
     }
 }
 
@@ -174,6 +230,9 @@ impl StatutoryBasis {
 pub struct ConsentState {
     /// The case's lead agency (it reads everything).
     pub lead: String,
+    /// The case's flags that the rules need; not part of the record's
+    /// events, set by whoever holds the case (`ConsentState::with_case`).
+    pub case: CaseFacts,
     pub grants: BTreeMap<String, Grant>,
     pub refusals: BTreeMap<String, Refusal>,
     pub statutory: BTreeMap<String, StatutoryBasis>,
@@ -207,6 +266,12 @@ impl ConsentState {
             lead: lead.into(),
             ..ConsentState::default()
         }
+    }
+
+    /// The same record, judged for a case with these facts.
+    pub fn with_case(mut self, case: CaseFacts) -> ConsentState {
+        self.case = case;
+        self
     }
 
     /// The record's `consent_version`: how many changes it holds.

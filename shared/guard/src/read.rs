@@ -1,0 +1,323 @@
+//! The one guarded read path: [`CaseRead`] decides each item of a read
+//! with the policy, and [`CaseRead::finish`] makes the access record
+//! durable before it yields the only value an answer with client data can
+//! be made of, [`Guarded`].
+//!
+//! ```text
+//! Guard::read(case, reader) ── 404 unless a member (fresh view, or the log)
+//!     └─► CaseRead::allows(item) … ── the policy's `judge`, counted
+//!           └─► CaseRead::finish(resource, body) ── access record durable
+//!                 └─► Guarded<body> ── the response, with consent_version,
+//!                                       withheld and consent_fresh
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use verkosto_http::{Caller, Problem, RequestId};
+use verkosto_policy::{Category, Decision, Item};
+
+use crate::access::{AccessLog, AccessRecord};
+use crate::view::{CaseAccess, Guard, GuardError};
+
+/// Who reads, through which service: what the access record names.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    pub user: String,
+    pub agency: String,
+    /// The service that answers (`cases`, `meetings`, ...).
+    pub service: &'static str,
+    pub request_id: Option<String>,
+}
+
+impl Reader {
+    pub fn new(service: &'static str, caller: &Caller, request_id: Option<&RequestId>) -> Reader {
+        Reader {
+            user: caller.0.user.clone(),
+            agency: caller.0.agency.clone(),
+            service,
+            request_id: request_id.map(|r| r.0.clone()),
+        }
+    }
+}
+
+/// One read of one case's client data, under way. Made only by
+/// [`Guard::read`], after the membership check.
+pub struct CaseRead {
+    case: CaseAccess,
+    reader: Reader,
+    at: DateTime<Utc>,
+    access: AccessLog,
+    returned: BTreeSet<Category>,
+    withheld: BTreeSet<Category>,
+    items_returned: u64,
+    items_withheld: u64,
+}
+
+impl CaseRead {
+    pub(crate) fn new(case: CaseAccess, reader: Reader, access: AccessLog) -> CaseRead {
+        // Decided at the later of now and the record's last change: a
+        // reader's clock behind the writer's never undoes a withdrawal.
+        let at = verkosto_policy::moment(&case.consent, verkosto_eventlog::clock::now());
+        CaseRead {
+            case,
+            reader,
+            at,
+            access,
+            returned: BTreeSet::new(),
+            withheld: BTreeSet::new(),
+            items_returned: 0,
+            items_withheld: 0,
+        }
+    }
+
+    /// Decides at `now` instead of the process's clock (the tasks service's
+    /// injected clock), still never before the record's last change.
+    pub fn at(mut self, now: DateTime<Utc>) -> CaseRead {
+        self.at = verkosto_policy::moment(&self.case.consent, now);
+        self
+    }
+
+    /// The case as the guard sees it (network, flags, consent record).
+    pub fn case(&self) -> &CaseAccess {
+        &self.case
+    }
+
+    /// The reading agency.
+    pub fn agency(&self) -> &str {
+        &self.reader.agency
+    }
+
+    /// The moment the read is decided at.
+    pub fn moment(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// May the reader see `item`? Counted for `withheld` and the record.
+    pub fn allows(&mut self, item: Item<'_>) -> bool {
+        let allowed = self.decision(item).allowed();
+        let category = match item {
+            Item::Data(c) | Item::Authored { category: c, .. } => c,
+            Item::Location => Category::Contact,
+        };
+        if allowed {
+            self.returned.insert(category);
+            self.items_returned += 1;
+        } else {
+            self.withheld.insert(category);
+            self.items_withheld += 1;
+        }
+        allowed
+    }
+
+    /// `value` if the reader may see `item`, else None (counted).
+    pub fn keep<T>(&mut self, item: Item<'_>, value: T) -> Option<T> {
+        self.allows(item).then_some(value)
+    }
+
+    /// The policy's answer for `item`, not counted (e.g. to show a basis).
+    pub fn decision(&self, item: Item<'_>) -> Decision {
+        self.case.judge(&self.reader.agency, item, self.at)
+    }
+
+    /// How many items were withheld so far.
+    pub fn withheld(&self) -> u64 {
+        self.items_withheld
+    }
+
+    pub fn fresh(&self) -> bool {
+        self.case.fresh
+    }
+
+    pub fn consent_version(&self) -> i64 {
+        self.case.consent_version()
+    }
+
+    fn record(&self, resource: &str) -> AccessRecord {
+        AccessRecord {
+            case_id: self.case.case_id.clone(),
+            reader_user: self.reader.user.clone(),
+            reader_agency: self.reader.agency.clone(),
+            service: self.reader.service.to_string(),
+            resource: resource.to_string(),
+            returned: self.returned.iter().copied().collect(),
+            withheld: self.withheld.iter().copied().collect(),
+            items_returned: self.items_returned,
+            items_withheld: self.items_withheld,
+            consent_version: self.case.consent_version(),
+            consent_fresh: self.case.fresh,
+            read_at: self.at,
+            request_id: self.reader.request_id.clone(),
+            auditor: false,
+        }
+    }
+
+    /// Makes the access record durable, then yields the answer: `body` with
+    /// `consent_version`, `withheld` and `consent_fresh`.
+    pub async fn finish<T>(self, resource: &str, body: T) -> Result<Guarded<T>, GuardError> {
+        self.access.record(self.record(resource)).await?;
+        Ok(Guarded {
+            body,
+            consent_version: Some(self.case.consent_version()),
+            withheld: self.items_withheld,
+            consent_fresh: self.case.fresh,
+        })
+    }
+}
+
+/// A read across several cases (an inbox, a calendar feed): a case the
+/// reader's agency is not in shows nothing, and every case read leaves its
+/// own access record.
+pub struct ReadSet {
+    guard: Guard,
+    reader: Reader,
+    now: Option<DateTime<Utc>>,
+    reads: BTreeMap<String, Option<CaseRead>>,
+}
+
+impl ReadSet {
+    pub fn new(guard: &Guard, reader: Reader) -> ReadSet {
+        ReadSet {
+            guard: guard.clone(),
+            reader,
+            now: None,
+            reads: BTreeMap::new(),
+        }
+    }
+
+    /// Decides at `now` instead of the process's clock (see [`CaseRead::at`]).
+    pub fn at(mut self, now: DateTime<Utc>) -> ReadSet {
+        self.now = Some(now);
+        self
+    }
+
+    /// The read of `case_id`, or None when the reader's agency is not (or no
+    /// longer) in its network.
+    pub async fn case(&mut self, case_id: &str) -> Result<Option<&mut CaseRead>, GuardError> {
+        if !self.reads.contains_key(case_id) {
+            let read = match self.guard.read(case_id, &self.reader).await {
+                Ok(read) => Some(match self.now {
+                    Some(now) => read.at(now),
+                    None => read,
+                }),
+                Err(GuardError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            self.reads.insert(case_id.to_string(), read);
+        }
+        Ok(self.reads.get_mut(case_id).and_then(Option::as_mut))
+    }
+
+    /// Makes every case's access record durable, then yields the answer:
+    /// `body` with the total `withheld`, and `consent_fresh` only if every
+    /// case's view was fresh.
+    pub async fn finish<T>(self, resource: &str, body: T) -> Result<Guarded<T>, GuardError> {
+        let reads: Vec<CaseRead> = self.reads.into_values().flatten().collect();
+        let mut withheld = 0;
+        let mut fresh = true;
+        for read in &reads {
+            read.access.record(read.record(resource)).await?;
+            withheld += read.items_withheld;
+            fresh &= read.case.fresh;
+        }
+        Ok(Guarded {
+            body,
+            consent_version: None,
+            withheld,
+            consent_fresh: fresh,
+        })
+    }
+}
+
+/// An answer with client data: made only by [`CaseRead::finish`] or
+/// [`ReadSet::finish`], so it was filtered and its access record is durable.
+#[derive(Debug)]
+#[must_use]
+pub struct Guarded<T> {
+    body: T,
+    consent_version: Option<i64>,
+    withheld: u64,
+    consent_fresh: bool,
+}
+
+impl<T> Guarded<T> {
+    pub fn body(&self) -> &T {
+        &self.body
+    }
+
+    pub fn withheld(&self) -> u64 {
+        self.withheld
+    }
+
+    pub fn consent_fresh(&self) -> bool {
+        self.consent_fresh
+    }
+
+    pub fn consent_version(&self) -> Option<i64> {
+        self.consent_version
+    }
+
+    /// The body, for an answer in another format (a calendar feed, CSV).
+    pub fn into_body(self) -> T {
+        self.body
+    }
+}
+
+impl<T: Serialize> Guarded<T> {
+    /// The JSON answer: the body's fields with `withheld`,
+    /// `consent_fresh` and, for one case, `consent_version` (unless the
+    /// body names the version it shows, as a matrix of a past moment does).
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(&self.body).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("withheld".into(), self.withheld.into());
+            map.insert("consent_fresh".into(), self.consent_fresh.into());
+            if let Some(v) = self.consent_version {
+                map.entry("consent_version").or_insert(v.into());
+            }
+        }
+        value
+    }
+}
+
+impl<T: Serialize> IntoResponse for Guarded<T> {
+    fn into_response(self) -> Response {
+        Json(self.to_json()).into_response()
+    }
+}
+
+/// The guard's errors as problem JSON, in one place.
+impl From<GuardError> for Problem {
+    fn from(e: GuardError) -> Problem {
+        match e {
+            GuardError::NotFound(case_id) => Problem::not_found(format!("no case {case_id}")),
+            GuardError::NetworkUnreadable(_) => {
+                tracing::error!(error = %e, "consent guard failed");
+                Problem::unavailable(
+                    "the case's network cannot be read by this version; nothing was read",
+                )
+            }
+            GuardError::Log(_) | GuardError::AccessLog(_) => {
+                tracing::error!(error = %e, "consent guard failed");
+                Problem::unavailable(
+                    "the consent state or the access log is unavailable; nothing was read",
+                )
+            }
+        }
+    }
+}
+
+impl GuardError {
+    /// As problem JSON, with `missing` for a read the reader may not make
+    /// (a meeting's or task's own 404, which does not name the case).
+    pub fn or_not_found(self, missing: impl FnOnce() -> Problem) -> Problem {
+        match self {
+            GuardError::NotFound(_) => missing(),
+            e => e.into(),
+        }
+    }
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
 use verkosto_directory::domain::check_text;
-use verkosto_eventlog::{AggregateStore, Appended, Execution, Outcome};
+use verkosto_eventlog::{AggregateStore, Appended, Execution, LoadedAggregate, Outcome};
 use verkosto_guard::{CaseAccess, CaseRead, Reader};
 use verkosto_http::{command_response, Caller, JsonBody, Problem, RequestId, WriteConditions};
 
@@ -106,12 +106,7 @@ impl FromRequestParts<Meetings> for MeetingMember {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, m).await?;
-        let id = path_id(parts, m).await?;
-        let loaded = m.store().load(&id).await?;
-        if loaded.aggregate.id.is_none() {
-            return Err(not_found(&id));
-        }
+        let (caller, id, loaded) = meeting_of_path(parts, m).await?;
         let case = m
             .member_view(&loaded.aggregate.case_id, &caller.0.agency, || {
                 not_found(&id)
@@ -136,12 +131,7 @@ impl FromRequestParts<Meetings> for MeetingRead {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, m).await?;
-        let id = path_id(parts, m).await?;
-        let loaded = m.store().load(&id).await?;
-        if loaded.aggregate.id.is_none() {
-            return Err(not_found(&id));
-        }
+        let (caller, id, loaded) = meeting_of_path(parts, m).await?;
         let reader = Reader::new("meetings", &caller, parts.extensions.get::<RequestId>());
         let read = m
             .guard
@@ -154,6 +144,20 @@ impl FromRequestParts<Meetings> for MeetingRead {
             read,
         })
     }
+}
+
+/// The caller, and the meeting the path names (404 if there is none).
+async fn meeting_of_path(
+    parts: &mut Parts,
+    m: &Meetings,
+) -> Result<(Caller, String, LoadedAggregate<Meeting>), Problem> {
+    let caller = Caller::from_request_parts(parts, m).await?;
+    let id = path_id(parts, m).await?;
+    let loaded = m.store().load(&id).await?;
+    if loaded.aggregate.id.is_none() {
+        return Err(not_found(&id));
+    }
+    Ok((caller, id, loaded))
 }
 
 async fn path_id(parts: &mut Parts, m: &Meetings) -> Result<String, Problem> {

@@ -61,7 +61,7 @@ phase_end "$judge_cases consent histories, log in target/judge.log"
 
 # Withdrawals read back at once through processes whose clocks are five
 # seconds apart (libfaketime), both ways.
-skew_rounds=750
+skew_rounds=1500
 [ -n "${VERKOSTO_FAULTS_FULL:-}" ] && skew_rounds=10000
 phase_begin skew
 skew_status=0

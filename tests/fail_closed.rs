@@ -525,12 +525,12 @@ async fn separate_processes_withhold_a_case_with_an_unreadable_event() {
     )
     .await;
     assert_eq!(read["consent_fresh"], true, "{read}");
-    let (status, body) = until(
-        || split.post("consent", &fiona, &grants, &grant),
-        |s, _| s != 503,
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
+    // Consent changes still wait: no version here can fold the record.
+    let (status, body) = split
+        .post("consent", &fiona, &grants, &grant)
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
     split.stop().await;
 }
 
@@ -865,8 +865,11 @@ async fn withdrawals_across_skewed_clocks(consent_skew: &str, cases_skew: &str, 
                     .unwrap();
                 assert_eq!(status, 201, "{body}");
                 let id = body["grant_id"].as_str().unwrap();
-                let (_, read) = split.get("cases", &hanna, &records).await.unwrap();
-                assert!(read.to_string().contains("LEAKSKEW"), "round {round}: a fresh grant is read at once: {read}");
+                // A view that could not catch up on a busy machine says so
+                // and withholds; once fresh, the grant shows, whatever the
+                // clocks say.
+                let (_, read) = until(|| split.get("cases", &hanna, &records), |_, b| b["consent_fresh"] == true).await;
+                assert!(read.to_string().contains("LEAKSKEW"), "round {round}: a fresh grant is read: {read}");
                 let withdraw = format!("{grants}/{id}/withdraw");
                 let (status, body) = split
                     .post("consent", &fiona, &withdraw, &json!({ "reason": "asked" }))
@@ -887,13 +890,13 @@ async fn withdrawals_across_skewed_clocks(consent_skew: &str, cases_skew: &str, 
 }
 
 /// How many grant-and-withdraw rounds each direction of the skew test
-/// makes: by default 750, so the two directions check 3,000 reads right
-/// after a consent change.
+/// makes: by default 1,500, so the two directions check 3,000 reads right
+/// after a withdrawal.
 fn skew_rounds() -> usize {
     std::env::var("VERKOSTO_SKEW_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(750)
+        .unwrap_or(1_500)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -124,6 +124,14 @@ impl From<verkosto_eventlog::Error> for Problem {
                 tracing::error!(error = %e, "database unavailable");
                 Problem::unavailable("the store is unavailable; the write was not accepted")
             }
+            // Most often a newer version's event during a rolling upgrade:
+            // a process of that version can serve it. Nothing was changed.
+            E::Corrupt(_) => {
+                tracing::error!(error = %e, "a stream holds an event this version cannot read");
+                Problem::unavailable(
+                    "this resource holds changes this version cannot read; nothing was changed",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 Problem::internal()

@@ -19,7 +19,7 @@ async fn spawn_embedded(dir: &std::path::Path) -> (ChildProcess, String) {
     let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .args(["--dev-key-seed", verkosto_e2e::DEV_SEED])
+        .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])
         .env("VERKOSTO_LOG", "warn");
     let mut child = ChildProcess::spawn(cmd).unwrap();
     let addr = child

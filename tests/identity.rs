@@ -2,7 +2,7 @@
 //! the bad input every public endpoint must refuse cleanly.
 
 use serde_json::{json, Value};
-use verkosto_e2e::{agency, both_modes, Verkosto};
+use verkosto_e2e::{agency, both_modes, Mode, Verkosto};
 
 async fn raw_post(
     v: &Verkosto,
@@ -246,29 +246,106 @@ mod verkosto_auth_for_tests {
     }
 }
 
+/// `serve` with no way to sign in refuses to start, and says what to give.
 #[tokio::test]
-async fn dev_tokens_are_off_without_dev_auth() {
+async fn serve_without_sign_in_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let args = verkosto_e2e::serve_args(&[
-        "--data-dir",
-        dir.path().to_str().unwrap(),
-        "--dev-auth",
-        "off",
-        "--jwks-url",
-        "http://127.0.0.1:9/jwks.json",
-        "--jwt-issuer",
-        "https://idp.example",
-    ]);
+    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("VERKOSTO_DEV_AUTH")
+        .env_remove("VERKOSTO_DEMO")
+        // As a compose file leaves them: set, but empty.
+        .env("VERKOSTO_JWKS_URL", "")
+        .env("VERKOSTO_JWT_ISSUER", "")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no sign-in is configured") && stderr.contains("--jwks-url"),
+        "{stderr}"
+    );
+}
+
+/// An identity provider as far as Verkosto sees it: a JWKS over HTTP, and
+/// tokens signed with its key. Returns its issuer URL and the key.
+async fn identity_provider() -> (String, verkosto_auth::DevIssuer) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = verkosto::app::start(args, listener).await.unwrap();
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/dev/token", running.addr))
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (_, issuer) = verkosto_auth::Verifier::dev();
+    let jwks = issuer.jwks();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, issuer)
+}
+
+/// With the provider's JWKS (embedded mode too): its tokens are taken, dev
+/// tokens are not to be had (404), and a token of another key is refused.
+#[tokio::test]
+async fn with_a_jwks_dev_tokens_are_off_and_the_providers_tokens_work() {
+    let (idp, key) = identity_provider().await;
+    let jwks = format!("{idp}/jwks");
+    let v = Verkosto::start_with(
+        Mode::Embedded,
+        &[
+            "--jwks-url",
+            &jwks,
+            "--jwt-issuer",
+            &idp,
+            "--jwt-algorithms",
+            "EdDSA",
+            "--dev-auth",
+            "off",
+        ],
+    )
+    .await
+    .unwrap();
+    let r = v
+        .http()
+        .post(v.url("/api/v1/dev/token"))
         .json(&json!({ "user": "admin" }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    running.stop().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({ "iss": idp, "aud": "verkosto", "sub": "admin", "agency": "system",
+                         "roles": ["admin"], "iat": now, "nbf": now, "exp": now + 600 });
+    let token = key.issue_claims(&claims);
+    let (status, body) = v.get(&token, "/api/v1/agencies").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, stranger) = verkosto_auth::Verifier::dev();
+    let (status, _) = v
+        .get(&stranger.issue_claims(&claims), "/api/v1/agencies")
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+    v.stop().await;
+}
+
+/// The demo is a trial: it serves dev tokens without being told.
+#[tokio::test]
+async fn the_demo_serves_dev_tokens() {
+    let v = Verkosto::start_with(Mode::Embedded, &["--demo", "--demo-case", "off"])
+        .await
+        .unwrap();
+    let r = v
+        .http()
+        .post(v.url("/api/v1/dev/token"))
+        .json(&json!({ "user": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    v.stop().await;
 }
 
 both_modes!(

@@ -76,6 +76,8 @@ async fn a_full_disk_answers_503_acknowledges_nothing_and_recovers() {
         data.to_str().unwrap(),
         "--dev-key-seed",
         DEV_SEED,
+        "--dev-auth",
+        "on",
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = verkosto::app::start(args, listener).await.unwrap();

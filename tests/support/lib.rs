@@ -64,6 +64,10 @@ impl Verkosto {
                     "--dev-key-seed",
                     DEV_SEED,
                 ];
+                // Tests sign in with dev tokens unless they say otherwise.
+                if !extra.iter().any(|f| f == "--dev-auth" || f == "--demo") {
+                    flags.extend(["--dev-auth", "on"]);
+                }
                 flags.extend(extra.iter().map(String::as_str));
                 let args = serve_args(&flags);
                 let database_url = args.store.url();

@@ -13,27 +13,38 @@ pub fn verifier(args: &ServeArgs) -> anyhow::Result<(Verifier, Option<DevIssuer>
             }
             None => Verifier::dev(),
         };
-        tracing::warn!("dev auth is on: anyone can get a token at /api/v1/dev/token");
+        tracing::warn!(
+            "authentication: dev tokens (--demo or --dev-auth on): anyone who reaches this \
+             port can get any user's token at /api/v1/dev/token; never in production"
+        );
         return Ok((verifier, Some(issuer)));
     }
-    let url = args.jwks_url.clone().ok_or_else(|| {
-        anyhow::anyhow!("dev auth is off: --jwks-url and --jwt-issuer are required")
+    // An empty value (an unset variable in a compose file) is no value.
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let url = given(&args.jwks_url).ok_or_else(|| anyhow::anyhow!("{NO_SIGN_IN}"))?;
+    let issuer = given(&args.jwt_issuer).ok_or_else(|| {
+        anyhow::anyhow!("--jwt-issuer (VERKOSTO_JWT_ISSUER) is required with --jwks-url")
     })?;
-    let issuer = args
-        .jwt_issuer
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("--jwt-issuer is required with --jwks-url"))?;
     let algorithms = args
         .jwt_algorithms
         .iter()
         .map(|a| a.trim().parse::<verkosto_auth::Algorithm>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("--jwt-algorithms: {e}"))?;
+    tracing::info!(
+        jwks = %url, %issuer, audience = %args.jwt_audience,
+        "authentication: tokens of the identity provider, checked against its JWKS"
+    );
     Ok((
         Verifier::jwks(url, issuer, args.jwt_audience.clone(), algorithms),
         None,
     ))
 }
+
+/// What `serve` says when nothing lets anyone sign in.
+const NO_SIGN_IN: &str = "no sign-in is configured: give your identity provider's \
+    --jwks-url and --jwt-issuer (VERKOSTO_JWKS_URL, VERKOSTO_JWT_ISSUER), or --demo \
+    (or --dev-auth on) for a local trial with dev tokens that anyone can take";
 
 fn parse_seed(hex_seed: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = (0..hex_seed.len())

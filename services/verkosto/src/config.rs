@@ -159,7 +159,9 @@ pub struct ServeArgs {
     /// this process and dev auth).
     #[arg(long, env = "VERKOSTO_DEMO_CASE", value_enum, default_value = "on")]
     pub demo_case: OnOff,
-    /// Dev tokens (`POST /api/v1/dev/token`); on by default in the embedded mode.
+    /// Dev tokens (`POST /api/v1/dev/token`: anyone who reaches the port is
+    /// anyone they like): off unless `--demo` or `--dev-auth on`. Without
+    /// them, sign-in needs `--jwks-url` and `--jwt-issuer`.
     #[arg(long, env = "VERKOSTO_DEV_AUTH")]
     pub dev_auth: Option<OnOff>,
     /// Seed of the dev signing key (hex, 32 bytes), so that several processes
@@ -249,11 +251,12 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Dev tokens only when asked for: by name, or with the demo.
     pub fn dev_auth_on(&self) -> bool {
         match self.dev_auth {
             Some(OnOff::On) => true,
             Some(OnOff::Off) => false,
-            None => !self.store.distributed(),
+            None => self.demo,
         }
     }
 }

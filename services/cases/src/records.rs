@@ -202,7 +202,9 @@ async fn list_records(
 ) -> Result<Response, Problem> {
     #[cfg(feature = "bench")]
     if c.bench_unfiltered_reads {
-        return unfiltered_records(&c, &caller, &case_id).await;
+        return unfiltered_records(&c, &caller, &case_id)
+            .await
+            .map(IntoResponse::into_response);
     }
     let reader = Reader::new("cases", &caller, request_id.as_deref());
     let mut read = c.guard.read(&case_id, &reader).await?;

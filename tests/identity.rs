@@ -269,6 +269,57 @@ async fn serve_without_sign_in_refuses_to_start() {
     );
 }
 
+/// Secrets stay out of `--help`, and can come from files.
+#[tokio::test]
+async fn secrets_stay_out_of_help_and_come_from_files() {
+    let binary = verkosto_testkit::workspace_binary("verkosto");
+    let out = tokio::process::Command::new(&binary)
+        .args(["serve", "--help"])
+        .env(
+            "VERKOSTO_DATABASE_URL",
+            "postgres://verkosto:HUNTER2DB@db/verkosto",
+        )
+        .env("VERKOSTO_OIDC_CLIENT_SECRET", "HUNTER2OIDC")
+        .env("VERKOSTO_DEV_KEY_SEED", "HUNTER2SEED")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--database-url-file"), "{help}");
+    assert!(!help.contains("HUNTER2"), "{help}");
+
+    // The log's URL from a file: the audit check runs against it.
+    let v = Verkosto::start(Mode::Distributed).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database-url");
+    std::fs::write(&file, format!("{}\n", v.database_url)).unwrap();
+    let out = tokio::process::Command::new(&binary)
+        .args(["audit", "verify", "--database-url-file"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ok\": true"));
+    // A missing file is one clear line.
+    let out = tokio::process::Command::new(&binary)
+        .args(["audit", "verify", "--database-url-file", "/nonexistent/url"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("verkosto: --database-url-file: cannot read"),
+        "{stderr}"
+    );
+    v.stop().await;
+}
+
 /// An identity provider as far as Verkosto sees it: a JWKS over HTTP, and
 /// tokens signed with its key. Returns its issuer URL and the key.
 async fn identity_provider() -> (String, verkosto_auth::DevIssuer) {

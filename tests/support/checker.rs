@@ -306,6 +306,7 @@ async fn check_rebuild(log: EventLog, database_url: &str) -> Result<(usize, usiz
     let store = verkosto::config::StoreArgs {
         data_dir: Default::default(),
         database_url: Some(copy.url.clone()),
+        database_url_file: None,
     };
     verkosto::rebuild::run(&store, &names).await?;
     let copy_log = EventLog::connect(&copy.url).await?;

@@ -1,7 +1,7 @@
 //! Command-line and environment settings. Every flag has a `VERKOSTO_*` twin.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -104,9 +104,55 @@ pub struct StoreArgs {
         default_value = "./data"
     )]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL; when given, the distributed mode is used.
-    #[arg(long, global = true, env = "VERKOSTO_DATABASE_URL")]
+    /// PostgreSQL URL; when given, the distributed mode is used. It may
+    /// hold a password: never shown in `--help`; prefer `--database-url-file`.
+    #[arg(
+        long,
+        global = true,
+        env = "VERKOSTO_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
+    /// A file holding the PostgreSQL URL (a mounted secret).
+    #[arg(
+        long,
+        global = true,
+        env = "VERKOSTO_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
+}
+
+/// A secret from the file a `*_FILE` flag names: its content, trimmed.
+fn read_secret(flag: &str, path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag}: cannot read {}: {e}", path.display()))?;
+    let secret = text.trim().to_string();
+    anyhow::ensure!(!secret.is_empty(), "{flag}: {} is empty", path.display());
+    Ok(secret)
+}
+
+impl Command {
+    /// Reads the secrets that `*_FILE` flags name into their flags.
+    pub fn load_secret_files(&mut self) -> anyhow::Result<()> {
+        let store = match self {
+            Command::Serve(args) => {
+                if let Some(path) = args.oidc_client_secret_file.take() {
+                    args.oidc_client_secret =
+                        Some(read_secret("--oidc-client-secret-file", &path)?);
+                }
+                &mut args.store
+            }
+            Command::Audit { store, .. }
+            | Command::Guard { store, .. }
+            | Command::Rebuild { store, .. } => store,
+            Command::Proto { .. } => return Ok(()),
+        };
+        if let Some(path) = store.database_url_file.take() {
+            store.database_url = Some(read_secret("--database-url-file", &path)?);
+        }
+        Ok(())
+    }
 }
 
 impl StoreArgs {
@@ -230,6 +276,13 @@ pub struct ServeArgs {
     /// The client secret, for a confidential client (PKCE is used either way).
     #[arg(long, env = "VERKOSTO_OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_client_secret: Option<String>,
+    /// A file holding the client secret (a mounted secret).
+    #[arg(
+        long,
+        env = "VERKOSTO_OIDC_CLIENT_SECRET_FILE",
+        conflicts_with = "oidc_client_secret"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
     /// The web app's public address, e.g. https://verkosto.example.fi (default:
     /// taken from each request's Host).
     #[arg(long, env = "VERKOSTO_PUBLIC_URL")]

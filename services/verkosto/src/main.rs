@@ -15,7 +15,8 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    cli.command.load_secret_files()?;
     match cli.command {
         Command::Serve(args) => {
             verkosto::telemetry::init(args.log_json);

@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use verkosto_http::{Caller, Problem, RequestId};
 use verkosto_policy::{Category, Decision, Item};
@@ -267,12 +266,12 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T: Serialize> Guarded<T> {
+impl<T: Into<Value>> Guarded<T> {
     /// The JSON answer: the body's fields with `withheld`,
     /// `consent_fresh` and, for one case, `consent_version` (unless the
     /// body names the version it shows, as a matrix of a past moment does).
-    pub fn to_json(&self) -> Value {
-        let mut value = serde_json::to_value(&self.body).unwrap_or(Value::Null);
+    pub fn into_json(self) -> Value {
+        let mut value: Value = self.body.into();
         if let Value::Object(map) = &mut value {
             map.insert("withheld".into(), self.withheld.into());
             map.insert("consent_fresh".into(), self.consent_fresh.into());
@@ -284,9 +283,9 @@ impl<T: Serialize> Guarded<T> {
     }
 }
 
-impl<T: Serialize> IntoResponse for Guarded<T> {
+impl<T: Into<Value>> IntoResponse for Guarded<T> {
     fn into_response(self) -> Response {
-        Json(self.to_json()).into_response()
+        Json(self.into_json()).into_response()
     }
 }
 

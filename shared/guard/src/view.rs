@@ -289,12 +289,7 @@ impl Guard {
         .bind(case_id)
         .fetch_all(pool)
         .await?;
-        let consent = self.consent(case_id, &lead_agency).await?;
-        let consent = if consent.case == facts {
-            consent
-        } else {
-            Arc::new((*consent).clone().with_case(facts.clone()))
-        };
+        let consent = self.consent(case_id, &lead_agency, &facts).await?;
         Ok(Some(CaseAccess {
             case_id: case_id.to_string(),
             lead_agency,
@@ -332,8 +327,14 @@ impl Guard {
             .collect())
     }
 
-    /// The consent record, folded: from the cache plus whatever arrived since.
-    async fn consent(&self, case_id: &str, lead: &str) -> Result<Arc<ConsentState>, GuardError> {
+    /// The consent record, folded, with the case's facts: from the cache
+    /// plus whatever arrived since (copied only when either changed).
+    async fn consent(
+        &self,
+        case_id: &str,
+        lead: &str,
+        facts: &CaseFacts,
+    ) -> Result<Arc<ConsentState>, GuardError> {
         let cached = self.cache.lock().expect("cache lock").get(case_id).cloned();
         let from = cached.as_ref().map_or(0, |s| s.version());
         let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -346,14 +347,15 @@ impl Guard {
         .fetch_all(self.log.db().reader())
         .await?;
         if rows.is_empty() {
-            if let Some(state) = cached {
-                return Ok(state);
+            if let Some(state) = cached.as_ref().filter(|s| s.case == *facts) {
+                return Ok(state.clone());
             }
         }
         let mut state = match cached {
             Some(s) => (*s).clone(),
             None => ConsentState::new(lead),
         };
+        state.case = facts.clone();
         for (_, payload) in rows {
             let event: ConsentEvent = serde_json::from_str(&payload)
                 .map_err(|e| GuardError::Log(verkosto_eventlog::Error::Json(e)))?;
@@ -367,7 +369,7 @@ impl Guard {
         // Keep the newest; a concurrent, staler load must not win.
         let keep = cache
             .get(case_id)
-            .is_none_or(|c| c.version() < state.version());
+            .is_none_or(|c| c.version() < state.version() || c.case != state.case);
         if keep {
             cache.insert(case_id.to_string(), state.clone());
         }

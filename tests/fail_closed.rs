@@ -190,38 +190,10 @@ async fn a_removal_reaches_every_service_while_the_stream_is_down() {
         .unwrap();
     let fiona = split.token("fiona").await.unwrap();
     let liisa = split.token("liisa").await.unwrap();
-    let (status, case) = split
-        .post(
-            "cases",
-            &fiona,
-            "/api/v1/cases",
-            &json!({ "pseudonym": "F-3", "languages": ["fi"] }),
-        )
+    let case = split
+        .case_with_member(&fiona, "F-3", "police-helsinki", &liisa)
         .await
         .unwrap();
-    assert_eq!(status, 201, "{case}");
-    let case = case["id"].as_str().unwrap().to_string();
-    let invite = json!({ "agency": "police-helsinki", "purpose": "investigation" });
-    let (status, _) = split
-        .post(
-            "cases",
-            &fiona,
-            &format!("/api/v1/cases/{case}/members"),
-            &invite,
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201);
-    let (status, _) = split
-        .post(
-            "cases",
-            &liisa,
-            &format!("/api/v1/cases/{case}/invitations/accept"),
-            &json!({}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
     // The meetings and tasks services learn of the network from the stream.
     let list = format!("/api/v1/meetings?case={case}");
     let mut member = false;
@@ -422,33 +394,8 @@ async fn separate_processes_withhold_a_case_with_an_unreadable_event() {
     let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
     let fiona = split.token("fiona").await.unwrap();
     let hanna = split.token("hanna").await.unwrap();
-    let (_, case) = split
-        .post(
-            "cases",
-            &fiona,
-            "/api/v1/cases",
-            &json!({ "pseudonym": "F-8", "languages": ["fi"] }),
-        )
-        .await
-        .unwrap();
-    let case = case["id"].as_str().unwrap().to_string();
-    let invite = json!({ "agency": "health-hus", "purpose": "care" });
-    split
-        .post(
-            "cases",
-            &fiona,
-            &format!("/api/v1/cases/{case}/members"),
-            &invite,
-        )
-        .await
-        .unwrap();
-    split
-        .post(
-            "cases",
-            &hanna,
-            &format!("/api/v1/cases/{case}/invitations/accept"),
-            &json!({}),
-        )
+    let case = split
+        .case_with_member(&fiona, "F-8", "health-hus", &hanna)
         .await
         .unwrap();
     let grants = format!("/api/v1/cases/{case}/consent/grants");
@@ -842,14 +789,10 @@ async fn withdrawals_across_skewed_clocks(consent_skew: &str, cases_skew: &str, 
         tasks.spawn(async move {
             let fiona = split.token("fiona").await.unwrap();
             let hanna = split.token("hanna").await.unwrap();
-            let (_, case) = split
-                .post("cases", &fiona, "/api/v1/cases", &json!({ "pseudonym": format!("K-{w}"), "languages": ["fi"] }))
+            let case = split
+                .case_with_member(&fiona, &format!("K-{w}"), "health-hus", &hanna)
                 .await
                 .unwrap();
-            let case = case["id"].as_str().unwrap().to_string();
-            let invite = json!({ "agency": "health-hus", "purpose": "care" });
-            split.post("cases", &fiona, &format!("/api/v1/cases/{case}/members"), &invite).await.unwrap();
-            split.post("cases", &hanna, &format!("/api/v1/cases/{case}/invitations/accept"), &json!({})).await.unwrap();
             let records = format!("/api/v1/cases/{case}/records");
             let (status, _) = split
                 .post("cases", &fiona, &records, &json!({ "category": "health", "body": "LEAKSKEW" }))

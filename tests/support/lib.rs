@@ -611,6 +611,41 @@ impl Split {
         answer(r).await
     }
 
+    /// Opens a case as `lead` (through the cases process) and brings
+    /// `agency` into its network, `member` accepting; returns the case id.
+    pub async fn case_with_member(
+        &self,
+        lead: &str,
+        pseudonym: &str,
+        agency: &str,
+        member: &str,
+    ) -> Result<String> {
+        let (status, case) = self
+            .post(
+                "cases",
+                lead,
+                "/api/v1/cases",
+                &json!({ "pseudonym": pseudonym, "languages": ["fi"] }),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "open: {status} {case}");
+        let case = case["id"].as_str().context("case id")?.to_string();
+        let invite = json!({ "agency": agency, "purpose": "support" });
+        let (status, body) = self
+            .post(
+                "cases",
+                lead,
+                &format!("/api/v1/cases/{case}/members"),
+                &invite,
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "invite: {status} {body}");
+        let accept = format!("/api/v1/cases/{case}/invitations/accept");
+        let (status, body) = self.post("cases", member, &accept, &json!({})).await?;
+        anyhow::ensure!(status == 200, "accept: {status} {body}");
+        Ok(case)
+    }
+
     pub async fn stop(mut self) {
         for (_, _, mut child) in self.processes.drain(..) {
             let _ = child.terminate().await;

@@ -453,10 +453,15 @@ impl GuardFeed {
 /// the truth when the feed is behind or a copy is in doubt.
 pub(crate) async fn fold_case(log: &EventLog, case_id: &str) -> Result<Changes, Error> {
     let mut changes = Changes::default();
-    for stream_type in ["case", "consent"] {
+    for stream_type in ["case", "consent", OPERATOR_STREAM] {
         for event in log.read_stream(stream_type, case_id).await? {
             changes.add(&event);
         }
     }
+    // What an operator resolved is read on without, here as in the feed.
+    let resolved = std::mem::take(&mut changes.resolved);
+    changes
+        .unreadable
+        .retain(|u| !resolved.contains(&u.event_id));
     Ok(changes)
 }

@@ -121,7 +121,18 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
         }
         let mut responses = Map::new();
         for (status, description) in &op.answers {
-            responses.insert(status.to_string(), json!({ "description": description, "content": { "application/json": { "schema": {} } } }));
+            // What the answer really carries: nothing with 204, a calendar
+            // for a feed, JSON otherwise.
+            let answer = match (*status, op.path.ends_with(".ics")) {
+                (204, _) => json!({ "description": description }),
+                (_, true) => {
+                    json!({ "description": description, "content": { "text/calendar": { "schema": { "type": "string" } } } })
+                }
+                _ => {
+                    json!({ "description": description, "content": { "application/json": { "schema": {} } } })
+                }
+            };
+            responses.insert(status.to_string(), answer);
         }
         for (status, description) in [
             (400, "Bad input: the problem names the field"),
@@ -220,5 +231,21 @@ mod tests {
         );
         assert!(op["responses"]["201"].is_object() && op["responses"]["422"].is_object());
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn answers_promise_what_they_carry() {
+        let doc = document(
+            "1",
+            &[
+                Operation::new("delete", "/api/v1/things/{id}", "t", "Remove").answer(204, "Gone"),
+                Operation::new("get", "/api/v1/calendar/{agency}.ics", "t", "Feed")
+                    .answer(200, "Feed"),
+            ],
+        );
+        let gone = &doc["paths"]["/api/v1/things/{id}"]["delete"]["responses"]["204"];
+        assert!(gone.get("content").is_none(), "{gone}");
+        let feed = &doc["paths"]["/api/v1/calendar/{agency}.ics"]["get"]["responses"]["200"];
+        assert!(feed["content"]["text/calendar"].is_object(), "{feed}");
     }
 }

@@ -277,15 +277,7 @@ both_modes!(
         .unwrap();
         assert_eq!(status, 503, "{body}");
         // Operators see it.
-        let ready: Value = v
-            .http()
-            .get(v.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready: Value = v.get_public("/readyz").await.unwrap();
         assert_eq!(ready["stale_cases"], json!([c.id]), "{ready}");
         assert_eq!(ready["unreadable_events"][0]["event_id"], event_id.as_str());
         let metrics = v
@@ -684,15 +676,7 @@ both_modes!(
         let feed_token = feed["token"].as_str().expect("a feed token").to_string();
         let aino = v.token("aino").await.unwrap();
 
-        let doc: Value = v
-            .http()
-            .get(v.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = v.get_public("/api/v1/openapi.json").await.unwrap();
         let mut gets: Vec<String> = doc["paths"]
             .as_object()
             .unwrap()

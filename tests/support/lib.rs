@@ -218,6 +218,11 @@ impl Verkosto {
         answer(r).await
     }
 
+    /// A JSON answer that needs no token (`/readyz`, the OpenAPI document).
+    pub async fn get_public(&self, path: &str) -> Result<Value> {
+        Ok(self.http.get(self.url(path)).send().await?.json().await?)
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> Result<(u16, Value)> {
         let r = self
             .http

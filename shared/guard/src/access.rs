@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use verkosto_eventlog::{bulk, format_time, Db};
 use verkosto_policy::Category;
 
+use crate::feed::words;
 use crate::view::GuardError;
 
 /// One read of one case's client data.
@@ -57,14 +58,25 @@ impl AccessLog {
 
     /// Returns once `record` is durable.
     pub async fn record(&self, record: AccessRecord) -> Result<(), GuardError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send((record, done))
-            .await
-            .map_err(|_| GuardError::AccessLog("the writer has stopped".into()))?;
-        wait.await
-            .map_err(|_| GuardError::AccessLog("the writer has stopped".into()))?
-            .map_err(GuardError::AccessLog)
+        self.record_all(vec![record]).await
+    }
+
+    /// Returns once every record is durable. They are queued together, so
+    /// the writer takes them in one batch rather than one flush each.
+    pub async fn record_all(&self, records: Vec<AccessRecord>) -> Result<(), GuardError> {
+        let stopped = || GuardError::AccessLog("the writer has stopped".into());
+        let mut waits = Vec::with_capacity(records.len());
+        for record in records {
+            let (done, wait) = oneshot::channel();
+            self.tx.send((record, done)).await.map_err(|_| stopped())?;
+            waits.push(wait);
+        }
+        for wait in waits {
+            wait.await
+                .map_err(|_| stopped())?
+                .map_err(GuardError::AccessLog)?;
+        }
+        Ok(())
     }
 }
 
@@ -90,7 +102,6 @@ async fn insert(db: &Db, batch: &[Pending]) -> Result<(), String> {
          read_at, request_id, auditor) VALUES ",
     );
     sql.push_str(&bulk::values(db.kind(), batch.len(), 14));
-    let words = |c: &[Category]| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",");
     let mut query = sqlx::query(&sql);
     for (r, _) in batch {
         query = query

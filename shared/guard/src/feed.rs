@@ -35,6 +35,14 @@ pub const RESOLVED: &str = "UnreadableEventResolved";
 const IGNORED_CASE_EVENTS: [&str; 3] =
     ["AgencyInvited", "InvitationDeclined", "InvitationWithdrawn"];
 
+/// The tables of the guard's copy, each row keyed by its consumer.
+const TABLES: [&str; 4] = [
+    "guard_cases",
+    "guard_members",
+    "guard_consent",
+    "guard_unreadable",
+];
+
 /// One process's feed; `consumer` names its rows and its checkpoint.
 pub struct GuardFeed {
     consumer: &'static str,
@@ -81,9 +89,9 @@ impl OpenedFlags {
 }
 
 /// Categories as the comma-separated words the tables keep.
-pub(crate) fn words(categories: &BTreeSet<Category>) -> String {
+pub(crate) fn words<'a>(categories: impl IntoIterator<Item = &'a Category>) -> String {
     categories
-        .iter()
+        .into_iter()
         .map(|c| c.as_str())
         .collect::<Vec<_>>()
         .join(",")
@@ -148,12 +156,7 @@ impl Projection for GuardFeed {
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
-        for table in [
-            "guard_cases",
-            "guard_members",
-            "guard_consent",
-            "guard_unreadable",
-        ] {
+        for table in TABLES {
             sqlx::query(&format!("DELETE FROM {table} WHERE consumer = $1"))
                 .bind(self.consumer)
                 .execute(&mut *conn)
@@ -423,12 +426,7 @@ impl GuardFeed {
                 continue;
             }
             let mut tx = log.db().begin().await?;
-            for table in [
-                "guard_cases",
-                "guard_members",
-                "guard_consent",
-                "guard_unreadable",
-            ] {
+            for table in TABLES {
                 sqlx::query(&format!(
                     "DELETE FROM {table} WHERE consumer = $1 AND case_id = $2"
                 ))

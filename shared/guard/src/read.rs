@@ -123,11 +123,6 @@ impl CaseRead {
         self.case.judge(&self.reader.agency, item, self.at)
     }
 
-    /// How many items were withheld so far.
-    pub fn withheld(&self) -> u64 {
-        self.items_withheld
-    }
-
     pub fn fresh(&self) -> bool {
         self.case.fresh
     }
@@ -216,13 +211,11 @@ impl ReadSet {
     /// case's view was fresh.
     pub async fn finish<T>(self, resource: &str, body: T) -> Result<Guarded<T>, GuardError> {
         let reads: Vec<CaseRead> = self.reads.into_values().flatten().collect();
-        let mut withheld = 0;
-        let mut fresh = true;
-        for read in &reads {
-            read.access.record(read.record(resource)).await?;
-            withheld += read.items_withheld;
-            fresh &= read.case.fresh;
-        }
+        let withheld = reads.iter().map(|r| r.items_withheld).sum();
+        let fresh = reads.iter().all(|r| r.case.fresh);
+        // All in one go, so they share a batch (and a flush) of the log.
+        let records = reads.iter().map(|r| r.record(resource)).collect();
+        self.guard.access.record_all(records).await?;
         Ok(Guarded {
             body,
             consent_version: None,
@@ -244,22 +237,6 @@ pub struct Guarded<T> {
 }
 
 impl<T> Guarded<T> {
-    pub fn body(&self) -> &T {
-        &self.body
-    }
-
-    pub fn withheld(&self) -> u64 {
-        self.withheld
-    }
-
-    pub fn consent_fresh(&self) -> bool {
-        self.consent_fresh
-    }
-
-    pub fn consent_version(&self) -> Option<i64> {
-        self.consent_version
-    }
-
     /// The body, for an answer in another format (a calendar feed, CSV).
     pub fn into_body(self) -> T {
         self.body

@@ -89,7 +89,7 @@ pub struct Guard {
     log: EventLog,
     consumer: &'static str,
     progress: Progress,
-    access: AccessLog,
+    pub(crate) access: AccessLog,
     wait: Duration,
     /// Each case's consent record, folded: a changed record is read from
     /// the version the cache has.
@@ -142,7 +142,7 @@ impl Guard {
         let fresh = self.progress.wait_for(head, self.wait).await;
         if !fresh {
             tracing::warn!(case_id, consumer = self.consumer, %head, "consent view is behind; failing closed");
-            return self.stale(case_id).await;
+            return self.stale(case_id, None).await;
         }
         if let Some((at, view)) = self.views.lock().expect("views lock").get(case_id) {
             if *at == head {
@@ -159,7 +159,7 @@ impl Guard {
                 consumer = self.consumer,
                 "the case has unreadable consent or case events; failing closed"
             );
-            return self.stale(case_id).await.map(|s| s.or(Some(view.clone())));
+            return self.stale(case_id, Some(view.clone())).await;
         }
         if let Some(view) = &view {
             let mut views = self.views.lock().expect("views lock");
@@ -227,10 +227,15 @@ impl Guard {
     /// A view that may be behind: it withholds everything, and its network
     /// is folded from the log itself, so that an agency removed a moment
     /// ago is no member here either. None when the log has no such case.
-    async fn stale(&self, case_id: &str) -> Result<Option<CaseAccess>, GuardError> {
+    /// `loaded` is the view from this process's copy, if already read.
+    async fn stale(
+        &self,
+        case_id: &str,
+        loaded: Option<CaseAccess>,
+    ) -> Result<Option<CaseAccess>, GuardError> {
         let changes = fold_case(&self.log, case_id).await?;
         let Some(members) = changes.members(case_id) else {
-            return Ok(None);
+            return Ok(loaded);
         };
         if !changes.all_read() {
             // A case event may have changed the network: no one can be
@@ -240,7 +245,11 @@ impl Guard {
                 return Err(GuardError::NetworkUnreadable(case_id.to_string()));
             }
         }
-        let Some(mut view) = self.load(case_id).await? else {
+        let loaded = match loaded {
+            Some(view) => Some(view),
+            None => self.load(case_id).await?,
+        };
+        let Some(mut view) = loaded else {
             return Ok(None);
         };
         view.members = members;
@@ -374,9 +383,5 @@ impl Guard {
             cache.insert(case_id.to_string(), state.clone());
         }
         Ok(state)
-    }
-
-    pub fn access_log(&self) -> &AccessLog {
-        &self.access
     }
 }

@@ -93,7 +93,7 @@ impl Deployment {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])
             .args(["--database-url", &self.database_url])
-            .args(["--nats-url", &self.nats.url()])
+            .args(self.nats.node(0).client_args(&self.nats.url(), target))
             .args(["--stream-replicas", "3", "--db-pool", "8"])
             .env("VERKOSTO_LOG", "warn");
         if target == "cases" {

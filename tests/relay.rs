@@ -14,7 +14,9 @@ async fn setup() -> (String, EventLog, NatsServer, CancellationToken) {
     let url = PgServer::shared().await.fresh_database().await.unwrap();
     let log = EventLog::new(Db::connect_with(&url, 20).await.unwrap());
     let nats = NatsServer::start().await.unwrap();
-    let js = verkosto_bus::connect(&nats.url()).await.unwrap();
+    let js = verkosto_bus::connect(&nats.url(), &verkosto_e2e::nats_access("relay"))
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     let relay = Relay::new(log.clone(), js, StreamSettings::default());
     tokio::spawn(relay.run(Duration::from_millis(10), shutdown.clone()));

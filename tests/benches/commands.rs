@@ -194,7 +194,9 @@ async fn distributed(
     let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
     let http = load::http();
     let cases = split.base("cases").to_string();
-    let js = verkosto_bus::connect(&split.nats.url()).await.unwrap();
+    let js = verkosto_bus::connect(&split.nats.url(), &verkosto_e2e::nats_access("operator"))
+        .await
+        .unwrap();
     let stream = js.get_stream(verkosto_bus::STREAM_NAME).await.unwrap();
     let mut t = Target {
         case_id: load::case_with_network(&http, &cases, "CMD-D").await,

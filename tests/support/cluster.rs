@@ -99,7 +99,7 @@ impl NatsCluster {
     /// The events stream's replica count and how many of its replicas are
     /// current (the leader plus current followers).
     pub async fn stream_replicas(&self) -> Result<(usize, usize)> {
-        let js = verkosto_bus::connect(&self.url()).await?;
+        let js = verkosto_bus::connect(&self.url(), &crate::nats_access("operator")).await?;
         let mut stream = js.get_stream(verkosto_bus::STREAM_NAME).await?;
         let info = stream.info().await?;
         let current = info

@@ -120,7 +120,7 @@ impl Verkosto {
         ])
         .args(["--dev-key-seed", DEV_SEED])
         .args(["--database-url", &self.database_url])
-        .args(["--nats-url", &nats.url()])
+        .args(nats.client_args(&nats.url(), "all"))
         .args(&self.extra)
         .env("VERKOSTO_LOG", "warn");
         let mut child = ChildProcess::spawn(cmd)?;
@@ -309,9 +309,19 @@ macro_rules! both_modes {
     };
 }
 
+/// How a test connects to its NATS servers as `user` (of
+/// `deploy/nats/users.conf`; `operator` to look at the stream).
+pub fn nats_access(user: &str) -> verkosto_bus::NatsAccess {
+    verkosto_bus::NatsAccess {
+        user: Some(user.to_string()),
+        password: Some(verkosto_testkit::nats_password(user)),
+        ..Default::default()
+    }
+}
+
 /// Every message on the events stream, in stream order: `(cursor, event id)`.
 pub async fn stream_contents(nats_url: &str) -> Result<Vec<(verkosto_eventlog::Cursor, String)>> {
-    let js = verkosto_bus::connect(nats_url).await?;
+    let js = verkosto_bus::connect(nats_url, &nats_access("operator")).await?;
     let stream = js.get_stream(verkosto_bus::STREAM_NAME).await?;
     let info = stream.get_info().await?;
     let mut out = Vec::new();
@@ -518,7 +528,7 @@ impl Split {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
             .args(["--database-url", &self.database_url])
-            .args(["--nats-url", &self.nats.url()])
+            .args(self.nats.client_args(&self.nats.url(), target))
             .args(flags)
             .envs(env.iter().copied())
             .env("VERKOSTO_LOG", "warn");

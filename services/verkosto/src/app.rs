@@ -177,7 +177,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
 
     let js = if distributed {
         Some(
-            verkosto_bus::connect(&args.nats_url)
+            verkosto_bus::connect(&args.nats_url, &args.nats_access())
                 .await
                 .context("cannot connect to NATS")?,
         )
@@ -186,6 +186,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     };
     let stream = StreamSettings {
         replicas: args.stream_replicas,
+        max_age: args.stream_max_age,
         ..Default::default()
     };
 

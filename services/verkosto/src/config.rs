@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -124,6 +125,25 @@ pub struct StoreArgs {
 }
 
 /// A secret from the file a `*_FILE` flag names: its content, trimmed.
+/// A period as `<n>s`, `<n>m`, `<n>h` or `<n>d`.
+pub fn parse_period(text: &str) -> Result<Duration, String> {
+    let unit = |u: &str| match u {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    let split = text.char_indices().last().map_or(0, |(i, _)| i);
+    let (n, u) = text.split_at(split);
+    match (n.parse::<u64>(), unit(u)) {
+        (Ok(n), Some(seconds)) if n > 0 => Ok(Duration::from_secs(n.saturating_mul(seconds))),
+        _ => Err(format!(
+            "`{text}` is not a period like 30d, 12h, 90m or 45s"
+        )),
+    }
+}
+
 fn read_secret(flag: &str, path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("{flag}: cannot read {}: {e}", path.display()))?;
@@ -140,6 +160,9 @@ impl Command {
                 if let Some(path) = args.oidc_client_secret_file.take() {
                     args.oidc_client_secret =
                         Some(read_secret("--oidc-client-secret-file", &path)?);
+                }
+                if let Some(path) = args.nats_password_file.take() {
+                    args.nats_password = Some(read_secret("--nats-password-file", &path)?);
                 }
                 &mut args.store
             }
@@ -224,6 +247,29 @@ pub struct ServeArgs {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats_url: String,
+    /// The NATS user this process connects as (each service its own; see
+    /// `deploy/nats/`).
+    #[arg(long, env = "VERKOSTO_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// A file holding that user's password (a mounted secret).
+    #[arg(long, env = "VERKOSTO_NATS_PASSWORD_FILE", requires = "nats_user")]
+    pub nats_password_file: Option<PathBuf>,
+    /// Read from `--nats-password-file`; never a flag of its own.
+    #[arg(skip)]
+    pub nats_password: Option<String>,
+    /// CA certificate of the NATS servers (PEM): with it, TLS is required.
+    #[arg(long, env = "VERKOSTO_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
+    /// This process's certificate for NATS (PEM), where servers verify clients.
+    #[arg(long, env = "VERKOSTO_NATS_CERT_FILE", requires = "nats_key_file")]
+    pub nats_cert_file: Option<PathBuf>,
+    /// The key of `--nats-cert-file` (PEM).
+    #[arg(long, env = "VERKOSTO_NATS_KEY_FILE", requires = "nats_cert_file")]
+    pub nats_key_file: Option<PathBuf>,
+    /// How long the events stream keeps a message (`30d`, `12h`, `90s`). The
+    /// log is the truth: a consumer further behind reads the rest from it.
+    #[arg(long, env = "VERKOSTO_STREAM_MAX_AGE", default_value = "30d", value_parser = parse_period)]
+    pub stream_max_age: Duration,
     /// JetStream replicas of the events stream (3 on a cluster).
     #[arg(long, env = "VERKOSTO_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
@@ -304,12 +350,38 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Who this process is to NATS.
+    pub fn nats_access(&self) -> verkosto_bus::NatsAccess {
+        verkosto_bus::NatsAccess {
+            user: self.nats_user.clone(),
+            password: self.nats_password.clone(),
+            ca_file: self.nats_ca_file.clone(),
+            client_cert: self.nats_cert_file.clone().zip(self.nats_key_file.clone()),
+        }
+    }
+
     /// Dev tokens only when asked for: by name, or with the demo.
     pub fn dev_auth_on(&self) -> bool {
         match self.dev_auth {
             Some(OnOff::On) => true,
             Some(OnOff::Off) => false,
             None => self.demo,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_read_with_their_unit_and_nothing_else() {
+        assert_eq!(parse_period("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_period("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_period("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_period("45s"), Ok(Duration::from_secs(45)));
+        for bad in ["", "d", "0d", "30", "30w", "-1d", "1.5h", "３d", "3３"] {
+            assert!(parse_period(bad).is_err(), "{bad}");
         }
     }
 }

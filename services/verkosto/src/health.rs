@@ -141,6 +141,12 @@ pub async fn metrics(State(h): State<Health>) -> Response {
             "verkosto_consumer_events_applied_total{{consumer=\"{name}\"}} {count}\n"
         ));
     }
+    out.push_str("# HELP verkosto_stream_refused_messages_total Stream messages each consumer refused as not the log's (forged or altered).\n# TYPE verkosto_stream_refused_messages_total counter\n");
+    for (name, count) in h.log.refused_copies() {
+        out.push_str(&format!(
+            "verkosto_stream_refused_messages_total{{consumer=\"{name}\"}} {count}\n"
+        ));
+    }
     let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")
         .fetch_one(h.log.db().reader())
         .await

@@ -7,6 +7,10 @@
 //! stored sequence. Several processes of one service therefore each see
 //! every event; the checkpoint's row lock lets exactly one of them apply it
 //! and the others skip it as already applied.
+//!
+//! A message is applied only once the log confirms it
+//! (`EventLog::verify_copies`): anyone who can publish to the stream could
+//! forge one, and the consent guard is a projection like any other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +24,7 @@ use verkosto_eventlog::{
 };
 
 use crate::wire::decode;
-use crate::{ensure_stream, BusError, StreamSettings};
+use crate::{open_stream, BusError, StreamSettings};
 
 /// Runs `projection` from the stream until `shutdown`; reconnects and
 /// recreates its consumer after any error (the stream may have been wiped).
@@ -40,8 +44,17 @@ pub async fn run_jetstream_projection(
             r = consume(&log, &js, &settings, projection.as_ref(), &progress) => r,
             _ = shutdown.cancelled() => return,
         };
-        if let Err(e) = result {
-            tracing::warn!(consumer = projection.name(), error = %e, "stream consumer failed; retrying");
+        match result {
+            Err(BusError::NoStream) => {
+                tracing::info!(
+                    consumer = projection.name(),
+                    "waiting for the relay to create the events stream"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(consumer = projection.name(), error = %e, "stream consumer failed; retrying");
+            }
+            Ok(()) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -57,10 +70,17 @@ async fn consume(
     projection: &dyn Projection,
     progress: &watch::Sender<Cursor>,
 ) -> Result<(), BusError> {
-    let stream = ensure_stream(js, settings).await?;
+    let stream = open_stream(js, settings).await?;
     // The stream holds the log in order, once each (the relay's promise), so
     // the message after the stored sequence is the first one not applied.
-    let (_, sequence) = log.checkpoint_with_extra(projection.name()).await?;
+    // When the stream no longer holds that one (expired, or the stream was
+    // wiped), the log gives what the stream lacks, first.
+    let (mut checkpoint, sequence) = log.checkpoint_with_extra(projection.name()).await?;
+    let state = stream.get_info().await.map_err(BusError::nats)?.state;
+    if state.first_sequence > sequence as u64 + 1 || state.messages == 0 {
+        checkpoint = log.catch_up(projection).await?;
+        advance_progress(progress, checkpoint);
+    }
     let deliver_policy = match sequence {
         s if s > 0 => DeliverPolicy::ByStartSequence {
             start_sequence: s as u64 + 1,
@@ -80,6 +100,9 @@ async fn consume(
         .await
         .map_err(BusError::nats)?;
     let mut messages = consumer.messages().await.map_err(BusError::nats)?;
+    // The last event known to be the log's, read in order: every message
+    // is checked against the log from here on.
+    let mut verified = checkpoint;
     // Batches of events the projection does not handle wait, and are
     // applied with the next one it handles, or once due.
     let mut deferred = Deferred::default();
@@ -106,30 +129,38 @@ async fn consume(
                 _ => break,
             }
         }
-        let mut events = Vec::with_capacity(batch.len());
+        let mut copies = Vec::with_capacity(batch.len());
         for m in &batch {
-            // An undecodable body is not skipped: the log still has the
-            // event, so stop and let the operator look.
-            events.push(
-                decode(&m.payload).map_err(|e| {
-                    BusError::Nats(format!("undecodable message on the stream: {e}"))
-                })?,
-            );
+            match decode(&m.payload) {
+                Ok(event) => copies.push(event),
+                // Nobody's event: refused, and the consumer goes on (the
+                // log still has every real one).
+                Err(e) => log.refuse_copy(
+                    projection.name(),
+                    &format!("message {:?}", m.info().map(|i| i.stream_sequence).ok()),
+                    &format!("undecodable: {e}"),
+                ),
+            }
         }
-        let sequence = |m: &jetstream::Message| m.info().ok().map(|i| i.stream_sequence);
-        let span = match (
-            batch.first().and_then(sequence),
-            batch.last().and_then(sequence),
-        ) {
-            (Some(first), Some(last)) => Some(StreamSpan { first, last }),
-            _ => None,
+        let span = StreamSpan {
+            after: verified,
+            last_sequence: batch
+                .last()
+                .and_then(|m| m.info().ok().map(|i| i.stream_sequence)),
         };
-        let last = events.last().map(|e| e.cursor());
-        if deferred.add(projection, events, span) {
+        let events = log
+            .verify_copies(projection.name(), verified, copies)
+            .await?;
+        let Some(last) = events.last().map(|e| e.cursor()) else {
+            continue;
+        };
+        verified = last;
+        if deferred.add(projection, events, Some(span)) {
             let (events, span) = deferred.take();
             apply(log, projection, progress, &events, span).await?;
-        } else if let Some(last) = last {
-            // Nothing in it for this projection: its view is as current.
+        } else {
+            // Nothing in it for this projection, and every event up to it
+            // is the log's: its view is as current.
             advance_progress(progress, last);
         }
     }
@@ -144,6 +175,10 @@ async fn apply(
     events: &[RecordedEvent],
     span: Option<StreamSpan>,
 ) -> Result<(), BusError> {
+    let Some(span) = span else {
+        // Only an empty run has no span.
+        return Ok(());
+    };
     let at = log.apply_stream_batch(projection, events, span).await?;
     advance_progress(progress, at);
     Ok(())

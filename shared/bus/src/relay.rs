@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use verkosto_eventlog::{Cursor, DbKind, EventLog, RecordedEvent};
 
-use crate::wire::{encode, parse_cursor, subject_for, CURSOR_HEADER};
+use crate::wire::{decode, encode, subject_for, CURSOR_HEADER};
 use crate::{ensure_stream, BusError, StreamSettings};
 
 /// The relay's checkpoint name in the log database (for lag metrics).
@@ -228,22 +228,40 @@ impl Relay {
         Ok((last.expect("batch is not empty"), seq))
     }
 
-    /// Reads the stream's tail and takes it as the relay's position.
+    /// Reads the stream's tail and takes it as the relay's position: its
+    /// last message that the log confirms. Messages after that one are not
+    /// the relay's (forged by someone holding stream credentials): the
+    /// consumers refuse them, and the relay publishes after them.
     async fn resync(&mut self) -> Result<(Cursor, u64), BusError> {
         let stream = ensure_stream(&self.js, &self.settings).await?;
         let info = stream.get_info().await.map_err(BusError::nats)?;
         let last_seq = info.state.last_sequence;
-        let cursor = if info.state.messages == 0 {
-            Cursor::START
-        } else {
-            let msg = stream
-                .get_raw_message(last_seq)
-                .await
-                .map_err(BusError::nats)?;
-            parse_cursor(Some(&msg.headers)).ok_or_else(|| {
-                BusError::Nats(format!("message {last_seq} on the stream has no cursor"))
-            })?
-        };
+        let mut cursor = Cursor::START;
+        let mut seq = last_seq;
+        while info.state.messages > 0 && seq >= info.state.first_sequence.max(1) {
+            let msg = match stream.get_raw_message(seq).await {
+                Ok(msg) => Some(msg),
+                // Deleted from the stream (by someone with the rights to).
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    None
+                }
+                Err(e) => return Err(BusError::nats(e)),
+            };
+            if let Some(event) = msg.and_then(|m| decode(&m.payload).ok()) {
+                if self.log.confirms(&event).await? {
+                    cursor = event.cursor();
+                    break;
+                }
+            }
+            tracing::error!(
+                alert = "forged_message",
+                stream_sequence = seq,
+                "relay: a message on the stream is not the log's; publishing after it"
+            );
+            seq -= 1;
+        }
         let before = *self.status.borrow();
         if before.published > cursor || before.stream_sequence > last_seq {
             tracing::warn!(

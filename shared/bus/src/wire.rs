@@ -1,11 +1,12 @@
 //! What an event looks like on the stream. `proto/` documents it.
 
 use serde::{Deserialize, Serialize};
-use verkosto_eventlog::{Cursor, RecordedEvent};
+use verkosto_eventlog::RecordedEvent;
 
 pub const STREAM_NAME: &str = "VERKOSTO_EVENTS";
 pub const SUBJECT_PREFIX: &str = "verkosto.events";
-/// The event's place in the log's commit order, `tx.position`.
+/// The event's place in the log's commit order, `tx.position`: for people
+/// and tools; consumers and the relay trust only what the log confirms.
 pub const CURSOR_HEADER: &str = "Verkosto-Cursor";
 
 /// The message body: the envelope and the payload.
@@ -23,10 +24,6 @@ pub fn subject_for(stream_type: &str, stream_id: &str) -> String {
             .collect()
     };
     format!("{SUBJECT_PREFIX}.{}.{}", safe(stream_type), safe(stream_id))
-}
-
-pub(crate) fn parse_cursor(headers: Option<&async_nats::HeaderMap>) -> Option<Cursor> {
-    headers?.get(CURSOR_HEADER)?.as_str().parse().ok()
 }
 
 pub(crate) fn encode(event: &RecordedEvent) -> Result<bytes::Bytes, serde_json::Error> {

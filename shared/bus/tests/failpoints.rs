@@ -53,7 +53,12 @@ async fn a_relay_crash_between_publish_and_checkpoint_loses_and_duplicates_nothi
     let log = EventLog::connect(&format!("sqlite://{}", dir.path().join("r.db").display()))
         .await
         .unwrap();
-    let js = connect(&nats.url()).await.unwrap();
+    let access = verkosto_bus::NatsAccess {
+        user: Some("relay".into()),
+        password: Some(verkosto_testkit::nats_password("relay")),
+        ..Default::default()
+    };
+    let js = connect(&nats.url(), &access).await.unwrap();
     let settings = StreamSettings::default();
     ensure_stream(&js, &settings).await.unwrap();
     let mut injected = 0;

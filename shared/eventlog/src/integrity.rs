@@ -56,7 +56,14 @@ pub(crate) fn event_hash(i: &HashInput<'_>) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-fn recompute(e: &RecordedEvent) -> String {
+impl RecordedEvent {
+    /// The hash its fields give: equal to `hash` unless it was altered.
+    pub fn content_hash(&self) -> String {
+        recompute(self)
+    }
+}
+
+pub(crate) fn recompute(e: &RecordedEvent) -> String {
     event_hash(&HashInput {
         prev_hash: &e.prev_hash,
         stream_type: &e.stream_type,

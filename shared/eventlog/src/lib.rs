@@ -13,6 +13,7 @@
 mod aggregate;
 pub mod bulk;
 pub mod clock;
+mod copies;
 mod db;
 mod idempotency;
 mod integrity;
@@ -49,14 +50,13 @@ pub enum Error {
     IdempotencyRace,
     #[error("too much contention on {0}")]
     Busy(String),
-    /// A stream batch starts past the message after the checkpoint (the
-    /// checkpoint was reset, or never knew its stream sequence): the reader
-    /// must start again from the checkpoint.
-    #[error("consumer {consumer}: the batch starts at stream sequence {first}, the checkpoint is at {checkpoint}")]
+    /// A run read from the stream starts past the consumer's checkpoint
+    /// (the checkpoint was reset): the reader must start again from it.
+    #[error("consumer {consumer}: the run read from the stream follows {after}, the checkpoint is at {checkpoint}")]
     StreamGap {
         consumer: String,
-        checkpoint: i64,
-        first: u64,
+        checkpoint: Cursor,
+        after: Cursor,
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

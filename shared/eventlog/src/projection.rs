@@ -94,11 +94,13 @@ where
         .unwrap_or(Cursor::START))
 }
 
-/// The stream sequences of a batch's first and last messages.
+/// Where a run of events read from the stream sits: it holds the log's
+/// events right after `after` (checked by [`EventLog::verify_copies`]), read
+/// from messages up to stream sequence `last_sequence`.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamSpan {
-    pub first: u64,
-    pub last: u64,
+    pub after: Cursor,
+    pub last_sequence: Option<u64>,
 }
 
 /// Reads a consumer's checkpoint and, on PostgreSQL, locks it until the
@@ -197,37 +199,52 @@ impl EventLog {
         projection: &dyn Projection,
         events: &[RecordedEvent],
     ) -> Result<Cursor, Error> {
-        self.apply_stream_batch(projection, events, None).await
+        self.apply_events(projection, events, Source::Log).await
     }
 
-    /// [`EventLog::apply_batch`] for a batch read from the stream. The last
-    /// message's sequence is kept with the checkpoint: it is where the next
-    /// reader of this projection starts on the stream. A batch that starts
-    /// after a gap is refused with [`Error::StreamGap`].
+    /// [`EventLog::apply_batch`] for a run read from the stream and checked
+    /// against the log. The last message's sequence is kept with the
+    /// checkpoint: it is where the next reader of this projection starts on
+    /// the stream. A run that starts past the checkpoint (someone reset it)
+    /// is refused with [`Error::StreamGap`]: applying it would leave a hole.
     pub async fn apply_stream_batch(
         &self,
         projection: &dyn Projection,
         events: &[RecordedEvent],
-        span: Option<StreamSpan>,
+        span: StreamSpan,
+    ) -> Result<Cursor, Error> {
+        self.apply_events(projection, events, Source::Stream(span))
+            .await
+    }
+
+    async fn apply_events(
+        &self,
+        projection: &dyn Projection,
+        events: &[RecordedEvent],
+        source: Source,
     ) -> Result<Cursor, Error> {
         // Whole batches first; one event at a time only when one is poison.
-        let whole = self.apply_stream_batch_as(projection, events, span, Mode::Whole);
+        let whole = self.apply_events_as(projection, events, source, Mode::Whole);
         if let Some(last) = whole.await? {
             return Ok(last);
         }
-        let one_by_one = self.apply_stream_batch_as(projection, events, span, Mode::OneByOne);
+        let one_by_one = self.apply_events_as(projection, events, source, Mode::OneByOne);
         Ok(one_by_one.await?.expect("one by one, poison is set aside"))
     }
 
     /// The new checkpoint, or None when [`Mode::Whole`] met a poison event
     /// (and rolled back).
-    async fn apply_stream_batch_as(
+    async fn apply_events_as(
         &self,
         projection: &dyn Projection,
         events: &[RecordedEvent],
-        span: Option<StreamSpan>,
+        source: Source,
         mode: Mode,
     ) -> Result<Option<Cursor>, Error> {
+        let span = match source {
+            Source::Log => None,
+            Source::Stream(span) => Some(span),
+        };
         // A batch this projection ignores only moves its checkpoint.
         let replayable =
             projection.only_replayable_effects() || !events.iter().any(|e| projection.handles(e));
@@ -239,15 +256,13 @@ impl EventLog {
         let (checkpoint, sequence_before) =
             lock_checkpoint(&mut tx, self.db().kind(), projection.name()).await?;
         if let Some(span) = span {
-            // Behind this reader's position (another process of the
-            // service went further) is fine: those events are skipped.
-            // Ahead of it means someone reset the checkpoint: applying
-            // would leave a hole.
-            if span.first > sequence_before as u64 + 1 {
+            // Behind the run's start is fine (another process of the
+            // service went further): those events are skipped.
+            if checkpoint < span.after {
                 return Err(Error::StreamGap {
                     consumer: projection.name().to_string(),
-                    checkpoint: sequence_before,
-                    first: span.first,
+                    checkpoint,
+                    after: span.after,
                 });
             }
         }
@@ -287,7 +302,9 @@ impl EventLog {
         // the whole batch was already applied: a checkpoint rebuilt from
         // the log knows no sequence, and must learn it as the reader
         // catches up.
-        let sequence = span.map_or(sequence_before, |s| sequence_before.max(s.last as i64));
+        let sequence = span
+            .and_then(|s| s.last_sequence)
+            .map_or(sequence_before, |last| sequence_before.max(last as i64));
         if last != checkpoint || sequence != sequence_before {
             save_checkpoint(&mut tx, projection.name(), last, sequence).await?;
         }
@@ -406,6 +423,15 @@ impl EventLog {
 const REPLAY_BATCH: i64 = 5000;
 /// Batches read, and not yet applied, per projection catching up together.
 const REPLAY_AHEAD: usize = 2;
+
+/// Where a batch was read.
+#[derive(Clone, Copy)]
+enum Source {
+    /// From the log itself.
+    Log,
+    /// From the stream: checked against the log, after a known event.
+    Stream(StreamSpan),
+}
 
 /// How a batch is applied.
 #[derive(Clone, Copy)]
@@ -564,12 +590,11 @@ impl Deferred {
     ) -> bool {
         let handled = events.iter().any(|e| projection.handles(e));
         self.span = match (self.events.is_empty(), self.span, span) {
-            (true, _, span) => span,
             (false, Some(run), Some(batch)) => Some(StreamSpan {
-                first: run.first,
-                last: batch.last,
+                after: run.after,
+                last_sequence: batch.last_sequence.or(run.last_sequence),
             }),
-            (false, _, _) => None,
+            (_, _, span) => span,
         };
         self.events.extend(events);
         self.since.get_or_insert_with(Instant::now);
@@ -592,8 +617,7 @@ impl Deferred {
         self.events.last().map(|e| e.cursor())
     }
 
-    /// The run to apply: its events, and the span from its first message to
-    /// its last, so that a gap check sees every message read.
+    /// The run to apply: its events, and where it sits on the stream.
     pub fn take(&mut self) -> (Vec<RecordedEvent>, Option<StreamSpan>) {
         let run = std::mem::take(self);
         (run.events, run.span)

@@ -33,6 +33,8 @@ struct Inner {
     /// right or behind; appending after one that is behind hits the unique
     /// version key, and the head is then read.
     heads: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    /// Stream messages this process refused as not the log's (`/metrics`).
+    refused_copies: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// How many stream heads [`Inner::heads`] keeps before it starts over.
@@ -52,6 +54,7 @@ impl EventLog {
                 commits,
                 applied: Default::default(),
                 heads: Default::default(),
+                refused_copies: Default::default(),
             }),
         }
     }
@@ -68,6 +71,26 @@ impl EventLog {
     /// own) in this process, counting committed batches only.
     pub fn applied_counts(&self) -> std::collections::BTreeMap<String, u64> {
         self.inner.applied.lock().expect("counter lock").clone()
+    }
+
+    /// How many stream messages each consumer refused in this process as
+    /// not the log's ([`EventLog::refuse_copy`]).
+    pub fn refused_copies(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner
+            .refused_copies
+            .lock()
+            .expect("counter lock")
+            .clone()
+    }
+
+    pub(crate) fn count_refused_copy(&self, consumer: &str) {
+        *self
+            .inner
+            .refused_copies
+            .lock()
+            .expect("counter lock")
+            .entry(consumer.to_string())
+            .or_default() += 1;
     }
 
     pub(crate) fn count_applied(&self, consumer: &str, events: u64) {

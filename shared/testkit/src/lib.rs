@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-pub use nats::{nats_server_binary, NatsServer};
+pub use nats::{nats_password, nats_server_binary, nats_user, NatsServer, NATS_USERS};
 pub use pg::PgServer;
 pub use process::ChildProcess;
 

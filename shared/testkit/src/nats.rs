@@ -82,8 +82,38 @@ fn nats_version(binary: &std::path::Path) -> Result<(u32, u32)> {
     }
 }
 
+/// The NATS users of `deploy/nats/users.conf`: each process of a test
+/// connects as the user production would.
+pub const NATS_USERS: [&str; 7] = [
+    "relay", "cases", "consent", "meetings", "tasks", "web", "operator",
+];
+
+/// The user a `verkosto serve --target <target>` process connects as: a
+/// process that runs the relay is the relay.
+pub fn nats_user(target: &str) -> &str {
+    match target {
+        "all" => "relay",
+        other => other,
+    }
+}
+
+/// `user`'s password: random, and the same for every server this test
+/// process starts (the nodes of a cluster must agree).
+pub fn nats_password(user: &str) -> String {
+    static PASSWORDS: OnceLock<String> = OnceLock::new();
+    let secret = PASSWORDS.get_or_init(|| uuid::Uuid::new_v4().simple().to_string());
+    format!("{user}-{secret}")
+}
+
+/// The rules every test server runs under: production's own.
+fn users_conf() -> Result<String> {
+    let path = crate::workspace_root().join("deploy/nats/users.conf");
+    std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
+}
+
 /// A `nats-server` with JetStream, started per test on a free port with its
-/// own store in a temporary directory. Acknowledged writes are fsynced
+/// own store in a temporary directory, and the users and permissions of
+/// `deploy/nats/users.conf`. Acknowledged writes are fsynced
 /// (`sync_interval: always`, on 2.10 and newer), so [`NatsServer::kill9`]
 /// loses nothing that was acknowledged. Killed when dropped.
 pub struct NatsServer {
@@ -130,6 +160,25 @@ impl NatsServer {
         Err(last_error.expect("three attempts"))
     }
 
+    /// A file holding `user`'s password, for `--nats-password-file`.
+    pub fn password_file(&self, user: &str) -> PathBuf {
+        self.dir.path().join(format!("{user}.password"))
+    }
+
+    /// The flags that connect a `verkosto serve --target <target>` to this
+    /// server (or, with `url`, to its cluster) as production would.
+    pub fn client_args(&self, url: &str, target: &str) -> Vec<String> {
+        let user = nats_user(target);
+        vec![
+            "--nats-url".into(),
+            url.into(),
+            "--nats-user".into(),
+            user.into(),
+            "--nats-password-file".into(),
+            self.password_file(user).display().to_string(),
+        ]
+    }
+
     /// `nats://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -154,26 +203,33 @@ impl NatsServer {
         self.dir.path().join("server.log")
     }
 
-    fn config(&self, version: (u32, u32)) -> String {
+    fn config(&self, version: (u32, u32)) -> Result<String> {
         let sync = if version >= SYNC_INTERVAL_SINCE {
             "  sync_interval: always\n"
         } else {
             ""
         };
-        format!(
+        Ok(format!(
             "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
-             jetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n{extra}\n",
+             jetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n{users}\n{extra}\n",
             port = self.port,
             monitor = self.monitor_port,
             store = self.store_dir().display(),
+            users = users_conf()?,
             extra = self.extra_config,
-        )
+        ))
     }
 
     async fn spawn(&mut self) -> Result<()> {
         let (binary, version) = nats_server()?;
         let conf = self.dir.path().join("nats.conf");
-        std::fs::write(&conf, self.config(version))?;
+        std::fs::write(&conf, self.config(version)?)?;
+        let mut passwords = Vec::new();
+        for user in NATS_USERS {
+            std::fs::write(self.password_file(user), nats_password(user))?;
+            let variable = format!("VERKOSTO_NATS_PASSWORD_{}", user.to_uppercase());
+            passwords.push((variable, nats_password(user)));
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -181,6 +237,7 @@ impl NatsServer {
         let child = Command::new(&binary)
             .arg("-c")
             .arg(&conf)
+            .envs(passwords)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

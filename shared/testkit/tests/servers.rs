@@ -21,12 +21,15 @@ impl RawNats {
         let mut info = String::new();
         reader.read_line(&mut info).await.unwrap();
         assert!(info.starts_with("INFO "), "first line: {info:?}");
+        // As the operator of `deploy/nats/users.conf`: no one gets in without a user.
+        let connect = format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true,\
+             \"user\":\"operator\",\"pass\":\"{}\"}}\r\nSUB _INBOX.t 1\r\n",
+            verkosto_testkit::nats_password("operator")
+        );
         reader
             .get_mut()
-            .write_all(
-                b"CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1,\"headers\":true}\r\n\
-                  SUB _INBOX.t 1\r\n",
-            )
+            .write_all(connect.as_bytes())
             .await
             .unwrap();
         RawNats { reader, info }

@@ -174,6 +174,18 @@ both_modes!(
         assert_eq!(status, 201, "{body}");
         let (_, listed) = v.get(&c.fiona, "/api/v1/webhooks").await.unwrap();
         assert_eq!(listed["webhooks"].as_array().unwrap().len(), 1, "{listed}");
+
+        // The OpenAPI document says so.
+        let doc = v.get_public("/api/v1/openapi.json").await.unwrap();
+        let refused = &doc["paths"]["/api/v1/webhooks"]["post"]["responses"]["422"];
+        assert!(refused["description"]
+            .as_str()
+            .unwrap()
+            .contains("webhook_url_refused"));
+        assert_eq!(
+            refused["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
         v.stop().await;
     }
 );

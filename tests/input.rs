@@ -514,7 +514,7 @@ async fn endpoints(v: &Verkosto) -> Vec<Endpoint> {
         e(
             Method::POST,
             "/api/v1/webhooks".into(),
-            &c.hanna,
+            &c.fiona,
             json!({ "url": "https://hooks.example.org/verkosto" }),
         ),
     ]

@@ -458,11 +458,34 @@ fn verify(secret: &str, id: &str, timestamp: &str, signature: &str, body: &str) 
 both_modes!(
     webhooks_are_signed_and_retried_until_acknowledged,
     |mode| async move {
-        let v = start(mode).await;
-        let c = case_with_network(&v).await;
+        // The receiver is on loopback: the operator opens it to webhooks.
         let (url, seen) = receiver(2).await;
-        let (status, hook) = v
+        let host = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/hook")
+            .to_string();
+        let v = Verkosto::start_with(
+            mode,
+            &[
+                "--demo",
+                "--demo-case",
+                "off",
+                "--dev-clock",
+                "--webhook-allow-host",
+                &host,
+            ],
+        )
+        .await
+        .unwrap();
+        let c = case_with_network(&v).await;
+        // Webhooks are the agency's admin's or its lead facilitator's.
+        let (status, body) = v
             .post(&c.hanna, "/api/v1/webhooks", &json!({ "url": url }))
+            .await
+            .unwrap();
+        assert_eq!(status, 403, "{body}");
+        let (status, hook) = v
+            .post(&c.fiona, "/api/v1/webhooks", &json!({ "url": url }))
             .await
             .unwrap();
         assert_eq!(status, 201, "{hook}");
@@ -470,7 +493,7 @@ both_modes!(
         assert!(secret.starts_with("whsec_"));
         let (status, _) = v
             .post(
-                &c.hanna,
+                &c.fiona,
                 "/api/v1/webhooks",
                 &json!({ "url": "ftp://nowhere" }),
             )
@@ -481,7 +504,7 @@ both_modes!(
         v.post(
         &c.fiona,
         &format!("/api/v1/cases/{}/tasks", c.id),
-        &json!({ "description": "Secret detail", "category": "health", "assignee": "health-hus" }),
+        &json!({ "description": "Secret detail", "category": "health", "assignee": "assistance-system" }),
     )
     .await
     .unwrap();
@@ -512,7 +535,7 @@ both_modes!(
         }
         let payload: Value = serde_json::from_str(&seen[0].3).unwrap();
         assert_eq!(payload["type"], "task.created");
-        assert_eq!(payload["data"]["assignee"], "health-hus");
+        assert_eq!(payload["data"]["assignee"], "assistance-system");
         // No client data in the delivery: the receiver reads it through the API.
         assert!(!seen[0].3.contains("Secret detail"));
         v.stop().await;

@@ -58,21 +58,7 @@ impl Verkosto {
             .build()?;
         match mode {
             Mode::Embedded => {
-                let mut flags = vec![
-                    "--data-dir",
-                    dir.path().to_str().context("utf-8 path")?,
-                    "--dev-key-seed",
-                    DEV_SEED,
-                ];
-                // Tests sign in with dev tokens unless they say otherwise.
-                if !extra.iter().any(|f| f == "--dev-auth" || f == "--demo") {
-                    flags.extend(["--dev-auth", "on"]);
-                }
-                flags.extend(extra.iter().map(String::as_str));
-                let args = serve_args(&flags);
-                let database_url = args.store.url();
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let running = verkosto::app::start(args, listener).await?;
+                let (running, database_url) = start_embedded(dir.path(), &extra).await?;
                 Ok(Verkosto {
                     base: format!("http://{}", running.addr),
                     mode,
@@ -103,6 +89,22 @@ impl Verkosto {
                 Ok(v)
             }
         }
+    }
+
+    /// Stops the app and starts it again on the same store (and, in the
+    /// distributed mode, the same nats-server) with other extra flags.
+    pub async fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        self.halt().await;
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        match self.mode {
+            Mode::Embedded => {
+                let (running, _) = start_embedded(self._dir.path(), &self.extra).await?;
+                self.base = format!("http://{}", running.addr);
+                self.embedded = Some(running);
+            }
+            Mode::Distributed => self.spawn_process().await?,
+        }
+        Ok(())
     }
 
     /// Starts (or restarts) the distributed process: target `all`.
@@ -232,6 +234,28 @@ impl Verkosto {
             .await?;
         answer(r).await
     }
+}
+
+/// The embedded app on port 0 with its store in `dir`, and the store's URL.
+async fn start_embedded(
+    dir: &std::path::Path,
+    extra: &[String],
+) -> Result<(verkosto::app::Running, String)> {
+    let mut flags = vec![
+        "--data-dir",
+        dir.to_str().context("utf-8 path")?,
+        "--dev-key-seed",
+        DEV_SEED,
+    ];
+    // Tests sign in with dev tokens unless they say otherwise.
+    if !extra.iter().any(|f| f == "--dev-auth" || f == "--demo") {
+        flags.extend(["--dev-auth", "on"]);
+    }
+    flags.extend(extra.iter().map(String::as_str));
+    let args = serve_args(&flags);
+    let database_url = args.store.url();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    Ok((verkosto::app::start(args, listener).await?, database_url))
 }
 
 /// Sends a write again while it is answered 503: the process's view of the

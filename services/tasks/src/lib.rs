@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod domain;
+pub mod outbound;
 pub mod overdue;
 mod projection;
 pub mod reactions;

@@ -41,6 +41,8 @@ pub struct Tasks {
     pub sweep: Arc<Notify>,
     /// Serve `POST /api/v1/dev/clock` (tests only).
     pub dev_clock: bool,
+    /// Where webhooks may point.
+    pub outbound: crate::outbound::Policy,
 }
 
 impl FromRef<Tasks> for AuthState {
@@ -522,23 +524,55 @@ struct NewWebhook {
     url: String,
 }
 
+/// The stable code of a refused webhook URL.
+const URL_REFUSED: &str = "webhook_url_refused";
+
+/// An agency-wide webhook is the agency's admin's, or a facilitator's whose
+/// agency leads a case: the lead facilitator of the contract, who answers
+/// for the tasks that flow from the cases the agency leads.
+async fn may_register_webhooks(t: &Tasks, caller: &Caller) -> Result<(), Problem> {
+    if caller.0.has_role(Role::Admin) {
+        return Ok(());
+    }
+    caller.require(&[Role::Admin, Role::Facilitator])?;
+    if t.guard.leads_a_case(&caller.0.agency).await? {
+        return Ok(());
+    }
+    Err(Problem::forbidden(
+        "webhooks are registered by an admin, or by a facilitator of an agency that leads a case",
+    ))
+}
+
 async fn register_webhook(
     State(t): State<Tasks>,
     caller: Caller,
     conditions: WriteConditions,
     body: JsonBody<NewWebhook>,
 ) -> Result<Response, Problem> {
-    caller.require(&WORKERS)?;
+    may_register_webhooks(&t, &caller).await?;
     let url = body.value.url.trim().to_string();
-    let parsed = reqwest::Url::parse(&url)
-        .map_err(|_| Problem::invalid("url", "must be an absolute http or https URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || url.len() > 2000 {
-        return Err(Problem::invalid(
-            "url",
-            "must be an absolute http or https URL",
-        ));
-    }
     let webhook_id = format!("wh-{}", uuid::Uuid::now_v7().simple());
+    // The secret is shown once, now; a retry with the same key cannot show it again.
+    let execution = conditions.execution(&caller, &body.raw, {
+        let (id, agency, url) = (webhook_id.clone(), caller.0.agency.clone(), url.clone());
+        move |_v| (201, json!({ "id": id, "agency": agency, "url": url, "secret": null, "note": "the secret was shown in the first answer" }))
+    });
+    // A retry answers as the first time did, even if the rules changed since.
+    if let Some(idem) = &execution.idempotency {
+        if let Some(stored) = t.log.idempotent_answer(&idem.scope, &idem.key).await? {
+            return replay(stored, &idem.request_hash);
+        }
+    }
+    let parsed = reqwest::Url::parse(&url)
+        .ok()
+        .filter(|_| url.len() <= 2000)
+        .ok_or_else(|| {
+            Problem::invalid_code("url", URL_REFUSED, "must be an absolute https URL")
+        })?;
+    t.outbound
+        .check_registration(&parsed)
+        .await
+        .map_err(|refused| Problem::invalid_code("url", URL_REFUSED, refused.to_string()))?;
     let secret = crate::webhooks::new_secret();
     let at = t.clock.now();
     let event = WebhookEvent::WebhookRegistered {
@@ -547,11 +581,6 @@ async fn register_webhook(
         url: url.clone(),
         at,
     };
-    // The secret is shown once, now; a retry with the same key cannot show it again.
-    let execution = conditions.execution(&caller, &body.raw, {
-        let id = webhook_id.clone();
-        move |_v| (201, json!({ "id": id, "secret": null, "note": "the secret was shown in the first answer" }))
-    });
     let mut tx = t.log.db().begin().await?;
     let appended = t
         .log
@@ -574,13 +603,44 @@ async fn register_webhook(
         .await
         .map_err(LogError::from)?;
     if let Some(idem) = execution.idempotency.clone() {
-        idem.store(&mut tx, appended.version).await?;
+        match idem.clone().store(&mut tx, appended.version).await {
+            Ok(()) => {}
+            // A concurrent request with the same key won: its answer is ours.
+            Err(LogError::IdempotencyRace) => {
+                drop(tx);
+                let stored = t
+                    .log
+                    .idempotent_answer(&idem.scope, &idem.key)
+                    .await?
+                    .ok_or(LogError::IdempotencyRace)?;
+                return replay(stored, &idem.request_hash);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     tx.commit().await.map_err(LogError::from)?;
     t.log.announce(&appended);
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({ "id": webhook_id, "agency": caller.0.agency, "url": url, "secret": secret })),
+    )
+        .into_response())
+}
+
+/// The first answer under an `Idempotency-Key`, or 422 for another body.
+fn replay(
+    stored: verkosto_eventlog::StoredAnswer,
+    request_hash: &str,
+) -> Result<Response, Problem> {
+    if stored.request_hash != request_hash {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "this key was already used with a different request",
+        ));
+    }
+    Ok((
+        axum::http::StatusCode::from_u16(stored.status).unwrap_or(axum::http::StatusCode::OK),
+        Json(stored.response),
     )
         .into_response())
 }
@@ -714,9 +774,19 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "tasks",
             "Register a webhook for the caller's agency",
         )
-        .who("facilitator or liaison")
+        .who("an admin, or a facilitator of an agency that leads a case")
         .body::<NewWebhook>()
-        .answer(201, "id and the secret (shown once)"),
+        .answer(201, "id and the secret (shown once)")
+        .answer(
+            403,
+            "Not an admin, nor a facilitator of an agency that leads a case",
+        )
+        .answer(
+            422,
+            "url refused (code webhook_url_refused): not https, or a loopback, link-local, \
+             private, shared, multicast, reserved, documentation or metadata address \
+             (also when the name resolves to one), unless the operator allowlisted the host",
+        ),
         Op::new("get", "/api/v1/webhooks", "tasks", "The agency's webhooks")
             .answer(200, "webhooks"),
         Op::new(

@@ -5,6 +5,10 @@
 //! backoff until acknowledged. At least once; the id is stable, so the
 //! receiver drops duplicates. One slow or dead receiver blocks nothing else:
 //! every delivery has its own schedule and a short timeout.
+//!
+//! Every delivery is screened by [`crate::outbound`]: a URL or address that
+//! may not be called is refused, recorded with its reason and never tried
+//! again; redirects are not followed.
 
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use verkosto_eventlog::{format_time, Db};
 
 use crate::clock::Clock;
+use crate::outbound::{self, Policy};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -55,6 +60,8 @@ pub struct Delivery {
     pub retry_base: Duration,
     pub timeout: Duration,
     pub poll: Duration,
+    /// Where deliveries may go.
+    pub policy: Policy,
 }
 
 impl Default for Delivery {
@@ -63,18 +70,25 @@ impl Default for Delivery {
             retry_base: Duration::from_millis(500),
             timeout: Duration::from_secs(5),
             poll: Duration::from_millis(200),
+            policy: Policy::default(),
         }
     }
+}
+
+/// Why a delivery did not land.
+#[derive(Debug)]
+enum Failure {
+    /// The receiver did not acknowledge it: tried again later.
+    Failed(String),
+    /// The URL or its address may not be called: never tried again.
+    Refused(String),
 }
 
 type Due = (String, String, String, i64, String, String);
 
 /// Sends what the outbox owes, until `shutdown`.
 pub async fn run_delivery(db: Db, clock: Clock, settings: Delivery, shutdown: CancellationToken) {
-    let http = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .build()
-        .expect("http client");
+    let http = settings.policy.client(settings.timeout);
     loop {
         if let Err(e) = deliver_due(&db, &clock, &settings, &http).await {
             tracing::warn!(error = %e, "webhook delivery pass failed");
@@ -96,7 +110,8 @@ async fn deliver_due(
     let due: Vec<Due> = sqlx::query_as(
         "SELECT o.message_id, o.payload, w.url, o.attempts, w.secret, w.id \
          FROM tasks_webhook_outbox o JOIN tasks_webhooks w ON w.id = o.webhook_id \
-         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 AND w.removed = 0 \
+         WHERE o.delivered_at IS NULL AND o.refused_at IS NULL AND o.next_attempt_at <= $1 \
+         AND w.removed = 0 \
          ORDER BY o.next_attempt_at LIMIT 64",
     )
     .bind(format_time(now))
@@ -107,7 +122,7 @@ async fn deliver_due(
     // lease each one first, so only one of them sends it. If this process
     // dies mid-send, the lease runs out and the message is sent again.
     let lease_until = now + chrono::Duration::from_std(settings.timeout * 2).unwrap_or_default();
-    for (message_id, payload, url, attempts, secret, _hook) in due {
+    for (message_id, payload, url, attempts, secret, hook) in due {
         let leased = sqlx::query(
             "UPDATE tasks_webhook_outbox SET next_attempt_at = $1 \
              WHERE message_id = $2 AND delivered_at IS NULL AND next_attempt_at <= $3",
@@ -122,13 +137,14 @@ async fn deliver_due(
             continue;
         }
         let http = http.clone();
+        let policy = settings.policy.clone();
         sends.spawn(async move {
-            let result = send(&http, &url, &secret, &message_id, &payload).await;
-            (message_id, attempts, result)
+            let result = send(&http, &policy, &url, &secret, &message_id, &payload).await;
+            (message_id, hook, attempts, result)
         });
     }
     while let Some(joined) = sends.join_next().await {
-        let Ok((message_id, attempts, result)) = joined else {
+        let Ok((message_id, hook, attempts, result)) = joined else {
             continue;
         };
         match result {
@@ -142,7 +158,20 @@ async fn deliver_due(
                 .execute(db.writer())
                 .await?;
             }
-            Err(reason) => {
+            Err(Failure::Refused(reason)) => {
+                tracing::warn!(%message_id, webhook = %hook, %reason, "webhook delivery refused; not retried");
+                sqlx::query(
+                    "UPDATE tasks_webhook_outbox SET attempts = $1, refused_at = $2, last_error = $3 \
+                     WHERE message_id = $4",
+                )
+                .bind(attempts + 1)
+                .bind(format_time(clock.now()))
+                .bind(format!("refused: {reason}"))
+                .bind(&message_id)
+                .execute(db.writer())
+                .await?;
+            }
+            Err(Failure::Failed(reason)) => {
                 let attempts = attempts + 1;
                 let next: DateTime<Utc> = clock.now()
                     + chrono::Duration::from_std(backoff(settings.retry_base, attempts as u32))
@@ -166,14 +195,22 @@ async fn deliver_due(
 
 async fn send(
     http: &reqwest::Client,
+    policy: &Policy,
     url: &str,
     secret: &str,
     message_id: &str,
     payload: &str,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
+    // Checked again at every delivery: the allowlist may have changed since
+    // registration. A name's addresses are checked by the client's resolver.
+    let url = reqwest::Url::parse(url)
+        .map_err(|_| Failure::Refused("the stored URL is malformed".into()))?;
+    policy
+        .check_url(&url)
+        .map_err(|r| Failure::Refused(r.to_string()))?;
     let timestamp = Utc::now().timestamp();
-    let signature =
-        sign(secret, message_id, timestamp, payload).ok_or("the stored secret is malformed")?;
+    let signature = sign(secret, message_id, timestamp, payload)
+        .ok_or_else(|| Failure::Failed("the stored secret is malformed".into()))?;
     let response = http
         .post(url)
         .header("content-type", "application/json")
@@ -183,11 +220,19 @@ async fn send(
         .body(payload.to_string())
         .send()
         .await
-        .map_err(|e| e.to_string())?;
-    if response.status().is_success() {
+        .map_err(|e| match outbound::refusal_of(&e) {
+            Some(refused) => Failure::Refused(refused.to_string()),
+            None => Failure::Failed(e.to_string()),
+        })?;
+    let status = response.status();
+    if status.is_success() {
         Ok(())
+    } else if status.is_redirection() {
+        Err(Failure::Failed(format!(
+            "answered {status}; redirects are not followed"
+        )))
     } else {
-        Err(format!("answered {}", response.status()))
+        Err(Failure::Failed(format!("answered {status}")))
     }
 }
 

@@ -312,10 +312,18 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             sweep.clone(),
             shutdown.clone(),
         ));
+        let outbound = verkosto_tasks::outbound::Policy::new(args.webhook_allow_hosts.clone());
+        if !outbound.allowlist().is_empty() {
+            let hosts: Vec<String> = outbound.allowlist().iter().map(|h| h.to_string()).collect();
+            tracing::info!(hosts = %hosts.join(","), "webhooks may reach these hosts even if internal or over plain http");
+        }
         tasks.spawn(verkosto_tasks::webhooks::run_delivery(
             db.clone(),
             clock.clone(),
-            verkosto_tasks::webhooks::Delivery::default(),
+            verkosto_tasks::webhooks::Delivery {
+                policy: outbound.clone(),
+                ..Default::default()
+            },
             shutdown.clone(),
         ));
         let service = verkosto_tasks::Tasks {
@@ -326,6 +334,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
             clock,
             sweep,
             dev_clock: args.dev_clock,
+            outbound,
         };
         api = api.merge(verkosto_tasks::router(service));
     }

@@ -336,6 +336,17 @@ pub struct ServeArgs {
     /// For `--target web`: the base URL of a process that serves the API.
     #[arg(long, env = "VERKOSTO_API_URL")]
     pub api_url: Option<String>,
+    /// A host webhooks may reach though it is internal, or over plain http:
+    /// `host`, `host:port`, `[v6]` or `[v6]:port` (no port: every port).
+    /// Repeat it, or comma-separate the environment variable. Without it,
+    /// webhooks must be https to public addresses only.
+    #[arg(
+        long = "webhook-allow-host",
+        env = "VERKOSTO_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT]"
+    )]
+    pub webhook_allow_hosts: Vec<verkosto_tasks::outbound::AllowHost>,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
     pub db_pool: u32,

@@ -182,6 +182,19 @@ impl Guard {
         .await?)
     }
 
+    /// Whether `agency` leads at least one case, as this process's view
+    /// knows (a case opened a moment ago may not be in it yet).
+    pub async fn leads_a_case(&self, agency: &str) -> Result<bool, GuardError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT case_id FROM guard_cases WHERE consumer = $1 AND lead_agency = $2 LIMIT 1",
+        )
+        .bind(self.consumer)
+        .bind(agency)
+        .fetch_optional(self.log.db().reader())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Opens a guarded read of the case for `reader`: the one way to read
     /// a case's client data. [`GuardError::NotFound`] unless the reader's
     /// agency is in the network, by a fresh view or, when the view may be

@@ -11,7 +11,7 @@ mod problem;
 pub mod request_id;
 
 pub use extract::{parse_if_match, parse_json, AuthState, Caller, JsonBody, WriteConditions};
-pub use problem::Problem;
+pub use problem::{Coded, FieldError, Problem};
 pub use request_id::RequestId;
 
 use axum::extract::{MatchedPath, Request};

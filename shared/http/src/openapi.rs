@@ -125,6 +125,9 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
             // for a feed, JSON otherwise.
             let answer = match (*status, op.path.ends_with(".ics")) {
                 (204, _) => json!({ "description": description }),
+                (400.., _) => {
+                    json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
+                }
                 (_, true) => {
                     json!({ "description": description, "content": { "text/calendar": { "schema": { "type": "string" } } } })
                 }
@@ -179,6 +182,19 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
                 "status": { "type": "integer" },
                 "detail": { "type": "string" },
                 "field": { "type": "string" },
+                "code": { "type": "string" },
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "code", "detail"],
+                        "properties": {
+                            "field": { "type": "string" },
+                            "code": { "type": "string" },
+                            "detail": { "type": "string" },
+                        },
+                    },
+                },
                 "request_id": { "type": "string" },
             },
         }),

@@ -15,6 +15,27 @@ pub struct Problem {
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// `code` and `errors`, when the answer carries them (boxed: every
+    /// handler returns this type, and most never fill it).
+    #[serde(flatten)]
+    pub coded: Option<Box<Coded>>,
+}
+
+/// A stable machine code that clients translate by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coded {
+    pub code: String,
+    /// For bad input: each offending field with its code.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One offending field of a bad input.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: String,
+    pub detail: String,
 }
 
 impl Problem {
@@ -25,6 +46,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            coded: None,
         }
     }
 
@@ -41,6 +63,21 @@ impl Problem {
             format!("{field}: {}", detail.into()),
         );
         p.field = Some(field.to_string());
+        p
+    }
+
+    /// 422 with a stable `code`, for the field and in `errors`.
+    pub fn invalid_code(field: &str, code: &str, detail: impl Into<String>) -> Problem {
+        let detail = detail.into();
+        let mut p = Problem::invalid(field, detail.clone());
+        p.coded = Some(Box::new(Coded {
+            code: code.to_string(),
+            errors: vec![FieldError {
+                field: field.to_string(),
+                code: code.to_string(),
+                detail,
+            }],
+        }));
         p
     }
 

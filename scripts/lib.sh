@@ -246,12 +246,13 @@ stop_temp_postgres() {
 
 # Starts a nats-server with JetStream (sync_interval: always) on a free port
 # with its store under a mktemp directory, in the background. Sets
-# NATS_TEMP_DIR, NATS_PORT, NATS_PID and NATS_URL. stop_temp_nats removes it.
+# NATS_TEMP_DIR, NATS_PORT, NATS_PID and NATS_URL, with the users of
+# deploy/nats/users.conf. stop_temp_nats removes it.
 # shellcheck disable=SC2034 # NATS_URL is for the caller
 start_temp_nats() {
     NATS_TEMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/verkosto-nats.XXXXXX")
     NATS_PORT=$(free_port)
-    local monitor_port
+    local monitor_port user
     monitor_port=$(free_port)
     cat >"$NATS_TEMP_DIR/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
@@ -261,8 +262,16 @@ jetstream {
   sync_interval: always
 }
 CONF
+    # Production's users and permissions; a random password each, in a
+    # file per user (--nats-password-file "$NATS_TEMP_DIR/<user>.password").
+    cat deploy/nats/users.conf >>"$NATS_TEMP_DIR/nats.conf"
+    for user in relay cases consent meetings tasks web operator; do
+        python3 -c 'import secrets; print(secrets.token_hex(16))' >"$NATS_TEMP_DIR/$user.password"
+        export "VERKOSTO_NATS_PASSWORD_${user^^}=$(cat "$NATS_TEMP_DIR/$user.password")"
+    done
     "$VERKOSTO_NATS_SERVER" -c "$NATS_TEMP_DIR/nats.conf" >"$NATS_TEMP_DIR/server.log" 2>&1 &
     NATS_PID=$!
+    for user in relay cases consent meetings tasks web operator; do unset "VERKOSTO_NATS_PASSWORD_${user^^}"; done
     NATS_URL="nats://127.0.0.1:$NATS_PORT"
     wait_for_port "$NATS_PORT" 30 || { tail -n 20 "$NATS_TEMP_DIR/server.log" >&2; return 1; }
 }

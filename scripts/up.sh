@@ -51,6 +51,7 @@ for target in "${targets[@]}"; do
     [ "$target" = cases ] && demo=(--demo)
     "$binary" serve --target "$target" --listen "127.0.0.1:$port" \
         --database-url "$database_url" --nats-url "$NATS_URL" \
+        --nats-user "$target" --nats-password-file "$NATS_TEMP_DIR/$target.password" \
         --dev-auth on --dev-key-seed "$dev_key_seed" "${demo[@]}" \
         >"$UP_DIR/$target.log" 2>&1 &
     pid=$!

@@ -361,3 +361,97 @@ async fn a_message_missing_from_the_stream_is_read_from_the_log() {
     assert!(reads(&split, &hanna, &records, "SOCIALNOTE").await);
     split.stop().await;
 }
+
+/// Certificates from `deploy/nats/make-certs.sh` for this machine.
+fn deploy_certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let script = verkosto_testkit::workspace_root().join("deploy/nats/make-certs.sh");
+    let out = std::process::Command::new(script)
+        .arg(dir.path())
+        .args(["localhost", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_speak_tls_to_nats_with_the_deploy_certificates() {
+    let certs = deploy_certificates();
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let nats = NatsServer::start_with(format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n}}\n",
+        file("server.pem"),
+        file("server-key.pem"),
+        file("ca.pem")
+    ))
+    .await
+    .unwrap();
+
+    // Without the CA, no connection.
+    let plain = async_nats::ConnectOptions::new()
+        .user_and_password("relay".into(), verkosto_testkit::nats_password("relay"))
+        .connect(nats.url())
+        .await;
+    assert!(plain.is_err(), "connected without trusting the server");
+
+    // A whole process with it: ready, its bus reachable, events published.
+    let database_url = verkosto_testkit::PgServer::shared()
+        .await
+        .fresh_database()
+        .await
+        .unwrap();
+    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .args(["--database-url", &database_url])
+        .args(nats.client_args(&nats.url(), "all"))
+        .args(["--nats-ca-file", &file("ca.pem")])
+        .env("VERKOSTO_LOG", "warn");
+    let mut child = verkosto_testkit::ChildProcess::spawn(cmd).unwrap();
+    let addr = child
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ready: Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["bus"], true, "{ready}");
+    let operator = verkosto_bus::NatsAccess {
+        ca_file: Some(certs.path().join("ca.pem")),
+        ..nats_access("operator")
+    };
+    let js = verkosto_bus::connect(&nats.url(), &operator).await.unwrap();
+    let mut stream = js.get_stream(STREAM_NAME).await.unwrap();
+    let mut on_stream = 0;
+    for _ in 0..100 {
+        on_stream = stream.info().await.unwrap().state.messages;
+        if on_stream > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        on_stream > 0,
+        "the demo's events reached the stream over TLS"
+    );
+    child.terminate().await.unwrap();
+}
+
+#[test]
+fn kubernetes_runs_nats_under_the_same_users_as_compose_and_the_tests() {
+    let root = verkosto_testkit::workspace_root();
+    let users = std::fs::read_to_string(root.join("deploy/nats/users.conf")).unwrap();
+    let k8s = std::fs::read_to_string(root.join("deploy/k8s/10-nats.yaml")).unwrap();
+    let copy: String = k8s
+        .split("  users.conf: |\n")
+        .nth(1)
+        .expect("10-nats.yaml has users.conf")
+        .lines()
+        .take_while(|l| *l != "---")
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert_eq!(copy, users, "deploy/k8s/10-nats.yaml's users.conf");
+}

@@ -786,6 +786,21 @@ async fn fetch_feed(v: &Verkosto, url: &str) -> (u16, String, String) {
     (status, content_type, r.text().await.unwrap())
 }
 
+/// Waits until the meetings read model has every event of the log. A write
+/// waits for it only so long (READ_YOUR_WRITES in the meetings routes) and
+/// then answers anyway; on a loaded machine the feed, which a calendar
+/// client reads and not the writer, may be read before it has caught up.
+async fn meetings_read_model_caught_up(v: &Verkosto) {
+    let log = v.log().await.unwrap();
+    verkosto_e2e::scaleout::wait_for_consumers(
+        &log,
+        [&"meetings".to_string()],
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+}
+
 async fn feed_url(v: &Verkosto, token: &str) -> String {
     let (status, body) = v.get(token, "/api/v1/calendar/feed-token").await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -826,6 +841,7 @@ both_modes!(
         police_only["participants"] = json!(["police-helsinki"]);
         let elsewhere = schedule(&v, &open, &police_only).await;
 
+        meetings_read_model_caught_up(&v).await;
         let url = feed_url(&v, &open.hanna).await;
         assert!(
             url.starts_with("/api/v1/calendar/health-hus.ics?token="),

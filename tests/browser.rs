@@ -361,6 +361,22 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
     b.check("tasks-liaison").await;
     b.submit("form[action$='/accept'] button").await;
     assert!(b.text().await.contains("accepted"));
+    // Her own calendar link: shown once with its expiry, listed, revoked.
+    b.submit("form[action='/calendar-link'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Your new calendar link works until")
+            && text.contains("/api/v1/calendar/health-hus.ics?token="),
+        "{text}"
+    );
+    b.check("calendar-link-new").await;
+    b.submit("form[action$='/revoke'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("The link was revoked") && text.contains("Revoked"),
+        "{text}"
+    );
+    b.check("calendar-links").await;
     b.sign_out().await;
 
     // The facilitator withdraws the grant; the auditor moves the timeline

@@ -641,7 +641,7 @@ const NOT_CLIENT_DATA: [&str; 7] = [
     "/api/v1/agencies",
     "/api/v1/users",
     "/api/v1/audit/verify",
-    "/api/v1/calendar/feed-token",
+    "/api/v1/calendar/feed-tokens",
     "/api/v1/cases",
     "/api/v1/invitations",
     "/api/v1/webhooks",
@@ -669,7 +669,7 @@ both_modes!(
             .await;
         let (meeting, task) = meeting_and_task(&v, &c, "Routes").await;
         let feed = v
-            .get(&c.liisa, "/api/v1/calendar/feed-token")
+            .post(&c.liisa, "/api/v1/calendar/feed-tokens", &json!({}))
             .await
             .unwrap()
             .1;

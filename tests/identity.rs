@@ -423,7 +423,8 @@ both_modes!(
                 .replace("{n}", "1")
                 .replace("{grant_id}", "x")
                 .replace("{refusal_id}", "x")
-                .replace("{basis_id}", "x");
+                .replace("{basis_id}", "x")
+                .replace("{token_id}", "x");
             for (method, op) in methods.as_object().unwrap() {
                 let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let status = v

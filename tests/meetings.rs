@@ -786,11 +786,39 @@ async fn fetch_feed(v: &Verkosto, url: &str) -> (u16, String, String) {
     (status, content_type, r.text().await.unwrap())
 }
 
+/// Issues a feed token (`body` as given) and returns the answer.
+async fn issue(v: &Verkosto, token: &str, body: &Value) -> (u16, Value) {
+    v.post(token, "/api/v1/calendar/feed-tokens", body)
+        .await
+        .unwrap()
+}
+
 async fn feed_url(v: &Verkosto, token: &str) -> String {
-    let (status, body) = v.get(token, "/api/v1/calendar/feed-token").await.unwrap();
-    assert_eq!(status, 200, "{body}");
+    let (status, body) = issue(v, token, &json!({})).await;
+    assert_eq!(status, 201, "{body}");
     assert!(body["token"].as_str().unwrap().len() >= 32);
     body["url"].as_str().unwrap().to_string()
+}
+
+/// The 404 of a feed: status and problem body, whatever the reason.
+async fn feed_refusal(v: &Verkosto, url: &str) -> (u16, Value) {
+    let r = v.http().get(v.url(url)).send().await.unwrap();
+    verkosto_e2e::answer(r).await.unwrap()
+}
+
+/// Waits until the meetings read model has every event of the log. A write
+/// waits for it only so long (READ_YOUR_WRITES in the meetings routes) and
+/// then answers anyway; on a loaded machine the feed, which a calendar
+/// client reads and not the writer, may be read before it has caught up.
+async fn meetings_read_model_caught_up(v: &Verkosto) {
+    let log = v.log().await.unwrap();
+    verkosto_e2e::scaleout::wait_for_consumers(
+        &log,
+        [&"meetings".to_string()],
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
 }
 
 both_modes!(
@@ -826,6 +854,7 @@ both_modes!(
         police_only["participants"] = json!(["police-helsinki"]);
         let elsewhere = schedule(&v, &open, &police_only).await;
 
+        meetings_read_model_caught_up(&v).await;
         let url = feed_url(&v, &open.hanna).await;
         assert!(
             url.starts_with("/api/v1/calendar/health-hus.ics?token="),
@@ -885,13 +914,13 @@ both_modes!(
             let (status, body) = verkosto_e2e::answer(r).await.unwrap();
             assert_eq!(status, 404, "{bad}: {body}");
         }
+        // Revoking all of one's own tokens (the old DELETE) ends them.
         let (status, body) = v
             .delete(&open.hanna, "/api/v1/calendar/feed-token")
             .await
             .unwrap();
         assert_eq!(status, 204, "{body}");
-        let r = v.http().get(v.url(&url)).send().await.unwrap();
-        let (status, body) = verkosto_e2e::answer(r).await.unwrap();
+        let (status, body) = feed_refusal(&v, &url).await;
         assert_eq!(status, 404, "revoked: {body}");
         // A new token works again.
         let again = feed_url(&v, &open.hanna).await;
@@ -899,3 +928,337 @@ both_modes!(
         v.stop().await;
     }
 );
+
+/// Registers a user (as the built-in admin) and returns a token for them.
+async fn user(v: &Verkosto, id: &str, agency: &str, roles: &[&str]) -> String {
+    let admin = v.token("admin").await.unwrap();
+    let (status, body) = v
+        .post(
+            &admin,
+            "/api/v1/users",
+            &json!({ "id": id, "agency": agency, "roles": roles, "display_name": id }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    v.token(id).await.unwrap()
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token_id"].as_str().unwrap())
+        .collect()
+}
+
+both_modes!(
+    feed_tokens_are_per_user_listed_and_revoked_one_by_one,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let hanna = v.token("hanna").await.unwrap();
+        let liisa = v.token("liisa").await.unwrap();
+        let aino = v.token("aino").await.unwrap();
+        let hugo = user(&v, "hugo", "health-hus", &["liaison"]).await;
+        let helmi = user(&v, "helmi", "health-hus", &["admin"]).await;
+
+        // The old GET no longer mints anything.
+        let r = v
+            .http()
+            .get(v.url("/api/v1/calendar/feed-token"))
+            .bearer_auth(&hanna)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405);
+
+        // Issued by POST: 180 days unless asked, by the log's clock.
+        let before = Utc::now();
+        let (status, a) = issue(&v, &hanna, &json!({})).await;
+        assert_eq!(status, 201, "{a}");
+        let expires: chrono::DateTime<Utc> = a["expires_at"].as_str().unwrap().parse().unwrap();
+        let days = (expires - before).num_hours() as f64 / 24.0;
+        assert!((179.9..180.1).contains(&days), "{a}");
+        let a_url = a["url"].as_str().unwrap().to_string();
+        assert_eq!(
+            a_url,
+            format!(
+                "/api/v1/calendar/health-hus.ics?token={}",
+                a["token"].as_str().unwrap()
+            )
+        );
+        // No body at all is the same as {}.
+        let r = v
+            .http()
+            .post(v.url("/api/v1/calendar/feed-tokens"))
+            .bearer_auth(&hanna)
+            .send()
+            .await
+            .unwrap();
+        let (status, c) = verkosto_e2e::answer(r).await.unwrap();
+        assert_eq!(status, 201, "{c}");
+        let (status, b) = issue(&v, &hanna, &json!({ "expires_in_days": 7 })).await;
+        assert_eq!(status, 201, "{b}");
+        let expires: chrono::DateTime<Utc> = b["expires_at"].as_str().unwrap().parse().unwrap();
+        assert_eq!((expires - before).num_days(), 7, "{b}");
+        let b_url = b["url"].as_str().unwrap().to_string();
+        for bad in [
+            json!({ "expires_in_days": 0 }),
+            json!({ "expires_in_days": 367 }),
+            json!({ "expires_in_days": -5 }),
+            json!({ "expires_in_days": "soon" }),
+        ] {
+            let (status, body) = issue(&v, &hanna, &bad).await;
+            assert_eq!(status, 422, "{bad}: {body}");
+            assert_eq!(body["field"], "expires_in_days", "{bad}: {body}");
+        }
+        // Only those who read meetings get a feed.
+        assert_eq!(issue(&v, &aino, &json!({})).await.0, 403);
+        assert_eq!(issue(&v, &helmi, &json!({})).await.0, 403);
+
+        // The owner's list: ids, times and states, never a token or a hash.
+        let (status, list) = v.get(&hanna, "/api/v1/calendar/feed-tokens").await.unwrap();
+        assert_eq!(status, 200, "{list}");
+        let all = [
+            b["token_id"].as_str().unwrap(),
+            c["token_id"].as_str().unwrap(),
+            a["token_id"].as_str().unwrap(),
+        ];
+        assert_eq!(ids(&list), all, "newest first");
+        for t in list["tokens"].as_array().unwrap() {
+            assert_eq!(t["state"], "active");
+            assert_eq!(t["owner"], "hanna");
+            assert!(
+                t["created_at"].is_string() && t["revoked_at"].is_null(),
+                "{t}"
+            );
+        }
+        let text = list.to_string();
+        for secret in [&a, &b, &c] {
+            let token = secret["token"].as_str().unwrap();
+            assert!(!text.contains(token), "a token is never listed");
+            assert!(!text.contains(&verkosto_meetings::feed_token::token_hash(token)));
+        }
+        // A colleague's list is the colleague's; only an admin sees the agency's.
+        let (_, hugos) = v.get(&hugo, "/api/v1/calendar/feed-tokens").await.unwrap();
+        assert!(ids(&hugos).is_empty(), "{hugos}");
+        let agency_view = "/api/v1/calendar/feed-tokens?scope=agency";
+        assert_eq!(v.get(&hugo, agency_view).await.unwrap().0, 403);
+        let (status, body) = v
+            .get(&hanna, "/api/v1/calendar/feed-tokens?scope=all")
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("scope")),
+            "{body}"
+        );
+        let (status, theirs) = v.get(&helmi, agency_view).await.unwrap();
+        assert_eq!(status, 200, "{theirs}");
+        assert_eq!(ids(&theirs), all);
+        // Another agency's admin-less user sees none of it.
+        let (_, liisas) = v.get(&liisa, "/api/v1/calendar/feed-tokens").await.unwrap();
+        assert!(ids(&liisas).is_empty(), "{liisas}");
+
+        // Only the owner or an admin of the agency revokes; to anyone
+        // else a token id is unknown.
+        let revoke = |id: &Value| format!("/api/v1/calendar/feed-tokens/{}", id.as_str().unwrap());
+        for stranger in [&hugo, &liisa] {
+            let (status, body) = v.delete(stranger, &revoke(&a["token_id"])).await.unwrap();
+            assert_eq!(status, 404, "{body}");
+        }
+        let (status, body) = v
+            .delete(&hanna, "/api/v1/calendar/feed-tokens/feedtoken-nope")
+            .await
+            .unwrap();
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(fetch_feed(&v, &a_url).await.0, 200);
+
+        // One by one: the owner revokes a, an admin revokes b; c stays.
+        let (status, body) = v.delete(&hanna, &revoke(&a["token_id"])).await.unwrap();
+        assert_eq!((status, body), (204, Value::Null));
+        let (status, body) = v.delete(&helmi, &revoke(&b["token_id"])).await.unwrap();
+        assert_eq!((status, body), (204, Value::Null));
+        // Revoking again changes nothing.
+        assert_eq!(
+            v.delete(&hanna, &revoke(&a["token_id"])).await.unwrap().0,
+            204
+        );
+
+        // A revoked token's feed answers exactly like an unknown one's.
+        let unknown = feed_refusal(&v, "/api/v1/calendar/health-hus.ics?token=0000").await;
+        assert_eq!(unknown.0, 404);
+        for url in [&a_url, &b_url] {
+            let (status, mut body) = feed_refusal(&v, url).await;
+            let mut same = unknown.1.clone();
+            for b in [&mut body, &mut same] {
+                b.as_object_mut().unwrap().remove("request_id");
+            }
+            assert_eq!((status, body), (404, same), "{url}");
+        }
+        assert_eq!(fetch_feed(&v, c["url"].as_str().unwrap()).await.0, 200);
+        let (_, list) = v.get(&hanna, "/api/v1/calendar/feed-tokens").await.unwrap();
+        let states: Vec<&str> = list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["revoked", "active", "revoked"], "{list}");
+        assert!(list["tokens"][0]["revoked_at"].is_string(), "{list}");
+        v.stop().await;
+    }
+);
+
+both_modes!(
+    an_old_agency_wide_feed_token_log_still_loads,
+    |mode| async move {
+        use verkosto_eventlog::{Actor, CommandMeta, ExpectedVersion, NewEvent};
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let hanna = v.token("hanna").await.unwrap();
+        // The stream as the older build left it: agency-wide tokens, one
+        // revocation of them all, and one more token after it.
+        let old = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let hash = verkosto_meetings::feed_token::token_hash(old);
+        let at = Utc::now().to_rfc3339();
+        let stored = [
+            (
+                "FeedTokenIssued",
+                json!({ "FeedTokenIssued": { "agency": "health-hus", "token_sha256": hash, "issued_by": "hanna", "at": at } }),
+            ),
+            (
+                "FeedTokensRevoked",
+                json!({ "FeedTokensRevoked": { "agency": "health-hus", "revoked_by": "hanna", "at": at } }),
+            ),
+            (
+                "FeedTokenIssued",
+                json!({ "FeedTokenIssued": { "agency": "health-hus", "token_sha256": hash, "issued_by": "hanna", "at": at } }),
+            ),
+        ];
+        let events = stored
+            .into_iter()
+            .map(|(event_type, payload)| NewEvent {
+                event_type: event_type.into(),
+                schema_version: 1,
+                payload,
+            })
+            .collect();
+        let meta = CommandMeta::new(Actor {
+            user: "hanna".into(),
+            agency: "health-hus".into(),
+        });
+        let log = v.log().await.unwrap();
+        log.append(
+            "calendar-feed",
+            "health-hus",
+            ExpectedVersion::NoStream,
+            events,
+            &meta,
+            None,
+        )
+        .await
+        .unwrap();
+
+        // The old token was revoked by the upgrade: 404 like any other.
+        let url = format!("/api/v1/calendar/health-hus.ics?token={old}");
+        let (status, body) = feed_refusal(&v, &url).await;
+        assert_eq!(status, 404, "{body}");
+        // The stream still loads: listed (nothing of the old kind), added to.
+        let (status, list) = v.get(&hanna, "/api/v1/calendar/feed-tokens").await.unwrap();
+        assert_eq!(status, 200, "{list}");
+        assert!(ids(&list).is_empty(), "{list}");
+        let url = feed_url(&v, &hanna).await;
+        assert_eq!(fetch_feed(&v, &url).await.0, 200);
+        let (status, list) = v.get(&hanna, "/api/v1/calendar/feed-tokens").await.unwrap();
+        assert_eq!((status, ids(&list).len()), (200, 1), "{list}");
+        v.stop().await;
+    }
+);
+
+/// Expiry is decided by the log's clock. Two days on, honestly: a meetings
+/// process whose machine clock is two days ahead (libfaketime) and that is
+/// told to trust it (`--clock-sync system`) stands for the same service two
+/// days later. One with the same fast clock that measures the database's
+/// (the default) keeps to the log's time and still serves the feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_token_expires_by_the_logs_clock() {
+    let lib = std::env::var("VERKOSTO_FAKETIME_LIB").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&lib).exists(),
+        "libfaketime is needed (VERKOSTO_FAKETIME_LIB={lib:?}); scripts/test.sh installs it"
+    );
+    let mut split = verkosto_e2e::Split::start(&["relay", "cases", "meetings"])
+        .await
+        .unwrap();
+    let fast = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME", "+2d"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    split.spawn_with("meetings", &[], &fast).await.unwrap();
+    split
+        .spawn_with("meetings", &["--clock-sync", "system"], &fast)
+        .await
+        .unwrap();
+    let [now, synced, later] = <[String; 3]>::try_from(split.bases("meetings")).unwrap();
+    // faketime took effect, and only the synced process corrects for it.
+    let offset = |base: String| async move {
+        verkosto_e2e::scaleout::gauge(&base, "verkosto_clock_offset_ms")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let two_days = 2 * 86_400_000;
+    assert!((offset(synced.clone()).await + two_days).abs() < 60_000);
+    assert_eq!(offset(later.clone()).await, 0);
+
+    let hanna = split.token("hanna").await.unwrap();
+    let (status, day) = split
+        .post(
+            "meetings",
+            &hanna,
+            "/api/v1/calendar/feed-tokens",
+            &json!({ "expires_in_days": 1 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{day}");
+    let (status, year) = split
+        .post(
+            "meetings",
+            &hanna,
+            "/api/v1/calendar/feed-tokens",
+            &json!({ "expires_in_days": 366 }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{year}");
+    let http = reqwest::Client::new();
+    let get = |base: &str, answer: &Value| {
+        let url = format!("{base}{}", answer["url"].as_str().unwrap());
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(&now, &day).await, 200);
+    assert_eq!(
+        get(&synced, &day).await,
+        200,
+        "the log's clock says a day has not passed"
+    );
+    assert_eq!(
+        get(&later, &day).await,
+        404,
+        "two days later the day-long token has expired"
+    );
+    assert_eq!(get(&later, &year).await, 200, "a year-long one has not");
+    // An expired token reads like an unknown one.
+    let r = http
+        .get(format!("{later}{}", day["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let (_, expired) = verkosto_e2e::answer(r).await.unwrap();
+    assert_eq!(expired["detail"], "no such calendar", "{expired}");
+    split.stop().await;
+}

@@ -391,9 +391,45 @@ both_modes!(
         assert_eq!(status, 200, "{page}");
         let (status, page) = hanna.post("/calendar-link", &[]).await;
         assert_eq!(status, 200);
+        let at = page
+            .find("/api/v1/calendar/health-hus.ics?token=")
+            .expect("the new link is shown");
+        let url: String = page[at..].chars().take_while(|c| *c != '<').collect();
         assert!(
-            page.contains("/api/v1/calendar/health-hus.ics?token="),
+            page.contains("Your new calendar link works until "),
             "{page}"
+        );
+        assert_eq!(
+            v.http().get(v.url(&url)).send().await.unwrap().status(),
+            200
+        );
+        // Listed with a revoke button; revoking ends the feed.
+        let (status, page) = hanna.get("/calendar-link").await;
+        assert_eq!(status, 200);
+        assert!(!page.contains(&url), "the link is shown only once");
+        let at = page
+            .find("/calendar-link/feedtoken-")
+            .expect("a revoke button")
+            + "/calendar-link/".len();
+        let id: String = page[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let (status, page) = hanna
+            .post(&format!("/calendar-link/{id}/revoke"), &[])
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("The link was revoked") && page.contains("Revoked"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("/revoke\""),
+            "no revoke button for a revoked link: {page}"
+        );
+        assert_eq!(
+            v.http().get(v.url(&url)).send().await.unwrap().status(),
+            404
         );
 
         // Every page renders in each language, with nothing untranslated.
@@ -404,6 +440,7 @@ both_modes!(
                 format!("/cases/{case}"),
                 format!("/meetings/{meeting}"),
                 "/tasks".to_string(),
+                "/calendar-link".to_string(),
             ] {
                 let (status, page) = fiona.get(&path).await;
                 assert_eq!(status, 200, "{lang} {path}");

@@ -180,17 +180,38 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .who(participants)
         .answer(200, "Approved"),
         Op::new(
-            "get",
-            "/api/v1/calendar/feed-token",
+            "post",
+            "/api/v1/calendar/feed-tokens",
             "meetings",
-            "Issue a calendar feed token for the caller's agency",
+            "Issue a calendar feed token to the caller, for the caller's agency (shown once; no Idempotency-Key, the token is never stored)",
         )
-        .answer(200, "token, url"),
+        .who("a facilitator or liaison")
+        .optional_body::<calendar::NewFeedToken>()
+        .answer_with::<calendar::IssuedFeedToken>(201, "Issued: token_id, token, expires_at, url")
+        .answer(422, "expires_in_days is out of range"),
+        Op::new(
+            "get",
+            "/api/v1/calendar/feed-tokens",
+            "meetings",
+            "The caller's own feed tokens (never the tokens themselves)",
+        )
+        .who("any signed-in user; scope=agency: an admin, for every token of the admin's agency")
+        .query("scope", "mine (the default) or agency (admins only)")
+        .answer_with::<calendar::FeedTokenList>(200, "tokens: id, owner, created_at, expires_at, state"),
+        Op::new(
+            "delete",
+            "/api/v1/calendar/feed-tokens/{token_id}",
+            "meetings",
+            "Revoke one feed token",
+        )
+        .who("the token's owner, or an admin of its agency")
+        .answer(204, "Revoked (or already revoked)")
+        .answer(404, "No such token for this caller"),
         Op::new(
             "delete",
             "/api/v1/calendar/feed-token",
             "meetings",
-            "Revoke the caller agency's feed tokens",
+            "Revoke every feed token of the caller's own",
         )
         .answer(204, "Revoked"),
         Op::new(
@@ -202,6 +223,6 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .public()
         .query("token", "the feed token")
         .answer(200, "text/calendar")
-        .answer(404, "Unknown agency, or a wrong or revoked token"),
+        .answer(404, "Unknown agency, or a wrong, revoked or expired token"),
     ]
 }

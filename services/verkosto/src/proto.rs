@@ -39,7 +39,7 @@ fn streams() -> Vec<(&'static str, &'static str, Schema)> {
         ),
         (
             "calendar-feed",
-            "An agency's calendar feed tokens (only their SHA-256). Id: the agency id.",
+            "The calendar feed tokens of an agency's users: one owner each, an expiry, revoked one by one (only their SHA-256 is kept). Id: the agency id.",
             schema_for!(verkosto_meetings::feed_token::CalendarFeedEvent),
         ),
         (

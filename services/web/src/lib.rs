@@ -54,7 +54,14 @@ pub fn router(web: Web) -> Router {
         .route("/cases/{id}/meetings", post(meetings_page::schedule))
         .route("/meetings/{id}", get(meetings_page::show))
         .route("/meetings/{id}/{action}", post(meetings_page::act))
-        .route("/calendar-link", post(meetings_page::calendar_link))
+        .route(
+            "/calendar-link",
+            get(meetings_page::calendar_links).post(meetings_page::calendar_link),
+        )
+        .route(
+            "/calendar-link/{id}/revoke",
+            post(meetings_page::revoke_calendar_link),
+        )
         .route("/tasks", get(tasks_page::show))
         .route("/tasks/{id}/{action}", post(tasks_page::act))
         .route("/audit", get(audit_page::show))

@@ -338,7 +338,22 @@ pub async fn act(
     render(&web, &page, &id, Some(&error)).await
 }
 
-/// A new calendar-feed link for the caller's agency (shown once).
+/// The signed-in user's calendar links, with a revoke button each.
+pub async fn calendar_links(
+    State(web): State<Web>,
+    page: Page,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let Some(token) = &page.token else {
+        return to_signin();
+    };
+    let notice = query.contains_key("revoked").then(|| {
+        html! { p.notice role="status" { (page.lang.t("calendar-link-revoked")) } }
+    });
+    calendar_page(&web, &page, token, notice.unwrap_or_else(|| html! {})).await
+}
+
+/// A new calendar-feed link for the caller (shown once, with its expiry).
 pub async fn calendar_link(
     State(web): State<Web>,
     page: Page,
@@ -349,15 +364,97 @@ pub async fn calendar_link(
         Err(answer) => return *answer,
     };
     let lang = page.lang;
-    let answer = web.api.get("/api/v1/calendar/feed-token", token).await;
-    let body = html! {
+    let answer = web
+        .api
+        .post("/api/v1/calendar/feed-tokens", token, &json!({}))
+        .await;
+    let shown = html! {
         @if answer.ok() {
-            p { (lang.t("calendar-link-explained")) }
+            p role="status" {
+                (lang.ta("calendar-link-new", &[("date", lang.moment(s(&answer.body["expires_at"])))]))
+            }
             p { code { (s(&answer.body["url"])) } }
         } @else {
             p.error role="alert" { (answer.detail()) }
         }
+    };
+    calendar_page(&web, &page, token, shown).await
+}
+
+/// Revokes one of the user's calendar links.
+pub async fn revoke_calendar_link(
+    State(web): State<Web>,
+    page: Page,
+    Path(id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let token = match page.form_token(&form) {
+        Ok(token) => token,
+        Err(answer) => return *answer,
+    };
+    let answer = web
+        .api
+        .call(
+            http::Method::DELETE,
+            &format!("/api/v1/calendar/feed-tokens/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    if answer.ok() {
+        return Redirect::to("/calendar-link?revoked=1").into_response();
+    }
+    let error = html! { p.error role="alert" { (answer.detail()) } };
+    calendar_page(&web, &page, token, error).await
+}
+
+/// The calendar page: `top` (a new link, a notice or an error), the user's
+/// links, and the button for a new one.
+async fn calendar_page(web: &Web, page: &Page, token: &str, top: Markup) -> Response {
+    let lang = page.lang;
+    let list = web.api.get("/api/v1/calendar/feed-tokens", token).await;
+    let tokens = list.body["tokens"].as_array().cloned().unwrap_or_default();
+    let body = html! {
+        (top)
+        p { (lang.t("calendar-link-about")) }
+        form method="post" action="/calendar-link" {
+            (csrf(page))
+            button type="submit" { (lang.t("calendar-link-get")) }
+        }
+        @if !list.ok() {
+            p.error role="alert" { (list.detail()) }
+        } @else if tokens.is_empty() {
+            p { (lang.t("calendar-links-none")) }
+        } @else {
+            table {
+                caption { (lang.t("calendar-links-caption")) }
+                thead { tr {
+                    th scope="col" { (lang.t("calendar-link-created")) }
+                    th scope="col" { (lang.t("calendar-link-expires")) }
+                    th scope="col" { (lang.t("calendar-link-state")) }
+                    th scope="col" { (lang.t("task-actions")) }
+                } }
+                tbody {
+                    @for t in &tokens {
+                        @let id = s(&t["token_id"]);
+                        tr {
+                            td { (lang.moment(s(&t["created_at"]))) }
+                            td { (lang.moment(s(&t["expires_at"]))) }
+                            td { (lang.t(&format!("calendar-link-state-{}", s(&t["state"])))) }
+                            td {
+                                @if t["state"] == "active" {
+                                    form.inline method="post" action={ "/calendar-link/" (id) "/revoke" } {
+                                        (csrf(page))
+                                        button type="submit" { (lang.t("calendar-link-revoke")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         p { a href="/tasks" { (lang.t("nav-tasks")) } }
     };
-    page.respond(layout(&page, &lang.t("calendar-link-title"), body))
+    page.respond(layout(page, &lang.t("calendar-link-title"), body))
 }

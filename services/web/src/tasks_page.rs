@@ -33,6 +33,7 @@ async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
         form method="post" action="/calendar-link" {
             (csrf(page))
             button type="submit" { (lang.t("calendar-link-get")) }
+            " " a href="/calendar-link" { (lang.t("calendar-links-mine")) }
         }
         (form_error(error, "task", lang))
         @if tasks.is_empty() {

@@ -16,10 +16,15 @@ pub struct Operation {
     /// Who may call it (shown in the description).
     pub who: &'static str,
     pub body: Option<Schema>,
+    /// Whether the body may be left out (it is required unless said).
+    pub body_optional: bool,
     /// `(name, description)` of query parameters.
     pub query: Vec<(&'static str, &'static str)>,
     /// `(status, description)` of the answers.
     pub answers: Vec<(u16, &'static str)>,
+    /// The JSON Schema of an answer's body, where one is declared (any
+    /// JSON otherwise).
+    pub answer_schemas: Vec<(u16, Schema)>,
     /// False for the few calls that need no token.
     pub auth: bool,
 }
@@ -38,8 +43,10 @@ impl Operation {
             summary,
             who: "any signed-in user",
             body: None,
+            body_optional: false,
             query: Vec::new(),
             answers: Vec::new(),
+            answer_schemas: Vec::new(),
             auth: true,
         }
     }
@@ -54,6 +61,13 @@ impl Operation {
         self
     }
 
+    /// A body that may be left out as a whole.
+    pub fn optional_body<T: JsonSchema>(mut self) -> Operation {
+        self.body = Some(schemars::schema_for!(T));
+        self.body_optional = true;
+        self
+    }
+
     pub fn query(mut self, name: &'static str, description: &'static str) -> Operation {
         self.query.push((name, description));
         self
@@ -61,6 +75,17 @@ impl Operation {
 
     pub fn answer(mut self, status: u16, description: &'static str) -> Operation {
         self.answers.push((status, description));
+        self
+    }
+
+    /// An answer whose JSON body has the schema of `T`.
+    pub fn answer_with<T: JsonSchema>(
+        mut self,
+        status: u16,
+        description: &'static str,
+    ) -> Operation {
+        self.answers.push((status, description));
+        self.answer_schemas.push((status, schemars::schema_for!(T)));
         self
     }
 
@@ -132,7 +157,13 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
                     json!({ "description": description, "content": { "text/calendar": { "schema": { "type": "string" } } } })
                 }
                 _ => {
-                    json!({ "description": description, "content": { "application/json": { "schema": {} } } })
+                    let schema = op
+                        .answer_schemas
+                        .iter()
+                        .find(|(s, _)| s == status)
+                        .map(|(_, schema)| hoist(schema, &mut shared))
+                        .unwrap_or_else(|| json!({}));
+                    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
                 }
             };
             responses.insert(status.to_string(), answer);
@@ -161,7 +192,7 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
         });
         if let Some(schema) = &op.body {
             let schema = hoist(schema, &mut shared);
-            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+            operation["requestBody"] = json!({ "required": !op.body_optional, "content": { "application/json": { "schema": schema } } });
         }
         if !op.auth {
             operation["security"] = json!([]);
@@ -263,5 +294,24 @@ mod tests {
         assert!(gone.get("content").is_none(), "{gone}");
         let feed = &doc["paths"]["/api/v1/calendar/{agency}.ics"]["get"]["responses"]["200"];
         assert!(feed["content"]["text/calendar"].is_object(), "{feed}");
+    }
+
+    #[derive(JsonSchema, serde::Serialize)]
+    struct Made {
+        id: String,
+    }
+
+    #[test]
+    fn a_declared_answer_body_and_an_optional_request_body_are_in_the_document() {
+        let doc = document(
+            "1",
+            &[Operation::new("post", "/api/v1/things", "t", "Make")
+                .optional_body::<Body>()
+                .answer_with::<Made>(201, "Made")],
+        );
+        let op = &doc["paths"]["/api/v1/things"]["post"];
+        assert_eq!(op["requestBody"]["required"], false);
+        let made = &op["responses"]["201"]["content"]["application/json"]["schema"];
+        assert_eq!(made["properties"]["id"]["type"], "string", "{made}");
     }
 }

@@ -160,7 +160,10 @@ async fn check(mode: Mode, seed: u64) {
     .unwrap();
     let mut feeds = Vec::new();
     for (agency, token) in &readers {
-        let (_, feed) = v.get(token, "/api/v1/calendar/feed-token").await.unwrap();
+        let (_, feed) = v
+            .post(token, "/api/v1/calendar/feed-tokens", &json!({}))
+            .await
+            .unwrap();
         feeds.push((
             agency.to_string(),
             feed["url"].as_str().unwrap().to_string(),

@@ -27,6 +27,26 @@ pub fn check_id(field: &str, id: &str) -> Result<(), Problem> {
     }
 }
 
+/// A checked user id: the `sub` of the user's tokens. Like [`check_id`],
+/// but it may start with a digit too, so that an identity provider's
+/// subjects fit as they are (Keycloak's are lowercase UUIDs, which start
+/// with a digit more often than not).
+pub fn check_user_id(field: &str, id: &str) -> Result<(), Problem> {
+    let ok = (2..=64).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            field,
+            "must be 2 to 64 characters of a-z, 0-9 and '-', starting with a letter or digit",
+        ))
+    }
+}
+
 /// Checks free text: not empty, not too long, no control characters.
 pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), Problem> {
     if text.trim().is_empty() {
@@ -78,6 +98,23 @@ pub enum AgencyKind {
 }
 
 impl AgencyKind {
+    pub const ALL: [AgencyKind; 9] = [
+        AgencyKind::Police,
+        AgencyKind::SocialServices,
+        AgencyKind::HealthCare,
+        AgencyKind::Ngo,
+        AgencyKind::Immigration,
+        AgencyKind::AssistanceSystem,
+        AgencyKind::ChildWelfare,
+        AgencyKind::LegalCounsel,
+        AgencyKind::Other,
+    ];
+
+    /// The kind named as on the wire (`social_services`).
+    pub fn parse(s: &str) -> Option<AgencyKind> {
+        AgencyKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AgencyKind::Police => "police",
@@ -349,6 +386,34 @@ mod tests {
         for bad in ["", "a", "Police", "1abc", "a.b", "a b", &"x".repeat(65)] {
             assert!(check_id("id", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn user_ids_fit_a_providers_subjects() {
+        for good in ["liisa", "5f0c2a4e-8d1b-4c7e-9a55-2f3b1d7e6c90", "42"] {
+            assert!(check_user_id("id", good).is_ok(), "{good:?} refused");
+        }
+        for bad in [
+            "",
+            "a",
+            "Liisa",
+            "-abc",
+            "auth0|123",
+            "a.b",
+            &"x".repeat(65),
+        ] {
+            assert!(check_user_id("id", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn agency_kinds_parse_by_their_wire_names() {
+        for kind in AgencyKind::ALL {
+            assert_eq!(AgencyKind::parse(kind.as_str()), Some(kind));
+            let wire = serde_json::to_value(kind).unwrap();
+            assert_eq!(wire, kind.as_str());
+        }
+        assert_eq!(AgencyKind::parse("pirates"), None);
     }
 
     #[test]

@@ -15,7 +15,8 @@ use verkosto_eventlog::{AggregateStore, EventLog, Execution, Outcome, Progress};
 use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
 
 use crate::domain::{
-    check_id, check_text, Agency, AgencyCommand, AgencyKind, LocalizedName, User, UserCommand,
+    check_id, check_text, check_user_id, Agency, AgencyCommand, AgencyKind, LocalizedName, User,
+    UserCommand,
 };
 
 /// The directory service: its aggregates, its read model's progress, and
@@ -153,7 +154,7 @@ impl Directory {
         display_name: String,
         execution: Execution,
     ) -> Result<Outcome<User>, Problem> {
-        check_id("id", &id)?;
+        check_user_id("id", &id)?;
         check_text("display_name", &display_name, 200)?;
         if roles.is_empty() {
             return Err(Problem::invalid("roles", "must name at least one role"));

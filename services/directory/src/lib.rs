@@ -4,6 +4,7 @@
 //! decides what a user may read: that is the consent policy's job; this
 //! crate only says who exists and with which roles.
 
+pub mod bootstrap;
 pub mod demo;
 pub mod domain;
 mod projection;

@@ -36,6 +36,13 @@ pub enum Command {
         #[command(subcommand)]
         command: GuardCommand,
     },
+    /// Administration of a real deployment: its first agency and admin.
+    Admin {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Drop read models and rebuild them by replaying the log (stop the
     /// targets that run them first). Names: directory, cases, meetings,
     /// tasks, guard-<target>; `all` for every one.
@@ -72,6 +79,63 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// First run: register the first agency and its admin, the user whose
+    /// tokens from your identity provider carry `--admin-subject` as `sub`,
+    /// and print the claims the provider must put into them. No dev token
+    /// is needed, ever. Running it again changes nothing.
+    Bootstrap(Box<BootstrapArgs>),
+}
+
+/// `verkosto admin bootstrap`. Values are checked by the command (one line
+/// naming the flag), not by clap.
+#[derive(Args, Debug, Clone)]
+pub struct BootstrapArgs {
+    /// The agency's id (a-z, 0-9, '-'), e.g. `assistance-system`: the
+    /// `agency` claim of its users' tokens.
+    #[arg(long)]
+    pub agency_id: String,
+    /// police, social_services, health_care, ngo, immigration,
+    /// assistance_system, child_welfare, legal_counsel or other.
+    #[arg(long)]
+    pub agency_kind: String,
+    /// The agency's name, in Finnish, Swedish and English unless
+    /// `--agency-name-fi`, `-sv` or `-en` give another.
+    #[arg(long)]
+    pub agency_name: String,
+    /// The agency's name in Finnish.
+    #[arg(long)]
+    pub agency_name_fi: Option<String>,
+    /// The agency's name in Swedish.
+    #[arg(long)]
+    pub agency_name_sv: Option<String>,
+    /// The agency's name in English.
+    #[arg(long)]
+    pub agency_name_en: Option<String>,
+    /// The admin's subject at the identity provider: the `sub` of their
+    /// tokens (in Keycloak, the user's ID).
+    #[arg(long)]
+    pub admin_subject: String,
+    /// The admin's name as the directory shows it.
+    #[arg(long)]
+    pub admin_name: String,
+    /// Add this admin though the directory has one already (a second
+    /// admin, or one to replace an admin whose account is gone).
+    #[arg(long)]
+    pub another_admin: bool,
+    /// Who runs this (kept in the log); default $USER.
+    #[arg(long, env = "USER")]
+    pub operator: String,
+    /// The provider's issuer, as `serve --jwt-issuer` (for the printed
+    /// claims only).
+    #[arg(long, env = "VERKOSTO_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience, as `serve --jwt-audience` (for the printed claims only).
+    #[arg(long, env = "VERKOSTO_JWT_AUDIENCE", default_value = "verkosto")]
+    pub jwt_audience: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +231,7 @@ impl Command {
                 &mut args.store
             }
             Command::Audit { store, .. }
+            | Command::Admin { store, .. }
             | Command::Guard { store, .. }
             | Command::Rebuild { store, .. } => store,
             Command::Proto { .. } => return Ok(()),

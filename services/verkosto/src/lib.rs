@@ -2,6 +2,7 @@
 //! command-line tools. Thin on purpose: each service owns its routes and
 //! read models; this crate only picks modules for a target and joins them.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 mod auth;

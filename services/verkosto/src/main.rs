@@ -1,7 +1,7 @@
 //! `verkosto`: the one binary. Parses settings and hands over to [`verkosto::app`].
 
 use clap::Parser;
-use verkosto::config::{AuditCommand, Cli, Command, GuardCommand};
+use verkosto::config::{AdminCommand, AuditCommand, Cli, Command, GuardCommand};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -29,6 +29,12 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 AuditCommand::Replay { case_id, at, json } => {
                     verkosto::audit::replay(&store, &case_id, at.as_deref(), json).await
                 }
+            }
+        }
+        Command::Admin { store, command } => {
+            verkosto::telemetry::init(Some(false));
+            match command {
+                AdminCommand::Bootstrap(args) => verkosto::admin::bootstrap(&store, &args).await,
             }
         }
         Command::Guard { store, command } => {

@@ -451,3 +451,288 @@ both_modes!(
         v.stop().await;
     }
 );
+
+/// A store for the binary's own subcommands, in either mode: its flags
+/// (and, distributed, the nats-server that `serve` needs beside it).
+struct Store {
+    flags: Vec<String>,
+    url: String,
+    nats: Option<verkosto_testkit::NatsServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl Store {
+    async fn fresh(mode: Mode) -> Store {
+        let dir = tempfile::tempdir().unwrap();
+        match mode {
+            Mode::Embedded => Store {
+                flags: vec!["--data-dir".into(), dir.path().display().to_string()],
+                url: format!("sqlite://{}", dir.path().join("verkosto.db").display()),
+                nats: None,
+                _dir: dir,
+            },
+            Mode::Distributed => {
+                let url = verkosto_testkit::PgServer::shared()
+                    .await
+                    .fresh_database()
+                    .await
+                    .unwrap();
+                Store {
+                    flags: vec!["--database-url".into(), url.clone()],
+                    url,
+                    nats: Some(verkosto_testkit::NatsServer::start().await.unwrap()),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    async fn events(&self) -> i64 {
+        let log = verkosto_eventlog::EventLog::connect(&self.url)
+            .await
+            .unwrap();
+        let n = log.count().await.unwrap();
+        log.db().close().await;
+        n
+    }
+}
+
+/// A Keycloak-style subject: a UUID, starting with a digit.
+const ADMIN_SUBJECT: &str = "5f0c2a4e-8d1b-4c7e-9a55-2f3b1d7e6c90";
+
+/// `verkosto admin bootstrap` on `store` with the usual flags, then `extra`
+/// (which clap lets override nothing: a test gives each flag once).
+async fn bootstrap(store: &Store, subject: &str, extra: &[&str]) -> std::process::Output {
+    let mut args: Vec<String> = vec!["admin".into(), "bootstrap".into()];
+    args.extend(store.flags.iter().cloned());
+    for (flag, value) in [
+        ("--agency-id", "assistance-system"),
+        ("--agency-kind", "assistance_system"),
+        ("--agency-name", "Ihmiskaupan uhrien auttamisjärjestelmä"),
+        ("--agency-name-en", "Assistance System"),
+        ("--admin-subject", subject),
+        ("--admin-name", "Anna Admin"),
+        ("--operator", "ops-test"),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .args(&args)
+        .env_remove("VERKOSTO_JWT_ISSUER")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+both_modes!(
+    bootstrap_makes_the_providers_user_the_first_admin_without_dev_tokens,
+    |mode| async move {
+        let (idp, key) = identity_provider().await;
+        let store = Store::fresh(mode).await;
+
+        // First run: the agency and its admin, and the claims to issue.
+        let out = bootstrap(&store, ADMIN_SUBJECT, &["--jwt-issuer", &idp]).await;
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+        assert!(
+            stdout.contains("registered agency assistance-system"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("registered admin {ADMIN_SUBJECT}")),
+            "{stdout}"
+        );
+        for claim in [
+            format!("iss     {idp:?}"),
+            "aud     \"verkosto\"".to_string(),
+            format!("sub     {ADMIN_SUBJECT:?}"),
+            "agency  \"assistance-system\"".to_string(),
+            "roles   [\"admin\"]".to_string(),
+        ] {
+            assert!(stdout.contains(&claim), "{claim} missing: {stdout}");
+        }
+        let events = store.events().await;
+        assert_eq!(events, 2, "one agency and one user event");
+
+        // Again: nothing changes, and it says so.
+        let out = bootstrap(&store, ADMIN_SUBJECT, &[]).await;
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+        assert!(stdout.starts_with("nothing changed"), "{stdout}");
+        assert_eq!(store.events().await, events);
+
+        // Another subject is refused while an admin exists, unless asked for.
+        let second = "7c1d3b5f-0e2a-4f6b-8c9d-1a2b3c4d5e6f";
+        let out = bootstrap(&store, second, &[]).await;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.starts_with("verkosto: --another-admin: the directory has an admin already"),
+            "{stderr}"
+        );
+        assert_eq!(
+            store.events().await,
+            events,
+            "nothing of a refusal is written"
+        );
+        // So is the same agency id with another kind.
+        let out = bootstrap(&store, second, &["--agency-kind", "ngo", "--another-admin"]).await;
+        let stderr = text(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.starts_with("verkosto: --agency-id: agency"),
+            "{stderr}"
+        );
+        assert_eq!(store.events().await, events);
+
+        // Serve with the provider's JWKS and no dev auth.
+        let jwks = format!("{idp}/jwks");
+        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--jwks-url", &jwks, "--jwt-issuer", &idp])
+            .args(["--jwt-algorithms", "EdDSA"])
+            .args(&store.flags)
+            .env_remove("VERKOSTO_DEV_AUTH")
+            .env_remove("VERKOSTO_DEMO")
+            .env("VERKOSTO_LOG", "warn");
+        if let Some(nats) = &store.nats {
+            cmd.args(["--target", "all"])
+                .args(nats.client_args(&nats.url(), "all"));
+        }
+        let mut server = verkosto_testkit::ChildProcess::spawn(cmd).unwrap();
+        let addr = server
+            .wait_for_line("listening on ", std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+            let mut r = http
+                .request(method, format!("{base}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                r = r.json(&body);
+            }
+            async move { verkosto_e2e::answer(r.send().await.unwrap()).await.unwrap() }
+        };
+
+        let r = http
+            .post(format!("{base}/api/v1/dev/token"))
+            .json(&json!({ "user": "admin" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "no dev tokens");
+
+        let now = chrono::Utc::now().timestamp();
+        let token = |sub: &str, agency: &str, role: &str| {
+            key.issue_claims(&json!({ "iss": idp, "aud": "verkosto", "sub": sub,
+                "agency": agency, "roles": [role], "iat": now, "nbf": now, "exp": now + 600 }))
+        };
+        let admin = token(ADMIN_SUBJECT, "assistance-system", "admin");
+
+        // The directory lists what bootstrap registered.
+        let (status, users) = call(reqwest::Method::GET, "/api/v1/users", &admin, None).await;
+        assert_eq!(status, 200, "{users}");
+        assert_eq!(users["users"][0]["id"], ADMIN_SUBJECT, "{users}");
+        assert_eq!(users["users"][0]["roles"], json!(["admin"]), "{users}");
+
+        // The admin registers a second agency and a facilitator in it.
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/api/v1/agencies",
+            &admin,
+            Some(agency("ngo-support", "ngo")),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let facilitator = "0a9e8d7c-6b5a-4f3e-2d1c-0b9a8f7e6d5c";
+        let (status, body) = call(
+            reqwest::Method::POST,
+            "/api/v1/users",
+            &admin,
+            Some(json!({ "id": facilitator, "agency": "ngo-support",
+                         "roles": ["facilitator"], "display_name": "Nora" })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+
+        // The facilitator's provider token works: a case, and the
+        // bootstrapped agency can be invited into it.
+        let nora = token(facilitator, "ngo-support", "facilitator");
+        let (status, case) = call(
+            reqwest::Method::POST,
+            "/api/v1/cases",
+            &nora,
+            Some(json!({ "pseudonym": "A-1", "languages": ["fi"] })),
+        )
+        .await;
+        assert_eq!(status, 201, "{case}");
+        let members = format!("/api/v1/cases/{}/members", case["id"].as_str().unwrap());
+        let invite = json!({ "agency": "assistance-system", "purpose": "assistance" });
+        let (status, body) = verkosto_e2e::until_current(|| async {
+            Ok(call(reqwest::Method::POST, &members, &nora, Some(invite.clone())).await)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+
+        // Bootstrap beside the running server is still a no-op.
+        let out = bootstrap(&store, ADMIN_SUBJECT, &[]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("nothing changed"));
+        server.terminate().await.unwrap();
+    }
+);
+
+/// Bad flags: one line naming the flag, a non-zero exit, no panic, and
+/// nothing written.
+#[tokio::test]
+async fn bootstrap_refuses_bad_flags_naming_them() {
+    let store = Store::fresh(Mode::Embedded).await;
+    for (extra, flag) in [
+        (vec!["--agency-id", "Bad Id!"], "--agency-id"),
+        (vec!["--agency-id", "system"], "--agency-id"),
+        (vec!["--agency-kind", "pirates"], "--agency-kind"),
+        (vec!["--agency-name", " "], "--agency-name"),
+        (vec!["--agency-name-en", "a\u{202E}b"], "--agency-name-en"),
+        (vec!["--admin-subject", "auth0|abc"], "--admin-subject"),
+        (vec!["--admin-subject", "admin"], "--admin-subject"),
+        (vec!["--admin-name", ""], "--admin-name"),
+    ] {
+        let out = bootstrap(&store, ADMIN_SUBJECT, &extra).await;
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} accepted");
+        assert!(
+            stderr.starts_with(&format!("verkosto: {flag}: ")) && stderr.lines().count() == 1,
+            "{extra:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    // A missing flag: clap says which.
+    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        .args(["admin", "bootstrap", "--data-dir"])
+        .arg(&store.flags[1])
+        .args(["--agency-kind", "ngo", "--agency-name", "N"])
+        .args(["--admin-subject", ADMIN_SUBJECT, "--admin-name", "A"])
+        .args(["--operator", "ops-test"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--agency-id"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !std::path::Path::new(&store.flags[1])
+            .join("verkosto.db")
+            .exists(),
+        "bad input never opens the store"
+    );
+}

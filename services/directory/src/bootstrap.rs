@@ -90,6 +90,7 @@ impl Bootstrap {
     /// projection).
     pub async fn run(&self, directory: &Directory) -> Result<Report, Problem> {
         self.check()?;
+        // First decide both (`Registered` = to be registered), then write.
         let agency = match directory.agency(&self.agency_id).await? {
             None => Done::Registered,
             Some(found) => {

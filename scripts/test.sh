@@ -72,6 +72,11 @@ if ! $caller_profile; then
     if [ "${CI:-}" = true ]; then nextest_args+=(--profile ci); else nextest_args+=(--profile default); fi
 fi
 
+# Every child's log and every secret the harness makes stay here for the
+# scan after the tests; removed when nothing leaked.
+VERKOSTO_TEST_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/verkosto-run.XXXXXX")
+export VERKOSTO_TEST_RUN_DIR
+
 phase_begin tests
 status=0
 cargo nextest run "${nextest_args[@]}" "$@" || status=$?
@@ -79,6 +84,20 @@ if [ "$status" = 0 ]; then
     phase_end "passed (cargo nextest run ${nextest_args[*]} $*)"
 else
     phase_end "FAILED with status $status (cargo nextest run ${nextest_args[*]} $*)"
+fi
+
+# No secret the harness made (NATS passwords, …) in any process's log.
+phase_begin secrets
+logs=$(find "$VERKOSTO_TEST_RUN_DIR" -name output.log | wc -l)
+if [ ! -s "$VERKOSTO_TEST_RUN_DIR/secrets" ]; then
+    phase_end "no secrets were made (no distributed test ran); $logs logs"
+    rm -rf "$VERKOSTO_TEST_RUN_DIR"
+elif leaked=$(grep -rlF -f "$VERKOSTO_TEST_RUN_DIR/secrets" --include=output.log "$VERKOSTO_TEST_RUN_DIR"); then
+    status=1
+    phase_end "FAILED: a secret is in these logs: $leaked"
+else
+    phase_end "$(sort -u "$VERKOSTO_TEST_RUN_DIR/secrets" | wc -l) secrets in none of $logs logs"
+    rm -rf "$VERKOSTO_TEST_RUN_DIR"
 fi
 
 # The failpoint tests (crashes between publish and checkpoint, apply and

@@ -1,6 +1,8 @@
 //! Identity endpoints: agencies, users and dev tokens, in both modes, with
 //! the bad input every public endpoint must refuse cleanly.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use verkosto_e2e::{agency, both_modes, Mode, Verkosto};
 
@@ -735,4 +737,132 @@ async fn bootstrap_refuses_bad_flags_naming_them() {
             .exists(),
         "bad input never opens the store"
     );
+}
+
+/// Every secret a process holds, with every log line it can write (debug),
+/// through a day's work: none of them in its log, its `/metrics` or its
+/// answers to others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_never_reach_the_log_or_metrics() {
+    let nats = verkosto_testkit::NatsServer::start().await.unwrap();
+    let database_url = verkosto_testkit::PgServer::shared()
+        .await
+        .fresh_database()
+        .await
+        .unwrap();
+    // The test cluster trusts loopback, so any password does: one to look for.
+    let db_password = "HUNTER2DBPASSWORD";
+    let with_password = database_url.replacen("postgres@", &format!("postgres:{db_password}@"), 1);
+    assert_ne!(with_password, database_url, "{database_url}");
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("database-url");
+    std::fs::write(&url_file, &with_password).unwrap();
+    let oidc_file = dir.path().join("oidc-secret");
+    let oidc_secret = "HUNTER2OIDCSECRET";
+    std::fs::write(&oidc_file, oidc_secret).unwrap();
+    let seed = "4855_4e54_4552_3253_4545_4448_554e_5445_5232_5345_4544_4855_4e54_4552_3253_4545"
+        .replace('_', "");
+    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .arg("--database-url-file")
+        .arg(&url_file)
+        .arg("--oidc-client-secret-file")
+        .arg(&oidc_file)
+        .args(nats.client_args(&nats.url(), "all"))
+        .args(["--webhook-allow-host", "127.0.0.1"])
+        .env("VERKOSTO_DEV_KEY_SEED", &seed)
+        .env("VERKOSTO_LOG", "debug");
+    let mut child = verkosto_testkit::ChildProcess::spawn(cmd).unwrap();
+    let addr = child
+        .wait_for_line("listening on ", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let token = |user: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let body: Value = http
+                .post(format!("{base}/api/v1/dev/token"))
+                .json(&json!({ "user": user }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["token"].as_str().unwrap().to_string()
+        }
+    };
+    let (fiona, hanna) = (token("fiona").await, token("hanna").await);
+    let post = |token: String, path: &'static str, body: Value| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    post(
+        fiona.clone(),
+        "/api/v1/cases",
+        json!({ "pseudonym": "K-1", "languages": ["fi"] }),
+    )
+    .await;
+    let webhook = post(
+        fiona.clone(),
+        "/api/v1/webhooks",
+        json!({ "url": "http://127.0.0.1:9/hook" }),
+    )
+    .await;
+    let webhook_secret = webhook["secret"].as_str().unwrap().to_string();
+    let feed = post(hanna.clone(), "/api/v1/calendar/feed-tokens", json!({})).await;
+    let feed_token = feed["token"].as_str().unwrap().to_string();
+    let status = http
+        .get(format!("{base}{}", feed["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // A wrong token and a broken one, to reach the error paths too.
+    let _ = http
+        .get(format!("{base}/api/v1/cases"))
+        .bearer_auth(format!("{fiona}x"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    child.terminate().await.unwrap();
+
+    let log = std::fs::read_to_string(child.log_path()).unwrap();
+    assert!(log.lines().count() > 20, "debug logging is on: {log}");
+    let secrets = [
+        ("the database password", db_password.to_string()),
+        ("the NATS password", verkosto_testkit::nats_password("relay")),
+        ("the OIDC client secret", oidc_secret.to_string()),
+        ("the dev key seed", seed.clone()),
+        ("a bearer token", fiona.clone()),
+        ("a webhook secret", webhook_secret),
+        ("a calendar feed token", feed_token),
+    ];
+    for (what, secret) in &secrets {
+        assert!(!log.contains(secret.as_str()), "{what} is in the log");
+        assert!(!metrics.contains(secret.as_str()), "{what} is in /metrics");
+    }
 }

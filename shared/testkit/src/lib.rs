@@ -47,6 +47,30 @@ pub fn free_port() -> u16 {
 
 /// The root of this workspace: the nearest directory with a `Cargo.lock`
 /// above `CARGO_MANIFEST_DIR` (of the running test, else of this crate).
+/// Where a whole test run keeps every child's log and every secret the
+/// harness made (`VERKOSTO_TEST_RUN_DIR`, set by `scripts/test.sh`, which
+/// then looks for each secret in each log).
+pub fn run_dir() -> Option<PathBuf> {
+    std::env::var_os("VERKOSTO_TEST_RUN_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Notes a secret the harness made, for the run's scan of the logs.
+pub fn note_secret(secret: &str) {
+    use std::io::Write;
+    if let Some(dir) = run_dir().filter(|_| !secret.is_empty()) {
+        // One short append per line: whole even with tests writing at once.
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("secrets"))
+        {
+            let _ = file.write_all(format!("{secret}\n").as_bytes());
+        }
+    }
+}
+
 pub fn workspace_root() -> PathBuf {
     let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)

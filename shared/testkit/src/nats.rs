@@ -101,7 +101,11 @@ pub fn nats_user(target: &str) -> &str {
 /// process starts (the nodes of a cluster must agree).
 pub fn nats_password(user: &str) -> String {
     static PASSWORDS: OnceLock<String> = OnceLock::new();
-    let secret = PASSWORDS.get_or_init(|| uuid::Uuid::new_v4().simple().to_string());
+    let secret = PASSWORDS.get_or_init(|| {
+        let secret = uuid::Uuid::new_v4().simple().to_string();
+        crate::note_secret(&secret);
+        secret
+    });
     format!("{user}-{secret}")
 }
 

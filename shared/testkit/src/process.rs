@@ -29,10 +29,14 @@ impl ChildProcess {
     /// directly, stdout line by line as it is read). Needs a Tokio runtime.
     pub fn spawn(mut cmd: tokio::process::Command) -> Result<ChildProcess> {
         let program = cmd.as_std().get_program().to_string_lossy().into_owned();
-        let log_dir = tempfile::Builder::new()
-            .prefix("verkosto-proc-")
-            .tempdir()
-            .context("temporary directory for a child's log")?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("verkosto-proc-");
+        let log_dir = match crate::run_dir() {
+            // Kept for the run's scan for secrets (scripts/test.sh).
+            Some(run) => builder.disable_cleanup(true).tempdir_in(run),
+            None => builder.tempdir(),
+        }
+        .context("temporary directory for a child's log")?;
         let log_path = log_dir.path().join("output.log");
         let log = std::fs::OpenOptions::new()
             .create(true)

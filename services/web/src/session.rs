@@ -473,13 +473,24 @@ pub fn local_path(path: &str) -> Option<String> {
     ok.then(|| path.to_string())
 }
 
-/// The path of a same-site `Referer`, for returning after a POST.
+/// The path of a same-host `Referer`, for returning after a POST. Ports
+/// are not compared: a gateway may pass on the host without its port.
 pub fn referer_path(headers: &http::HeaderMap) -> Option<String> {
+    let hostname = |authority: &str| {
+        let end = if authority.starts_with('[') {
+            authority.find(']').map_or(authority.len(), |i| i + 1)
+        } else {
+            authority.find(':').unwrap_or(authority.len())
+        };
+        authority[..end].to_ascii_lowercase()
+    };
     let host = headers.get(http::header::HOST)?.to_str().ok()?;
     let referer = headers.get(http::header::REFERER)?.to_str().ok()?;
     let (_, rest) = referer.split_once("://")?;
-    let rest = rest.strip_prefix(host)?;
-    local_path(if rest.is_empty() { "/" } else { rest })
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    (hostname(authority) == hostname(host))
+        .then(|| local_path(path))
+        .flatten()
 }
 
 impl FromRequestParts<Web> for Page {
@@ -635,6 +646,24 @@ mod tests {
         assert_ne!(a.csrf, b.csrf);
         assert_ne!(a.row, b.row);
         assert!(Keys::of("short").is_none());
+    }
+
+    #[test]
+    fn a_referer_counts_only_from_this_host() {
+        let headers = |host: &str, referer: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::HOST, host.parse().unwrap());
+            h.insert(http::header::REFERER, referer.parse().unwrap());
+            h
+        };
+        let back = |host, referer| referer_path(&headers(host, referer));
+        assert_eq!(
+            back("localhost", "http://localhost:8080/cases/x").as_deref(),
+            Some("/cases/x")
+        );
+        assert_eq!(back("a.fi:443", "https://a.fi").as_deref(), Some("/"));
+        assert_eq!(back("a.fi", "https://a.fi.evil/cases/x"), None);
+        assert_eq!(back("a.fi", "https://evil/cases/x"), None);
     }
 
     #[test]

@@ -407,3 +407,140 @@ async fn a_facilitator_a_liaison_and_an_auditor_in_chromium() {
     b.client.close().await.unwrap();
     v.stop().await;
 }
+
+/// Signs in over plain HTTP as `user` and returns that session's CSRF
+/// token: what an attacker with an account of their own could get.
+async fn someone_elses_csrf(base: &str, user: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string()
+    };
+    let csrf = |page: &str| {
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let r = http.get(format!("{base}/signin")).send().await.unwrap();
+    let anonymous = cookie(&r, "vk_csrf");
+    let page = r.text().await.unwrap();
+    let r = http
+        .post(format!("{base}/signin"))
+        .header("cookie", &anonymous)
+        .form(&[("user", user), ("csrf", &csrf(&page))])
+        .send()
+        .await
+        .unwrap();
+    let session = cookie(&r, "vk_session");
+    let home = http
+        .get(format!("{base}/"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("action=\"/signout\""), "{home}");
+    csrf(&home)
+}
+
+/// Sessions as Chromium lives them on http://127.0.0.1 (the demo's
+/// address): the cookie's attributes, another session's CSRF token refused,
+/// a copied cookie dead after sign-out, and an idle session sending the
+/// user to sign in and back to where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_in_chromium() {
+    let v = Verkosto::start_with(
+        Mode::Embedded,
+        &[
+            "--demo",
+            "--demo-case",
+            "off",
+            "--session-idle-timeout",
+            "4s",
+        ],
+    )
+    .await
+    .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let b = Browser::start(&v.base, profile.path()).await;
+
+    // Chromium keeps a Secure cookie over plain HTTP on 127.0.0.1 (a
+    // potentially trustworthy origin), so the demo needs no opt-out.
+    b.sign_in("fiona").await;
+    assert!(b.text().await.contains("Signed in as fiona"));
+    let cookie = b.client.get_named_cookie("vk_session").await.unwrap();
+    assert_eq!(cookie.secure(), Some(true), "{cookie:?}");
+    assert_eq!(cookie.http_only(), Some(true), "{cookie:?}");
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Lax)");
+    assert_eq!(cookie.path(), Some("/"));
+    // Scripts on the page never see it.
+    let seen = b
+        .client
+        .execute("return document.cookie", vec![])
+        .await
+        .unwrap();
+    assert!(
+        !seen.as_str().unwrap_or_default().contains("vk_session"),
+        "{seen}"
+    );
+
+    // A form carrying another session's CSRF token is refused, and nothing happens.
+    let forged = someone_elses_csrf(&v.base, "hanna").await;
+    b.open("/").await;
+    b.fill("#pseudonym", "FORGED-7").await;
+    b.fill("#languages", "fi").await;
+    b.client
+        .execute(
+            "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = arguments[0]);",
+            vec![json!(forged)],
+        )
+        .await
+        .unwrap();
+    b.submit("form[action='/cases'] button").await;
+    let text = b.text().await;
+    assert!(text.contains("The form had expired"), "{text}");
+    b.open("/").await;
+    assert!(!b.text().await.contains("FORGED-7"));
+
+    // Signing out ends the session: the old cookie, put back, opens nothing.
+    let old = b.client.get_named_cookie("vk_session").await.unwrap();
+    b.sign_out().await;
+    assert!(b.text().await.contains("You have signed out"));
+    b.client.add_cookie(old).await.unwrap();
+    b.open("/").await;
+    let text = b.text().await;
+    assert!(
+        !text.contains("Signed in as") && text.contains("Your session has ended"),
+        "{text}"
+    );
+
+    // Idle longer than the timeout: the next page is sign-in, saying why,
+    // and signing in goes back to that page.
+    b.sign_in("fiona").await;
+    b.open("/tasks").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    b.open("/tasks").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Your session ended because you had done nothing for a minute"),
+        "{text}"
+    );
+    b.check("session-ended").await;
+    b.select("#user", "fiona").await;
+    b.submit("form[action='/signin'] button").await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/tasks");
+    assert!(b.text().await.contains("Signed in as fiona"));
+    b.client.close().await.unwrap();
+    v.stop().await;
+}

@@ -13,6 +13,12 @@ struct Browser<'a> {
     http: reqwest::Client,
     jar: HashMap<String, String>,
     lang: &'static str,
+    /// The CSRF field of the last page, as a form on it would send it.
+    csrf: String,
+    /// Whether cookies must carry `Secure` (all but the loopback opt-out).
+    secure: bool,
+    /// Every `Set-Cookie` seen, for checks of the attributes.
+    set_cookies: Vec<String>,
 }
 
 impl<'a> Browser<'a> {
@@ -26,6 +32,9 @@ impl<'a> Browser<'a> {
             http,
             jar: HashMap::new(),
             lang: "en",
+            csrf: String::new(),
+            secure: true,
+            set_cookies: Vec::new(),
         }
     }
 
@@ -41,11 +50,13 @@ impl<'a> Browser<'a> {
         for value in response.headers().get_all("set-cookie") {
             let text = value.to_str().unwrap();
             assert!(
-                text.contains("HttpOnly")
-                    && text.contains("SameSite=Lax")
-                    && text.contains("Secure"),
+                text.contains("; HttpOnly")
+                    && text.contains("; SameSite=Lax")
+                    && text.contains("; Path=/")
+                    && text.contains("; Secure") == self.secure,
                 "{text}"
             );
+            self.set_cookies.push(text.to_string());
             let (pair, _) = text.split_once(';').unwrap();
             let (k, v) = pair.split_once('=').unwrap();
             if v.is_empty() {
@@ -73,14 +84,18 @@ impl<'a> Browser<'a> {
                 continue;
             }
             let status = r.status().as_u16();
-            return (status, r.text().await.unwrap());
+            let page = r.text().await.unwrap();
+            if let Some(csrf) = hidden(&page, "csrf") {
+                self.csrf = csrf;
+            }
+            return (status, page);
         }
         panic!("too many redirects");
     }
 
-    /// Posts a form (with this browser's CSRF token) and follows the answer.
+    /// Posts a form (with the CSRF field of the last page) and follows the answer.
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        let csrf = self.jar.get("vk_csrf").cloned().unwrap_or_default();
+        let csrf = self.csrf.clone();
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf", &csrf));
         let r = self
@@ -98,7 +113,11 @@ impl<'a> Browser<'a> {
             return self.get(&to).await;
         }
         let status = r.status().as_u16();
-        (status, r.text().await.unwrap())
+        let page = r.text().await.unwrap();
+        if let Some(csrf) = hidden(&page, "csrf") {
+            self.csrf = csrf;
+        }
+        (status, page)
     }
 
     async fn sign_in(&mut self, user: &str) {
@@ -109,6 +128,34 @@ impl<'a> Browser<'a> {
         assert_eq!(status, 200);
         assert!(self.jar.contains_key("vk_session"));
     }
+}
+
+/// The value of a page's hidden field `name` (its first).
+fn hidden(page: &str, name: &str) -> Option<String> {
+    let at = page.find(&format!("name=\"{name}\" value=\""))? + name.len() + 15;
+    Some(page[at..].split('"').next()?.to_string())
+}
+
+/// A request as another client would send it: these cookies, no redirects followed.
+async fn raw(
+    v: &Verkosto,
+    method: reqwest::Method,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = http
+        .request(method.clone(), v.url(path))
+        .header("cookie", cookie)
+        .header("accept-language", "en");
+    if method == reqwest::Method::POST {
+        request = request.form(form);
+    }
+    request.send().await.unwrap()
 }
 
 /// No message id shows through untranslated: every id with a hyphen (all
@@ -666,7 +713,8 @@ async fn signing_in_with_the_organisations_identity_provider() {
         home.contains("Signed in as fiona") && home.contains("Open a case"),
         "{home}"
     );
-    // The session is the provider's token, and the API accepts it.
+    // The provider's token stays on the server: the cookie is an opaque
+    // id, which the API does not take for a token.
     let r = v
         .http()
         .get(v.url("/api/v1/cases"))
@@ -674,7 +722,48 @@ async fn signing_in_with_the_organisations_identity_provider() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 401);
+    assert!(!b.jar["vk_session"].contains('.'), "{:?}", b.jar);
+
+    // Back where the user was: a page asked for signed out, then the dance.
+    let (_, page) = b.post("/signout", &[]).await;
+    assert!(page.contains("You have signed out"), "{page}");
+    let r = b
+        .http
+        .get(v.url("/tasks"))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/signin?next=%2Ftasks");
+    let (_, page) = b.get(&location).await;
+    assert!(page.contains("/oidc/start?next=%2Ftasks"), "{page}");
+    let mut url = v.url("/oidc/start?next=%2Ftasks");
+    for _ in 0..6 {
+        let r = b
+            .http
+            .get(&url)
+            .header("cookie", b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        if r.url().as_str().starts_with(&v.base) {
+            b.keep(&r);
+        }
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        if location == "/tasks" {
+            break;
+        }
+        url = if location.starts_with('/') {
+            v.url(&location)
+        } else {
+            location
+        };
+    }
+    let (status, page) = b.get("/tasks").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Signed in as fiona"), "{page}");
 
     // A callback with a state that was never issued is refused.
     let r = b
@@ -686,4 +775,275 @@ async fn signing_in_with_the_organisations_identity_provider() {
         .unwrap();
     assert_eq!(r.status(), 502);
     v.stop().await;
+}
+
+both_modes!(another_sessions_csrf_token_is_refused, |mode| async move {
+    let v = Verkosto::start_demo(mode).await.unwrap();
+    let mut fiona = Browser::new(&v);
+    fiona.sign_in("fiona").await;
+    let session = fiona.jar["vk_session"].clone();
+    // The attacker's own token, planted as the CSRF cookie too (a
+    // double-submit check compares the two and takes it).
+    let mut mallory = Browser::new(&v);
+    mallory.sign_in("hanna").await;
+    let (_, _) = mallory.get("/").await;
+    let forged = mallory.csrf.clone();
+    let r = raw(
+        &v,
+        reqwest::Method::POST,
+        "/cases",
+        &format!("vk_session={session}; vk_csrf={forged}"),
+        &[
+            ("pseudonym", "FORGED-1"),
+            ("languages", "fi"),
+            ("csrf", &forged),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("The form had expired"), "{page}");
+    // Nothing happened; the session's own token still works.
+    let (_, home) = fiona.get("/").await;
+    assert!(!home.contains("FORGED-1"), "{home}");
+    assert_ne!(forged, fiona.csrf);
+    let (status, page) = fiona
+        .post("/cases", &[("pseudonym", "OWN-1"), ("languages", "fi")])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Case OWN-1"), "{page}");
+    v.stop().await;
+});
+
+both_modes!(
+    signing_out_kills_a_copied_session_cookie,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let mut fiona = Browser::new(&v);
+        fiona.sign_in("fiona").await;
+        let (_, _) = fiona.get("/").await;
+        let copied = fiona.cookie_header();
+        let csrf = fiona.csrf.clone();
+        let (status, page) = fiona.post("/signout", &[]).await;
+        assert_eq!(status, 200);
+        assert!(!fiona.jar.contains_key("vk_session"));
+        // The copy opens nothing, and its form posts do nothing.
+        let r = raw(&v, reqwest::Method::GET, "/", &copied, &[]).await;
+        assert_eq!(r.status(), 303);
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/signin"),
+            "{:?}",
+            r.headers()
+        );
+        let r = raw(
+            &v,
+            reqwest::Method::POST,
+            "/cases",
+            &copied,
+            &[
+                ("pseudonym", "AFTER-1"),
+                ("languages", "fi"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+        assert_eq!(r.status(), 303);
+        assert!(page.contains("You have signed out"), "{page}");
+        fiona.sign_in("fiona").await;
+        let (_, home) = fiona.get("/").await;
+        assert!(!home.contains("AFTER-1"), "{home}");
+        v.stop().await;
+    }
+);
+
+both_modes!(the_session_cookie_is_an_opaque_id, |mode| async move {
+    let v = Verkosto::start_demo(mode).await.unwrap();
+    let mut fiona = Browser::new(&v);
+    fiona.sign_in("fiona").await;
+    // HttpOnly, Secure, SameSite=Lax, Path=/ (`keep` checks every cookie),
+    // with the session's maximum age; an id, not the API token.
+    let session = fiona.jar["vk_session"].clone();
+    let r = v
+        .http()
+        .get(v.url("/api/v1/cases"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(session.len() >= 43 && !session.contains('.'), "{session}");
+    let set = fiona
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("vk_session=") && !c.starts_with("vk_session=;"))
+        .unwrap()
+        .clone();
+    assert!(set.ends_with("; Max-Age=43200"), "{set}");
+    v.stop().await;
+});
+
+both_modes!(a_session_ends_after_its_idle_timeout, |mode| async move {
+    let v = Verkosto::start_with(
+        mode,
+        &[
+            "--demo",
+            "--demo-case",
+            "off",
+            "--session-idle-timeout",
+            "2s",
+        ],
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::new(&v);
+    b.sign_in("fiona").await;
+    let session = b.jar["vk_session"].clone();
+    // Activity keeps it alive past the idle timeout...
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(3) {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let (status, page) = b.get("/tasks").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Signed in as fiona"), "{page}");
+    }
+    // ... and a pause longer than it ends it: the next page is sign-in,
+    // saying why, and signing in goes back to where the user was.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = raw(&v, reqwest::Method::GET, "/tasks", &b.cookie_header(), &[]).await;
+    b.keep(&r);
+    assert!(!b.jar.contains_key("vk_session"));
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(location, "/signin?ended=idle&next=%2Ftasks");
+    // Another tab with the old cookie is told the same.
+    let r = raw(
+        &v,
+        reqwest::Method::GET,
+        "/",
+        &format!("vk_session={}", session),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        "/signin?ended=idle"
+    );
+    let (status, page) = b.get(&location).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Your session ended because you had done nothing for a minute"),
+        "{page}"
+    );
+    assert_eq!(hidden(&page, "next").as_deref(), Some("/tasks"));
+    // Never to another site.
+    let r = b
+        .http
+        .post(v.url("/signin"))
+        .header("cookie", b.cookie_header())
+        .form(&[
+            ("user", "fiona"),
+            ("next", "//evil.example"),
+            ("csrf", &b.csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"].to_str().unwrap(), "/");
+    let r = b
+        .http
+        .post(v.url("/signin"))
+        .header("cookie", b.cookie_header())
+        .form(&[("user", "fiona"), ("next", "/tasks"), ("csrf", &b.csrf)])
+        .send()
+        .await
+        .unwrap();
+    b.keep(&r);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), "/tasks");
+    let (status, page) = b.get("/tasks").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Signed in as fiona"), "{page}");
+    v.stop().await;
+});
+
+both_modes!(
+    a_session_ends_at_its_max_age_however_busy,
+    |mode| async move {
+        let v = Verkosto::start_with(
+            mode,
+            &["--demo", "--demo-case", "off", "--session-max-age", "3s"],
+        )
+        .await
+        .unwrap();
+        let mut b = Browser::new(&v);
+        b.sign_in("fiona").await;
+        assert!(b
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("vk_session=") && c.ends_with("; Max-Age=3")));
+        let started = std::time::Instant::now();
+        let cookie = b.cookie_header();
+        let mut ended = None;
+        while started.elapsed() < std::time::Duration::from_secs(6) {
+            let r = raw(&v, reqwest::Method::GET, "/", &cookie, &[]).await;
+            if r.status() == 303 {
+                ended = Some((started.elapsed(), r.headers()["location"].clone()));
+                break;
+            }
+            assert_eq!(r.status(), 200);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        let (after, location) = ended.expect("the session outlived its max age");
+        assert!(after >= std::time::Duration::from_millis(2500), "{after:?}");
+        assert_eq!(location, "/signin?ended=expired");
+        let (_, page) = b.get("/").await;
+        assert!(page.contains("Your session has expired"), "{page}");
+        v.stop().await;
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cookies_are_secure_unless_plain_http_on_loopback_is_asked_for() {
+    // Asked for, on loopback: no `Secure`, and the demo works.
+    let v = Verkosto::start_with(
+        Mode::Embedded,
+        &[
+            "--demo",
+            "--demo-case",
+            "off",
+            "--insecure-cookies-on-loopback",
+        ],
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::new(&v);
+    b.secure = false;
+    b.sign_in("fiona").await;
+    let (status, page) = b.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Signed in as fiona"), "{page}");
+    v.stop().await;
+
+    // Anywhere else another machine could reach it, the process refuses.
+    for (listen, extra) in [
+        ("0.0.0.0:0", None),
+        ("127.0.0.1:0", Some("https://verkosto.example.fi")),
+        ("127.0.0.1:0", Some("http://verkosto.example.fi")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flags = vec![
+            "--demo",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--insecure-cookies-on-loopback",
+        ];
+        if let Some(url) = extra {
+            flags.extend(["--public-url", url]);
+        }
+        let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+        let refused = verkosto::app::start(verkosto_e2e::serve_args(&flags), listener).await;
+        let error = refused.err().expect("refused").to_string();
+        assert!(error.contains("--insecure-cookies-on-loopback"), "{error}");
+    }
 }

@@ -186,6 +186,42 @@ impl Verkosto {
         Ok(body["token"].as_str().context("token")?.to_string())
     }
 
+    /// A signed-in web session for a demo user (dev sign-in), as the
+    /// `cookie` header a browser would send: the web app's cookie is a
+    /// session id, never the API token.
+    pub async fn web_session(&self, user: &str) -> Result<String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let set_cookie = |r: &reqwest::Response, name: &str| -> Result<String> {
+            let prefix = format!("{name}=");
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with(&prefix))
+                .and_then(|c| c.split(';').next())
+                .map(str::to_string)
+                .with_context(|| format!("no {name} cookie"))
+        };
+        let r = http.get(self.url("/signin")).send().await?;
+        let anonymous = set_cookie(&r, "vk_csrf")?;
+        let page = r.text().await?;
+        let at = page
+            .find("name=\"csrf\" value=\"")
+            .context("a CSRF field")?
+            + 19;
+        let csrf = page[at..].split('"').next().unwrap_or_default().to_string();
+        let r = http
+            .post(self.url("/signin"))
+            .header("cookie", &anonymous)
+            .form(&[("user", user), ("csrf", csrf.as_str())])
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 303, "web sign-in as {user}: {}", r.status());
+        set_cookie(&r, "vk_session")
+    }
+
     /// POST JSON with a bearer token; returns status and body.
     pub async fn post(&self, token: &str, path: &str, body: &Value) -> Result<(u16, Value)> {
         let r = self

@@ -386,10 +386,31 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
                 args.public_url.clone(),
             ))
         });
+        let secure_cookies = args.secure_cookies(listener.local_addr()?)?;
+        if !secure_cookies {
+            tracing::warn!(
+                "web cookies without Secure (--insecure-cookies-on-loopback): for plain HTTP \
+                 on this machine only"
+            );
+        }
+        // Sessions live in this process's database, so every web replica
+        // shares them and a sign-out ends one everywhere.
+        verkosto_web::migrate(&db).await?;
+        let sessions = verkosto_web::Sessions::new(
+            db.clone(),
+            args.session_idle_timeout,
+            args.session_max_age,
+            secure_cookies,
+        );
+        tasks.spawn(verkosto_web::run_sweeper(
+            sessions.clone(),
+            shutdown.clone(),
+        ));
         let web = verkosto_web::Web {
             api: client,
             dev: args.dev_auth_on(),
             oidc,
+            sessions,
         };
         api = api.merge(verkosto_web::router(web));
     }

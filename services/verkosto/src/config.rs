@@ -398,6 +398,20 @@ pub struct ServeArgs {
     /// taken from each request's Host).
     #[arg(long, env = "VERKOSTO_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// How long a web session lasts without a request (`30m`, `2h`, `45s`);
+    /// then the next page asks to sign in again.
+    #[arg(long, env = "VERKOSTO_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_period)]
+    pub session_idle_timeout: Duration,
+    /// The longest a web session lasts, however busy (`12h`); then the next
+    /// page asks to sign in again.
+    #[arg(long, env = "VERKOSTO_SESSION_MAX_AGE", default_value = "12h", value_parser = parse_period)]
+    pub session_max_age: Duration,
+    /// Leave `Secure` off the web app's cookies, for browsers that refuse
+    /// `Secure` cookies over plain HTTP even on this machine. Only when
+    /// listening on a loopback address with no public URL other than
+    /// `http://` on loopback: the process refuses to start otherwise.
+    #[arg(long, env = "VERKOSTO_INSECURE_COOKIES_ON_LOOPBACK")]
+    pub insecure_cookies_on_loopback: bool,
     /// For `--target web`: the base URL of a process that serves the API.
     #[arg(long, env = "VERKOSTO_API_URL")]
     pub api_url: Option<String>,
@@ -434,6 +448,38 @@ impl ServeArgs {
             ca_file: self.nats_ca_file.clone(),
             client_cert: self.nats_cert_file.clone().zip(self.nats_key_file.clone()),
         }
+    }
+
+    /// Whether the web app's cookies carry `Secure`, for a process listening
+    /// on `listen`: always, unless `--insecure-cookies-on-loopback`, which is
+    /// refused unless nothing but this machine can reach it over plain HTTP.
+    pub fn secure_cookies(&self, listen: SocketAddr) -> anyhow::Result<bool> {
+        if !self.insecure_cookies_on_loopback {
+            return Ok(true);
+        }
+        anyhow::ensure!(
+            listen.ip().is_loopback(),
+            "--insecure-cookies-on-loopback: {listen} is not a loopback address; \
+             cookies stay Secure on any address another machine can reach"
+        );
+        if let Some(url) = self.public_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            let host = url
+                .strip_prefix("http://")
+                .map(|rest| rest.split('/').next().unwrap_or(""))
+                .map(|authority| authority.rsplit_once(':').map_or(authority, |(h, _)| h))
+                .unwrap_or("");
+            let loopback = host == "localhost"
+                || host == "[::1]"
+                || host
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            anyhow::ensure!(
+                loopback,
+                "--insecure-cookies-on-loopback: the public URL {url} is not plain http on \
+                 loopback; cookies stay Secure"
+            );
+        }
+        Ok(false)
     }
 
     /// Dev tokens only when asked for: by name, or with the demo.

@@ -14,6 +14,13 @@ signin-title = Sign in
 signin-choose-user = Demo user
 signin-dev-explained = This is a demo installation: choose whom to act as.
 signin-oidc-explained = Sign in with your organisation's account.
+session-signed-out = You have signed out.
+session-ended-idle = { $count ->
+    [one] Your session ended because you had done nothing for a minute. Sign in again to continue.
+   *[other] Your session ended because you had done nothing for { $count } minutes. Sign in again to continue.
+}
+session-ended-expired = Your session has expired. Sign in again to continue.
+session-ended = Your session has ended. Sign in again to continue.
 home-title = Your cases
 error-title = Something went wrong
 csrf-failed = The form had expired. Please go back, reload the page and try again.

@@ -14,6 +14,13 @@ signin-title = Kirjautuminen
 signin-choose-user = Esimerkkikäyttäjä
 signin-dev-explained = Tämä on esittelyasennus: valitse, kenenä toimit.
 signin-oidc-explained = Kirjaudu organisaatiosi tunnuksilla.
+session-signed-out = Olet kirjautunut ulos.
+session-ended-idle = { $count ->
+    [one] Istuntosi päättyi, koska et ollut toiminut minuuttiin. Kirjaudu uudelleen jatkaaksesi.
+   *[other] Istuntosi päättyi, koska et ollut toiminut { $count } minuuttiin. Kirjaudu uudelleen jatkaaksesi.
+}
+session-ended-expired = Istuntosi on vanhentunut. Kirjaudu uudelleen jatkaaksesi.
+session-ended = Istuntosi on päättynyt. Kirjaudu uudelleen jatkaaksesi.
 home-title = Asiakkuutesi
 error-title = Jokin meni vikaan
 csrf-failed = Lomake vanheni. Palaa takaisin, lataa sivu uudelleen ja yritä uudestaan.

@@ -14,6 +14,13 @@ signin-title = Inloggning
 signin-choose-user = Demoanvändare
 signin-dev-explained = Detta är en demoinstallation: välj vem du agerar som.
 signin-oidc-explained = Logga in med din organisations konto.
+session-signed-out = Du har loggat ut.
+session-ended-idle = { $count ->
+    [one] Din session avslutades eftersom du inte hade gjort något på en minut. Logga in igen för att fortsätta.
+   *[other] Din session avslutades eftersom du inte hade gjort något på { $count } minuter. Logga in igen för att fortsätta.
+}
+session-ended-expired = Din session har gått ut. Logga in igen för att fortsätta.
+session-ended = Din session har avslutats. Logga in igen för att fortsätta.
 home-title = Dina ärenden
 error-title = Något gick fel
 csrf-failed = Formuläret hade gått ut. Gå tillbaka, ladda om sidan och försök igen.

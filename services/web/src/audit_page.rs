@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::case_page::matrix;
 use crate::layout::layout;
 use crate::session::Page;
-use crate::{s, to_signin, Web};
+use crate::{s, Web};
 
 #[derive(Deserialize)]
 pub struct AuditQuery {
@@ -30,7 +30,7 @@ fn matches(read: &Value, who: Option<&str>) -> bool {
     }
 }
 
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
@@ -41,7 +41,7 @@ fn encode(text: &str) -> String {
 
 pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery>) -> Response {
     let Some(token) = &page.token else {
-        return to_signin();
+        return page.to_signin();
     };
     let lang = page.lang;
     let case = q.case.clone().unwrap_or_default().trim().to_string();
@@ -185,7 +185,7 @@ pub async fn access_log_csv(
     Query(q): Query<AuditQuery>,
 ) -> Response {
     let Some(token) = &page.token else {
-        return to_signin();
+        return page.to_signin();
     };
     let case = q.case.clone().unwrap_or_default();
     let log = web

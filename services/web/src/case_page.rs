@@ -14,7 +14,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{s, to_signin, Web};
+use crate::{s, Web};
 
 pub const CATEGORIES: [&str; 10] = [
     "identity",
@@ -70,7 +70,7 @@ fn category_select(lang: Lang, id: &str, selected: &str) -> Markup {
 
 pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
     let (Some(token), Some(me)) = (&page.token, &page.me) else {
-        return to_signin();
+        return page.to_signin();
     };
     let lang = page.lang;
     let header = web.api.get(&format!("/api/v1/cases/{id}"), token).await;

@@ -11,15 +11,16 @@ mod layout;
 mod meetings_page;
 pub mod oidc;
 mod pages;
-mod session;
+pub mod session;
 mod tasks_page;
 
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
 pub use api::ApiClient;
 use session::Page;
+pub use session::{migrate, run_sweeper, Sessions};
 
 /// The web app's state.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Web {
     pub dev: bool,
     /// Sign-in with the organisation's identity provider, when configured.
     pub oidc: Option<oidc::Shared>,
+    /// The sessions, kept server-side in this process's database.
+    pub sessions: Sessions,
 }
 
 pub fn router(web: Web) -> Router {
@@ -80,11 +83,6 @@ async fn stylesheet() -> Response {
 /// A JSON string from an API answer, or "" (absent fields show as nothing).
 fn s(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_default()
-}
-
-/// Where a page goes when nobody is signed in.
-fn to_signin() -> Response {
-    Redirect::to("/signin").into_response()
 }
 
 /// A refused form post (bad CSRF token): a plain page saying so.

@@ -16,7 +16,7 @@ use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
 use crate::pages::refusal;
 use crate::session::{Me, Page};
-use crate::{s, to_signin, Web};
+use crate::{s, Web};
 
 /// A `datetime-local` value (Helsinki wall clock) as RFC 3339 UTC.
 fn to_utc(local: &str) -> Option<String> {
@@ -166,7 +166,7 @@ fn minutes_revision(lang: Lang, r: &Value) -> Markup {
 
 async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> Response {
     let (Some(token), Some(me)) = (&page.token, &page.me) else {
-        return to_signin();
+        return page.to_signin();
     };
     let lang = page.lang;
     let answer = web.api.get(&format!("/api/v1/meetings/{id}"), token).await;

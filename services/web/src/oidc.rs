@@ -1,8 +1,9 @@
 //! Sign-in with the organisation's identity provider: OpenID Connect, the
 //! authorization code flow with PKCE (S256), a `state` against forgery and a
 //! `nonce` against replay, kept in a short-lived `HttpOnly` cookie. The
-//! access token the provider issues becomes the session; the API verifies
-//! it on every call against the provider's keys, as for any client.
+//! access token the provider issues is kept in a server-side session
+//! (`session.rs`), never in the browser; the API verifies it on every call
+//! against the provider's keys, as for any client.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 use verkosto_auth::{Algorithm, Verifier};
 
-use crate::session::{cookie, cookies_of, SESSION};
+use crate::session::{cookies_of, local_path, Page};
 use crate::Web;
 
 const FLOW: &str = "vk_oidc";
@@ -113,8 +114,17 @@ fn failed(detail: &str) -> Response {
         .into_response()
 }
 
+#[derive(Deserialize)]
+pub struct Start {
+    next: Option<String>,
+}
+
 /// Sends the browser to the provider.
-pub async fn start(State(web): State<Web>, headers: http::HeaderMap) -> Response {
+pub async fn start(
+    State(web): State<Web>,
+    headers: http::HeaderMap,
+    Query(q): Query<Start>,
+) -> Response {
     let Some(oidc) = &web.oidc else {
         return Redirect::to("/signin").into_response();
     };
@@ -134,10 +144,16 @@ pub async fn start(State(web): State<Web>, headers: http::HeaderMap) -> Response
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge(&verifier))
         .append_pair("code_challenge_method", "S256");
+    // Where to go after signing in rides along (base64url: no `.` in it).
+    let next = q.next.as_deref().and_then(local_path).unwrap_or_default();
     let mut response = Redirect::to(url.as_str()).into_response();
     response.headers_mut().append(
         SET_COOKIE,
-        cookie(FLOW, &format!("{state}.{verifier}.{nonce}"), Some(600)),
+        web.sessions.cookie(
+            FLOW,
+            &format!("{state}.{verifier}.{nonce}.{}", B64.encode(next)),
+            Some(600),
+        ),
     );
     response
 }
@@ -160,6 +176,7 @@ struct Tokens {
 /// the session.
 pub async fn callback(
     State(web): State<Web>,
+    page: Page,
     headers: http::HeaderMap,
     Query(back): Query<Callback>,
 ) -> Response {
@@ -170,12 +187,17 @@ pub async fn callback(
         return failed(&error);
     }
     let jar = cookies_of(&headers);
-    let Some((state, verifier, nonce)) = jar.get(FLOW).and_then(|f| {
-        let mut parts = f.splitn(3, '.');
+    let Some((state, verifier, nonce, next)) = jar.get(FLOW).and_then(|f| {
+        let mut parts = f.splitn(4, '.');
         Some((
             parts.next()?.to_string(),
             parts.next()?.to_string(),
             parts.next()?.to_string(),
+            parts
+                .next()
+                .and_then(|n| B64.decode(n).ok())
+                .and_then(|n| String::from_utf8(n).ok())
+                .and_then(|n| local_path(&n)),
         ))
     }) else {
         return failed("the sign-in was not started here (or took over ten minutes)");
@@ -234,13 +256,11 @@ pub async fn callback(
     if claims.as_ref().and_then(|c| c["nonce"].as_str()) != Some(nonce.as_str()) {
         return failed("nonce does not match");
     }
-    let mut response = Redirect::to("/").into_response();
-    let h = response.headers_mut();
-    h.append(
-        SET_COOKIE,
-        cookie(SESSION, &tokens.access_token, Some(8 * 3600)),
-    );
-    h.append(SET_COOKIE, cookie(FLOW, "", Some(0)));
+    let to = next.unwrap_or_else(|| "/".to_string());
+    let mut response = web.sessions.sign_in(&page, &tokens.access_token, &to).await;
+    response
+        .headers_mut()
+        .append(SET_COOKIE, web.sessions.cookie(FLOW, "", Some(0)));
     response
 }
 

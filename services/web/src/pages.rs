@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use http::header::SET_COOKIE;
@@ -11,11 +11,25 @@ use maud::html;
 use serde_json::{json, Value};
 
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
-use crate::session::{cookie, Page, LANG, SESSION};
-use crate::{forbidden, to_signin, Web};
+use crate::session::{local_path, Ended, Page, LANG, SESSION};
+use crate::{forbidden, Web};
 
-pub async fn signin_page(State(web): State<Web>, page: Page) -> Response {
+/// The sign-in page's query: why the last session ended, where to go after.
+#[derive(serde::Deserialize, Default)]
+pub struct SigninQuery {
+    ended: Option<String>,
+    next: Option<String>,
+}
+
+pub async fn signin_page(
+    State(web): State<Web>,
+    page: Page,
+    Query(q): Query<SigninQuery>,
+) -> Response {
     let lang = page.lang;
+    // Why the last session ended: as the redirect said, or as found now.
+    let ended = q.ended.as_deref().and_then(Ended::parse).or(page.ended);
+    let next = q.next.as_deref().and_then(local_path);
     let users = if web.dev {
         let admin = web
             .api
@@ -32,11 +46,24 @@ pub async fn signin_page(State(web): State<Web>, page: Page) -> Response {
     } else {
         Vec::new()
     };
+    let idle_minutes = web.sessions.idle_timeout.as_secs().div_ceil(60);
+    let oidc_start = match &next {
+        Some(n) => format!("/oidc/start?next={}", crate::audit_page::encode(n)),
+        None => "/oidc/start".to_string(),
+    };
     let body = html! {
+        @match ended {
+            Some(Ended::SignedOut) => p.notice role="status" { (lang.t("session-signed-out")) },
+            Some(Ended::Idle) => p.notice role="status" { (lang.tn("session-ended-idle", idle_minutes)) },
+            Some(Ended::Expired) => p.notice role="status" { (lang.t("session-ended-expired")) },
+            Some(Ended::Unknown) => p.notice role="status" { (lang.t("session-ended")) },
+            None => {},
+        }
         @if web.dev {
             p.notice { (lang.t("signin-dev-explained")) }
             form.stacked method="post" action="/signin" {
                 (csrf(&page))
+                @if let Some(n) = &next { input type="hidden" name="next" value=(n); }
                 label for="user" { (lang.t("signin-choose-user")) }
                 select id="user" name="user" {
                     @for u in &users {
@@ -50,7 +77,7 @@ pub async fn signin_page(State(web): State<Web>, page: Page) -> Response {
         }
         @if web.oidc.is_some() {
             p.notice { (lang.t("signin-oidc-explained")) }
-            p { a href="/oidc/start" { (lang.t("signin-oidc")) } }
+            p { a href=(oidc_start) { (lang.t("signin-oidc")) } }
         }
     };
     page.respond(layout(&page, &lang.t("signin-title"), body))
@@ -77,25 +104,43 @@ pub async fn signin(
     let Some(token) = answer.body["token"].as_str().filter(|_| answer.ok()) else {
         return forbidden(&page);
     };
-    let mut response = Redirect::to("/").into_response();
-    response
-        .headers_mut()
-        .append(SET_COOKIE, cookie(SESSION, token, Some(12 * 3600)));
-    response
+    let to = form
+        .get("next")
+        .and_then(|n| local_path(n))
+        .unwrap_or_else(|| "/".to_string());
+    web.sessions.sign_in(&page, token, &to).await
 }
 
-pub async fn signout(page: Page, Form(form): Form<HashMap<String, String>>) -> Response {
+/// Signing out ends the session on the server: its cookie, wherever it
+/// was copied to, opens nothing after this.
+pub async fn signout(
+    State(web): State<Web>,
+    page: Page,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !page.signed_in() {
+        return page.to_signin();
+    }
     if !page.csrf_ok(&form) {
         return forbidden(&page);
     }
-    let mut response = Redirect::to("/signin").into_response();
+    if let Err(e) = web.sessions.sign_out(&page).await {
+        tracing::error!(error = %e, "cannot end a web session");
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "The service is unavailable; try again.",
+        )
+            .into_response();
+    }
+    let mut response = Redirect::to("/signin?ended=signed-out").into_response();
     response
         .headers_mut()
-        .append(SET_COOKIE, cookie(SESSION, "", Some(0)));
+        .append(SET_COOKIE, web.sessions.cookie(SESSION, "", Some(0)));
     response
 }
 
 pub async fn set_language(
+    State(web): State<Web>,
     page: Page,
     headers: http::HeaderMap,
     Form(form): Form<HashMap<String, String>>,
@@ -111,12 +156,13 @@ pub async fn set_language(
         .and_then(|r| r.to_str().ok())
         .and_then(|r| r.split_once("://").map(|(_, rest)| rest))
         .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
-        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\"))
         .unwrap_or_else(|| "/".to_string());
     let mut response = Redirect::to(&back).into_response();
-    response
-        .headers_mut()
-        .append(SET_COOKIE, cookie(LANG, chosen.0, Some(365 * 86_400)));
+    response.headers_mut().append(
+        SET_COOKIE,
+        web.sessions.cookie(LANG, chosen.0, Some(365 * 86_400)),
+    );
     response
 }
 
@@ -126,7 +172,7 @@ pub async fn home(State(web): State<Web>, page: Page) -> Response {
 
 async fn render_home(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
     let (Some(token), Some(me)) = (&page.token, &page.me) else {
-        return to_signin();
+        return page.to_signin();
     };
     if me.is("auditor") {
         return Redirect::to("/audit").into_response();

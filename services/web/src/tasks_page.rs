@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::layout::{csrf, form_error, layout, FormError};
 use crate::pages::refusal;
 use crate::session::Page;
-use crate::{s, to_signin, Web};
+use crate::{s, Web};
 
 pub async fn show(State(web): State<Web>, page: Page) -> Response {
     render(&web, &page, None).await
@@ -19,7 +19,7 @@ pub async fn show(State(web): State<Web>, page: Page) -> Response {
 
 async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
     let Some(token) = &page.token else {
-        return to_signin();
+        return page.to_signin();
     };
     let lang = page.lang;
     let inbox = web.api.get("/api/v1/tasks", token).await;

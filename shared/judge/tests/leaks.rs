@@ -73,7 +73,8 @@ async fn check(mode: Mode, seed: u64) {
         )
         .await
         .unwrap();
-        readers.push((agency, token));
+        let web = v.web_session(user).await.unwrap();
+        readers.push((agency, token, web));
     }
 
     // Client data in every category, everywhere it can live.
@@ -159,7 +160,7 @@ async fn check(mode: Mode, seed: u64) {
     .await
     .unwrap();
     let mut feeds = Vec::new();
-    for (agency, token) in &readers {
+    for (agency, token, _) in &readers {
         let (_, feed) = v
             .post(token, "/api/v1/calendar/feed-tokens", &json!({}))
             .await
@@ -242,7 +243,7 @@ async fn check(mode: Mode, seed: u64) {
         };
         let judge = Judge::new("assistance-system", &facts, &events);
         let now = judge.moment(chrono::Utc::now());
-        for (agency, token) in &readers {
+        for (agency, token, web) in &readers {
             let forbidden: Vec<Category> = Category::ALL
                 .into_iter()
                 .filter(|c| !judge.allows(true, agency, Item::Data(*c), now))
@@ -275,16 +276,16 @@ async fn check(mode: Mode, seed: u64) {
                 format!("/meetings/{meeting}"),
                 "/tasks".to_string(),
             ] {
-                let html = v
+                let page = v
                     .http()
                     .get(v.url(&path))
-                    .header("cookie", format!("vk_session={token}"))
+                    .header("cookie", web)
                     .send()
                     .await
-                    .unwrap()
-                    .text()
-                    .await
                     .unwrap();
+                // The page itself, not the sign-in page it would send a stranger to.
+                assert_eq!(page.url().path(), path.split('?').next().unwrap());
+                let html = page.text().await.unwrap();
                 answers.push((format!("web {path}"), html));
             }
             for (path, text) in &answers {

@@ -95,6 +95,8 @@ impl Deployment {
             .args(["--database-url", &self.database_url])
             .args(self.nats.node(0).client_args(&self.nats.url(), target))
             .args(["--stream-replicas", "3", "--db-pool", "8"])
+            // Load from one address as a few users, on purpose.
+            .args(verkosto_e2e::NO_RATE_LIMITS)
             .env("VERKOSTO_LOG", "warn");
         if target == "cases" {
             cmd.args(["--demo", "--demo-case", "off"]);

@@ -35,7 +35,13 @@ async fn no_read_after_a_withdrawal_shows_the_data_on_either_process() {
     let full = std::env::var("VERKOSTO_FAULTS_FULL").is_ok_and(|v| v == "1");
     let (reads_wanted, readers) = if full { (100_000, 8) } else { (3_000, 4) };
 
-    let mut split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+    // Thousands of reads as one user from one address, on purpose.
+    let mut split = Split::start_with(
+        &["relay", "cases", "consent"],
+        &verkosto_e2e::NO_RATE_LIMITS,
+    )
+    .await
+    .unwrap();
     split.spawn_replica("cases").await.unwrap();
     split.spawn_replica("consent").await.unwrap();
     let fiona = split.token("fiona").await.unwrap();

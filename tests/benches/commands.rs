@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use verkosto_e2e::Split;
+use verkosto_e2e::{Split, NO_RATE_LIMITS};
 use verkosto_eventlog::{Db, EventLog};
 
 use crate::load;
@@ -191,7 +191,9 @@ async fn distributed(
     figures: &mut Vec<Value>,
     profiles: &mut load::profile::Profiles,
 ) -> Vec<String> {
-    let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+    let split = Split::start_with(&["relay", "cases", "consent"], &NO_RATE_LIMITS)
+        .await
+        .unwrap();
     let http = load::http();
     let cases = split.base("cases").to_string();
     let js = verkosto_bus::connect(&split.nats.url(), &verkosto_e2e::nats_access("operator"))

@@ -101,7 +101,10 @@ fn row(name: &str, mut samples: Vec<Duration>) -> String {
 }
 
 async fn run(mode: Mode) -> Vec<String> {
-    let v = Verkosto::start_demo(mode).await.unwrap();
+    // A benchmark measures the reads, not the rate limits.
+    let mut flags = vec!["--demo", "--demo-case", "off"];
+    flags.extend(verkosto_e2e::NO_RATE_LIMITS);
+    let v = Verkosto::start_with(mode, &flags).await.unwrap();
     let fiona = v.token("fiona").await.unwrap();
     let (status, body) = v
         .post(

@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use verkosto_e2e::Split;
+use verkosto_e2e::{Split, NO_RATE_LIMITS};
 use verkosto_policy::Category;
 use verkosto_testkit::ChildProcess;
 
@@ -70,7 +70,9 @@ async fn start(distributed: bool, unfiltered: bool) -> Server {
         if unfiltered {
             std::env::set_var(UNFILTERED.0, UNFILTERED.1);
         }
-        let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+        let split = Split::start_with(&["relay", "cases", "consent"], &NO_RATE_LIMITS)
+            .await
+            .unwrap();
         std::env::remove_var(UNFILTERED.0);
         (
             split.base("cases").to_string(),

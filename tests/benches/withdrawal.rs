@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use verkosto_e2e::Split;
+use verkosto_e2e::{Split, NO_RATE_LIMITS};
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
@@ -24,7 +24,9 @@ pub async fn main() {
     } else {
         1000
     };
-    let split = Split::start(&["relay", "cases", "consent"]).await.unwrap();
+    let split = Split::start_with(&["relay", "cases", "consent"], &NO_RATE_LIMITS)
+        .await
+        .unwrap();
     let fiona = split.token("fiona").await.unwrap();
     let hanna = split.token("hanna").await.unwrap();
     let (_, case) = split

@@ -36,6 +36,19 @@ pub struct Verkosto {
     extra: Vec<String>,
 }
 
+/// `serve` flags that turn the rate limits off, for load generators only
+/// (benchmarks, the race and fault tests, the API fuzzer): their clients
+/// hammer from one address as a handful of users, which is what the
+/// limits are there to stop. Every other test runs with the defaults.
+pub const NO_RATE_LIMITS: [&str; 6] = [
+    "--rate-limit-per-user",
+    "off",
+    "--rate-limit-per-address",
+    "off",
+    "--rate-limit-sign-in",
+    "off",
+];
+
 /// A fixed dev key seed, so tokens survive a restart of the process.
 pub const DEV_SEED: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
@@ -522,12 +535,20 @@ pub struct Split {
     pub nats: NatsServer,
     processes: Vec<(String, String, ChildProcess)>,
     http: reqwest::Client,
+    /// `serve` flags of every process, replicas included.
+    flags: Vec<String>,
 }
 
 impl Split {
     /// Starts `targets` (e.g. `["relay", "cases", "consent"]`); the `cases`
     /// target loads the demo directory.
     pub async fn start(targets: &[&str]) -> Result<Split> {
+        Split::start_with(targets, &[]).await
+    }
+
+    /// [`Split::start`] with `flags` for every process, replicas and later
+    /// spawns included (e.g. [`NO_RATE_LIMITS`]).
+    pub async fn start_with(targets: &[&str], flags: &[&str]) -> Result<Split> {
         let database_url = PgServer::shared().await.fresh_database().await?;
         let nats = NatsServer::start().await?;
         let mut split = Split {
@@ -537,6 +558,7 @@ impl Split {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
         };
         for target in targets {
             split.spawn(target).await?;
@@ -589,6 +611,7 @@ impl Split {
             .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
             .args(["--database-url", &self.database_url])
             .args(self.nats.client_args(&self.nats.url(), target))
+            .args(&self.flags)
             .args(flags)
             .envs(env.iter().copied())
             .env("VERKOSTO_LOG", "warn");

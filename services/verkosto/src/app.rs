@@ -440,14 +440,17 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         }
     }
 
+    let limits = rate_limits(&args, auth.verifier.clone());
+    tasks.spawn(limits.clone().run_cleanup(shutdown.clone()));
     let health = Health {
         log: log.clone(),
         nats: js.as_ref().map(|j| j.client()),
         relay: relay_status,
         target: args.target,
         guard: guard.clone(),
+        limits: limits.clone(),
     };
-    let app = verkosto_http::conventions(
+    let app = verkosto_http::conventions_with(
         api.merge(
             Router::new()
                 .route("/healthz", get(health::healthz))
@@ -455,13 +458,18 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
                 .route("/metrics", get(health::metrics))
                 .with_state(health),
         ),
+        Some(limits),
     );
 
     let addr = listener.local_addr()?;
     let token = shutdown.clone();
     tasks.spawn(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await });
+        // With each connection's peer address: the per-address limits.
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await });
         if let Err(e) = server.await {
             tracing::error!(error = %e, "http server failed");
         }
@@ -473,6 +481,42 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         shutdown,
         tasks,
     })
+}
+
+/// The rate limits of `args`, said once in the log at start.
+fn rate_limits(
+    args: &ServeArgs,
+    verifier: Arc<verkosto_auth::Verifier>,
+) -> verkosto_http::limits::Limits {
+    use axum::http::Method;
+    let settings = verkosto_http::limits::Settings {
+        per_user: args.rate_limit_per_user,
+        per_address: args.rate_limit_per_address,
+        sign_in: args.rate_limit_sign_in,
+        trusted_proxies: args.trusted_proxies.clone(),
+        // Where a token or a session is handed out (and, for OIDC, where
+        // each request costs a call to the identity provider).
+        sign_in_paths: vec![
+            (Method::POST, "/api/v1/dev/token"),
+            (Method::POST, "/signin"),
+            (Method::GET, "/oidc/start"),
+            (Method::GET, "/oidc/callback"),
+        ],
+    };
+    let show = |r: &verkosto_http::limits::Rate, flag: &str| {
+        if r.is_off() {
+            tracing::warn!("rate limit {flag} is off: for benchmarks only");
+        }
+    };
+    show(&args.rate_limit_per_user, "--rate-limit-per-user");
+    show(&args.rate_limit_per_address, "--rate-limit-per-address");
+    show(&args.rate_limit_sign_in, "--rate-limit-sign-in");
+    let proxies: Vec<String> = args.trusted_proxies.iter().map(|p| p.to_string()).collect();
+    tracing::info!(
+        trusted_proxies = %proxies.join(","),
+        "X-Forwarded-For is believed only from these peers (none: never)"
+    );
+    verkosto_http::limits::Limits::new(settings, verifier)
 }
 
 /// Seals new events into the integrity chain, soon after they commit.

@@ -426,6 +426,45 @@ pub struct ServeArgs {
         value_name = "HOST[:PORT]"
     )]
     pub webhook_allow_hosts: Vec<verkosto_tasks::outbound::AllowHost>,
+    /// Rate limit per signed-in user, in this process: `50/s:500` is 50
+    /// requests a second with bursts of up to 500 (units s, m, h). `off`
+    /// only for benchmarks. Over it: 429 with Retry-After.
+    #[arg(
+        long,
+        env = "VERKOSTO_RATE_LIMIT_PER_USER",
+        default_value = "50/s:500",
+        value_name = "RATE[:BURST]"
+    )]
+    pub rate_limit_per_user: verkosto_http::limits::Rate,
+    /// Rate limit per client address for requests without a recently
+    /// verified token (pages, feeds, bad or fresh tokens).
+    #[arg(
+        long,
+        env = "VERKOSTO_RATE_LIMIT_PER_ADDRESS",
+        default_value = "20/s:200",
+        value_name = "RATE[:BURST]"
+    )]
+    pub rate_limit_per_address: verkosto_http::limits::Rate,
+    /// Rate limit per client address on sign-in: `POST /api/v1/dev/token`,
+    /// `POST /signin`, `/oidc/start` and `/oidc/callback`.
+    #[arg(
+        long,
+        env = "VERKOSTO_RATE_LIMIT_SIGN_IN",
+        default_value = "30/m:30",
+        value_name = "RATE[:BURST]"
+    )]
+    pub rate_limit_sign_in: verkosto_http::limits::Rate,
+    /// A proxy (the gateway) whose `X-Forwarded-For` names the client:
+    /// an address or CIDR block. Repeat it, or comma-separate the
+    /// environment variable. From any other peer the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "VERKOSTO_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "IP|CIDR",
+        value_parser = verkosto_http::limits::parse_trusted_proxy
+    )]
+    pub trusted_proxies: Vec<verkosto_http::limits::IpNet>,
     /// Database pool size (PostgreSQL).
     #[arg(long, env = "VERKOSTO_DB_POOL", default_value_t = 32)]
     pub db_pool: u32,

@@ -19,6 +19,8 @@ pub struct Health {
     pub target: Target,
     /// The consent guard, where this target reads client data.
     pub guard: Option<verkosto_guard::Guard>,
+    /// The rate limits, for their refusal counts.
+    pub limits: verkosto_http::limits::Limits,
 }
 
 impl Health {
@@ -145,6 +147,14 @@ pub async fn metrics(State(h): State<Health>) -> Response {
     for (name, count) in h.log.refused_copies() {
         out.push_str(&format!(
             "verkosto_stream_refused_messages_total{{consumer=\"{name}\"}} {count}\n"
+        ));
+    }
+    out.push_str("# HELP verkosto_rate_limited_total Requests answered 429, by the limit that refused them.\n# TYPE verkosto_rate_limited_total counter\n");
+    for which in verkosto_http::limits::Which::ALL {
+        out.push_str(&format!(
+            "verkosto_rate_limited_total{{limit=\"{}\"}} {}\n",
+            which.as_str(),
+            h.limits.refused(which)
         ));
     }
     let quarantined: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM quarantine")

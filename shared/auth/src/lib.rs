@@ -232,6 +232,14 @@ impl Verifier {
         Ok(principal)
     }
 
+    /// The principal of `token` if it was fully checked a moment ago: no
+    /// signature check, no key fetch. The rate limiter asks this first, so
+    /// that a flood of unknown tokens is counted against its address before
+    /// any of them costs a signature check.
+    pub fn recently_verified(&self, token: &str) -> Option<Principal> {
+        self.reuse(token, now())
+    }
+
     /// The principal of `token` if it was checked in the last
     /// [`REUSE_SECS`] and has not expired since (with the usual leeway).
     fn reuse(&self, token: &str, now: u64) -> Option<Principal> {

@@ -185,6 +185,12 @@ impl Caller {
     }
 }
 
+/// A token's check, made by the rate limiter before the handler ran (its
+/// request's own `Authorization` header): the extractor uses it rather
+/// than checking the same token twice. Only server code sets extensions.
+#[derive(Clone)]
+pub(crate) struct TokenChecked(pub(crate) Arc<Result<Principal, AuthError>>);
+
 /// What the auth extractor needs from the app state.
 #[derive(Clone)]
 pub struct AuthState {
@@ -202,10 +208,14 @@ where
         let auth = AuthState::from_ref(state);
         let token = bearer(&parts.headers)
             .ok_or_else(|| Problem::unauthorized("Authorization: a Bearer token is required"))?;
-        match auth.verifier.verify(token).await {
+        let checked = match parts.extensions.get::<TokenChecked>() {
+            Some(TokenChecked(checked)) => checked.clone(),
+            None => Arc::new(auth.verifier.verify(token).await),
+        };
+        match &*checked {
             Ok(p) => {
                 tracing::Span::current().record("user", p.user.as_str());
-                Ok(Caller(p))
+                Ok(Caller(p.clone()))
             }
             Err(AuthError::KeysUnavailable(e)) => {
                 tracing::error!(error = %e, "signing keys unavailable");
@@ -216,7 +226,7 @@ where
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())

@@ -1,11 +1,12 @@
 //! HTTP conventions shared by every service: problem JSON for every error,
-//! request ids, the body limit, the bearer-token extractor, `If-Match` and
-//! `Idempotency-Key`.
+//! request ids, the body limit, rate limits, the bearer-token extractor,
+//! `If-Match` and `Idempotency-Key`.
 //!
 //! Never: send an error's cause to the client (it goes to the log), or let a
 //! panic or a bad input become anything but a problem answer.
 
 mod extract;
+pub mod limits;
 pub mod openapi;
 mod problem;
 pub mod request_id;
@@ -27,7 +28,17 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// request, the body limit, problem answers for unknown routes, and panics
 /// turned into a 500 problem.
 pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router
+    conventions_with(router, None)
+}
+
+/// [`conventions`], with rate limits: inside the request id and the
+/// tracing span (a 429 carries its id and is logged), before anything
+/// else runs, unknown routes included.
+pub fn conventions_with<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limits: Option<limits::Limits>,
+) -> Router<S> {
+    let router = router
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -41,7 +52,12 @@ pub fn conventions<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Route
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             tracing::error!("handler panicked");
             Problem::internal().into_response()
-        }))
+        }));
+    let router = match limits {
+        Some(limits) => router.layer(axum::middleware::from_fn_with_state(limits, limits::limit)),
+        None => router,
+    };
+    router
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let route = req

@@ -182,6 +182,11 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
                 json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
             });
         }
+        // Every route is behind the rate limits (per user, per address,
+        // and stricter on sign-in): one shared answer, declared once.
+        responses
+            .entry("429".to_string())
+            .or_insert_with(|| json!({ "$ref": "#/components/responses/TooManyRequests" }));
         let mut operation = json!({
             "tags": [op.tag],
             "summary": op.summary,
@@ -242,6 +247,18 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
             "schemas": shared,
+            "responses": {
+                "TooManyRequests": {
+                    "description": "Too many requests from this user or address (code `rate_limited`): wait the Retry-After seconds",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "Seconds to wait before trying again",
+                            "schema": { "type": "integer", "minimum": 1 },
+                        },
+                    },
+                    "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+                },
+            },
         },
     })
 }
@@ -277,6 +294,12 @@ mod tests {
             "string"
         );
         assert!(op["responses"]["201"].is_object() && op["responses"]["422"].is_object());
+        assert_eq!(
+            op["responses"]["429"]["$ref"],
+            "#/components/responses/TooManyRequests"
+        );
+        let limited = &doc["components"]["responses"]["TooManyRequests"];
+        assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
         assert_eq!(doc["openapi"], "3.1.0");
     }
 

@@ -216,6 +216,8 @@ pub async fn spawn_embedded(data_dir: &Path, extra_env: &[(&str, &str)]) -> (Chi
         "off",
     ])
     .args(["--dev-key-seed", verkosto_e2e::DEV_SEED])
+    // A benchmark measures the service, not the rate limits.
+    .args(verkosto_e2e::NO_RATE_LIMITS)
     .arg("--data-dir")
     .arg(data_dir)
     .env("VERKOSTO_LOG", "warn");

@@ -854,7 +854,10 @@ async fn secrets_never_reach_the_log_or_metrics() {
     assert!(log.lines().count() > 20, "debug logging is on: {log}");
     let secrets = [
         ("the database password", db_password.to_string()),
-        ("the NATS password", verkosto_testkit::nats_password("relay")),
+        (
+            "the NATS password",
+            verkosto_testkit::nats_password("relay"),
+        ),
         ("the OIDC client secret", oidc_secret.to_string()),
         ("the dev key seed", seed.clone()),
         ("a bearer token", fiona.clone()),

@@ -345,7 +345,7 @@ pub async fn calendar_links(
     axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
     let Some(token) = &page.token else {
-        return to_signin();
+        return page.to_signin();
     };
     let notice = query.contains_key("revoked").then(|| {
         html! { p.notice role="status" { (page.lang.t("calendar-link-revoked")) } }

@@ -523,7 +523,11 @@ async fn endpoints(v: &Verkosto) -> Vec<Endpoint> {
 both_modes!(
     every_write_endpoint_refuses_bad_input_with_a_4xx_problem,
     |mode| async move {
-        let v = Verkosto::start_demo(mode).await.unwrap();
+        // Hundreds of requests at once from one user: the rate limits
+        // (tests/limits.rs) would answer before the checks tested here.
+        let mut flags = vec!["--demo", "--demo-case", "off"];
+        flags.extend(verkosto_e2e::NO_RATE_LIMITS);
+        let v = Verkosto::start_with(mode, &flags).await.unwrap();
         let endpoints = endpoints(&v).await;
         let log = v.log().await.unwrap();
         let head_before = read_head(&log).await;

@@ -136,12 +136,23 @@ pub fn router(cases: Cases) -> Router {
         .with_state(cases)
 }
 
+/// An ISO 639 code, as `check_language` wants it.
+const LANGUAGE: &str = "^[a-z]{2,3}$";
+/// Text as `check_text` wants it: something besides spaces, and no control
+/// characters (but newline and tab) nor bidi controls.
+const TEXT: &str = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$";
+
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCase {
+    // The schema says what open_case checks, so that generated bodies
+    // (an API fuzzer's stateful phase) can open a case.
+    #[schemars(length(min = 1, max = 64), regex(pattern = TEXT))]
     pseudonym: String,
+    #[schemars(length(min = 1, max = 10), inner(regex(pattern = LANGUAGE)))]
     languages: Vec<String>,
     #[serde(default)]
+    #[schemars(regex(pattern = LANGUAGE))]
     interpreter_language: Option<String>,
     #[serde(default)]
     flags: Flags,

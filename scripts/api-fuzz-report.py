@@ -21,6 +21,8 @@ def main(doc_path, reports):
     answers = defaultdict(Counter)
     failures = Counter()
     examples = {}
+    # Stateful calls whose ids came from an earlier answer through a link.
+    linked = Counter()
     for report in reports:
         for line in open(report):
             event = json.loads(line)
@@ -30,6 +32,8 @@ def main(doc_path, reports):
             recorder = finished["recorder"]
             for case_id, case in recorder.get("cases", {}).items():
                 value = case["value"]
+                if case.get("is_transition_applied"):
+                    linked[f'{value["method"]} {value["path"]}'] += 1
                 interaction = recorder.get("interactions", {}).get(case_id)
                 if interaction and interaction.get("response"):
                     status = interaction["response"]["status_code"]
@@ -46,6 +50,9 @@ def main(doc_path, reports):
     for op in operations:
         seen = ", ".join(f"{s}×{n}" for s, n in sorted(answers[op].items())) or "never called"
         print(f"  {op:<{width}}  {seen}")
+    print(f"stateful calls that followed a link: {sum(linked.values())}, to {len(linked)} operations")
+    for op, n in sorted(linked.items()):
+        print(f"  {op}  {n}")
     print("failures per check:", dict(failures) or "none")
     for (check, op, title), message in sorted(examples.items()):
         print(f"  {check}: {op}: {title}: {message}")

@@ -118,11 +118,11 @@ fi
 if [ "$status" = 0 ] && ! $caller_selects; then
     phase_begin api-fuzz
     if scripts/api-fuzz.sh >"${TMPDIR:-/tmp}/verkosto-api-fuzz.log" 2>&1; then
-        phase_end "no server errors (schemathesis; log: ${TMPDIR:-/tmp}/verkosto-api-fuzz.log)"
+        phase_end "no server errors, answers as documented, no operation only 404 (schemathesis; log: ${TMPDIR:-/tmp}/verkosto-api-fuzz.log)"
     else
         status=1
         tail -n 60 "${TMPDIR:-/tmp}/verkosto-api-fuzz.log" >&2
-        phase_end "FAILED: server errors found (scripts/api-fuzz.sh)"
+        phase_end "FAILED: server errors, undocumented answers or operations only answering 404 (scripts/api-fuzz.sh)"
     fi
 fi
 # Every benchmark in quick mode on the dev build, so none of them rots

@@ -136,12 +136,23 @@ pub fn router(cases: Cases) -> Router {
         .with_state(cases)
 }
 
+/// An ISO 639 code, as `check_language` wants it.
+const LANGUAGE: &str = "^[a-z]{2,3}$";
+/// Text as `check_text` wants it: something besides spaces, and no control
+/// characters (but newline and tab) nor bidi controls.
+const TEXT: &str = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$";
+
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCase {
+    // The schema says what open_case checks, so that generated bodies
+    // (an API fuzzer's stateful phase) can open a case.
+    #[schemars(length(min = 1, max = 64), regex(pattern = TEXT))]
     pseudonym: String,
+    #[schemars(length(min = 1, max = 10), inner(regex(pattern = LANGUAGE)))]
     languages: Vec<String>,
     #[serde(default)]
+    #[schemars(regex(pattern = LANGUAGE))]
     interpreter_language: Option<String>,
     #[serde(default)]
     flags: Flags,
@@ -458,9 +469,16 @@ async fn decline(
 /// The cases service's operations, for the OpenAPI document.
 pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
     use crate::plan::{ClientAgreement, PlanContent};
-    use verkosto_http::openapi::Operation as Op;
+    use verkosto_http::openapi::{Operation as Op, Source};
     let lead = "the lead agency's facilitator";
     let workers = "a facilitator or liaison of a member agency";
+    // The links let a client (and an API fuzzer) go from a new case to
+    // everything that takes its id.
+    let new_case = [
+        ("id", Source::Answer("/id")),
+        ("case", Source::Answer("/id")),
+    ];
+    let this_case = [("id", Source::Path("id"))];
     vec![
         Op::new(
             "post",
@@ -470,7 +488,11 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who("facilitator")
         .body::<NewCase>()
-        .answer(201, "Opened: id, lead_agency, version"),
+        .answer(201, "Opened: id, lead_agency, version")
+        .links_under(201, "/api/v1/cases/{id}", &new_case)
+        .links_under(201, "/api/v1/audit/cases/{id}", &new_case)
+        .link(201, "get", "/api/v1/meetings", &new_case)
+        .link(201, "get", "/api/v1/tasks", &new_case),
         Op::new(
             "get",
             "/api/v1/cases",
@@ -496,7 +518,16 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<Invite>()
-        .answer(201, "Invited"),
+        .answer(201, "Invited")
+        .link(
+            201,
+            "delete",
+            "/api/v1/cases/{id}/members/{agency}",
+            &[
+                ("id", Source::Path("id")),
+                ("agency", Source::Sent("/agency")),
+            ],
+        ),
         Op::new(
             "delete",
             "/api/v1/cases/{id}/members/{agency}",
@@ -563,7 +594,13 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<PlanContent>()
-        .answer(200, "Saved"),
+        .answer(200, "Saved")
+        .link(
+            200,
+            "post",
+            "/api/v1/cases/{id}/plan/draft/propose",
+            &this_case,
+        ),
         Op::new(
             "post",
             "/api/v1/cases/{id}/plan/draft/propose",
@@ -571,7 +608,15 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "Propose the draft as version n",
         )
         .who(lead)
-        .answer(200, "plan_version"),
+        .answer(200, "plan_version")
+        .links_under(
+            200,
+            "/api/v1/cases/{id}/plan/versions/{n}",
+            &[
+                ("id", Source::Path("id")),
+                ("n", Source::Answer("/plan_version")),
+            ],
+        ),
         Op::new(
             "post",
             "/api/v1/cases/{id}/plan/versions/{n}/approve",

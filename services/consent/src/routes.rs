@@ -514,7 +514,7 @@ fn cell(decision: &Decision) -> Value {
 
 /// The consent service's operations (and the auditor's), for the OpenAPI document.
 pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
-    use verkosto_http::openapi::Operation as Op;
+    use verkosto_http::openapi::{Operation as Op, Source};
     let lead = "the lead agency's facilitator";
     vec![
         Op::new(
@@ -535,7 +535,16 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<NewGrant>()
-        .answer(201, "grant_id, consent_version"),
+        .answer(201, "grant_id, consent_version")
+        .link(
+            201,
+            "post",
+            "/api/v1/cases/{id}/consent/grants/{grant_id}/withdraw",
+            &[
+                ("id", Source::Path("id")),
+                ("grant_id", Source::Answer("/grant_id")),
+            ],
+        ),
         Op::new(
             "post",
             "/api/v1/cases/{id}/consent/grants/{grant_id}/withdraw",
@@ -553,7 +562,16 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<NewRefusal>()
-        .answer(201, "refusal_id, consent_version"),
+        .answer(201, "refusal_id, consent_version")
+        .link(
+            201,
+            "post",
+            "/api/v1/cases/{id}/consent/refusals/{refusal_id}/lift",
+            &[
+                ("id", Source::Path("id")),
+                ("refusal_id", Source::Answer("/refusal_id")),
+            ],
+        ),
         Op::new(
             "post",
             "/api/v1/cases/{id}/consent/refusals/{refusal_id}/lift",
@@ -570,7 +588,16 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<NewStatutory>()
-        .answer(201, "basis_id, consent_version"),
+        .answer(201, "basis_id, consent_version")
+        .link(
+            201,
+            "post",
+            "/api/v1/cases/{id}/consent/statutory/{basis_id}/end",
+            &[
+                ("id", Source::Path("id")),
+                ("basis_id", Source::Answer("/basis_id")),
+            ],
+        ),
         Op::new(
             "post",
             "/api/v1/cases/{id}/consent/statutory/{basis_id}/end",

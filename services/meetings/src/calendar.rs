@@ -67,6 +67,8 @@ pub(crate) struct IssuedFeedToken {
     /// The token itself; only its SHA-256 is kept.
     token: String,
     expires_at: String,
+    /// The agency whose feed it opens (the `{agency}` of the feed's path).
+    agency: String,
     /// The feed's path, token included, for a calendar subscription.
     url: String,
 }
@@ -145,6 +147,7 @@ async fn issue_token(
     let answer = IssuedFeedToken {
         token_id,
         url: feed_path(&agency, &token),
+        agency,
         token,
         expires_at: format_time(expires_at),
     };

@@ -66,8 +66,9 @@ pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog
 
 /// The meetings service's operations, for the OpenAPI document.
 pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
-    use verkosto_http::openapi::Operation as Op;
+    use verkosto_http::openapi::{Operation as Op, Source};
     let lead = "the lead agency's facilitator";
+    let this_meeting = [("id", Source::Path("id"))];
     let members = "a facilitator or liaison of a member agency";
     let participants = "a facilitator or liaison of a participant agency";
     vec![
@@ -80,7 +81,14 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .who(lead)
         .body::<routes::NewMeeting>()
         .answer(201, "Scheduled: id, version")
-        .answer(422, "A rule was broken, e.g. the interpreter lead time"),
+        .answer(422, "A rule was broken, e.g. the interpreter lead time")
+        .links_under(201, "/api/v1/meetings/{id}", &[("id", Source::Answer("/id"))])
+        .link(
+            201,
+            "get",
+            "/api/v1/meetings",
+            &[("case", Source::Path("id"))],
+        ),
         Op::new(
             "get",
             "/api/v1/meetings",
@@ -151,7 +159,8 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(lead)
         .body::<domain::Minutes>()
-        .answer(200, "Saved"),
+        .answer(200, "Saved")
+        .link(200, "post", "/api/v1/meetings/{id}/minutes/publish", &this_meeting),
         Op::new(
             "get",
             "/api/v1/meetings/{id}/minutes",
@@ -170,7 +179,8 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "Publish the saved minutes as a new revision",
         )
         .who(lead)
-        .answer(200, "revision"),
+        .answer(200, "revision")
+        .link(200, "post", "/api/v1/meetings/{id}/minutes/approve", &this_meeting),
         Op::new(
             "post",
             "/api/v1/meetings/{id}/minutes/approve",
@@ -187,7 +197,19 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who("a facilitator or liaison")
         .optional_body::<calendar::NewFeedToken>()
-        .answer_with::<calendar::IssuedFeedToken>(201, "Issued: token_id, token, expires_at, url")
+        .answer_with::<calendar::IssuedFeedToken>(201, "Issued: token_id, token, expires_at, agency, url")
+        .link(
+            201,
+            "delete",
+            "/api/v1/calendar/feed-tokens/{token_id}",
+            &[("token_id", Source::Answer("/token_id"))],
+        )
+        .link(
+            201,
+            "get",
+            "/api/v1/calendar/{agency}.ics",
+            &[("agency", Source::Answer("/agency")), ("token", Source::Answer("/token"))],
+        )
         .answer(422, "expires_in_days is out of range"),
         Op::new(
             "get",

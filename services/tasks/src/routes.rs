@@ -738,7 +738,8 @@ async fn dev_clock(
 
 /// The tasks service's operations, for the OpenAPI document.
 pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
-    use verkosto_http::openapi::Operation as Op;
+    use verkosto_http::openapi::{Operation as Op, Source};
+    let new_one = [("id", Source::Answer("/id"))];
     let assignee = "a facilitator or liaison of the assignee agency";
     let lead = "the lead agency's facilitator";
     let mut ops = vec![
@@ -767,7 +768,8 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who("a facilitator of a member agency")
         .body::<NewTask>()
-        .answer(201, "id"),
+        .answer(201, "id")
+        .links_under(201, "/api/v1/tasks/{id}", &new_one),
         Op::new(
             "post",
             "/api/v1/webhooks",
@@ -777,6 +779,7 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .who("an admin, or a facilitator of an agency that leads a case")
         .body::<NewWebhook>()
         .answer(201, "id and the secret (shown once)")
+        .link(201, "delete", "/api/v1/webhooks/{id}", &new_one)
         .answer(
             403,
             "Not an admin, nor a facilitator of an agency that leads a case",

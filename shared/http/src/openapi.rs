@@ -27,6 +27,60 @@ pub struct Operation {
     pub answer_schemas: Vec<(u16, Schema)>,
     /// False for the few calls that need no token.
     pub auth: bool,
+    /// OpenAPI links from an answer to the operations that take its ids.
+    pub links: Vec<Link>,
+}
+
+/// Where a link takes a parameter's value from (an OpenAPI runtime
+/// expression).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A field of the answer's JSON body, by JSON pointer: `"/id"`.
+    Answer(&'static str),
+    /// A path parameter of the request that got the answer.
+    Path(&'static str),
+    /// A field of the request's JSON body, by JSON pointer.
+    Sent(&'static str),
+}
+
+impl Source {
+    fn expression(self) -> String {
+        match self {
+            Source::Answer(pointer) => format!("$response.body#{pointer}"),
+            Source::Path(name) => format!("$request.path.{name}"),
+            Source::Sent(pointer) => format!("$request.body#{pointer}"),
+        }
+    }
+}
+
+/// Which operations a link leads to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// One operation, by method and path.
+    One(&'static str, &'static str),
+    /// Every operation on this path or below it (but the linking one).
+    Under(&'static str),
+}
+
+/// A link from one answer of an operation: the targets, with the
+/// parameters they take from it. A parameter a target does not have is
+/// left out for it; a target this process does not serve (another
+/// service's, when run apart) is left out of the document.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub status: u16,
+    pub target: Target,
+    pub parameters: Vec<(&'static str, Source)>,
+}
+
+/// The operation id of `method path`: `post_api_v1_cases__id__meetings`.
+pub fn operation_id(method: &str, path: &str) -> String {
+    format!(
+        "{}_{}",
+        method,
+        path.replace(['/', '{', '}', '.', '-'], "_")
+            .trim_matches('_')
+    )
 }
 
 impl Operation {
@@ -48,6 +102,7 @@ impl Operation {
             answers: Vec::new(),
             answer_schemas: Vec::new(),
             auth: true,
+            links: Vec::new(),
         }
     }
 
@@ -93,6 +148,83 @@ impl Operation {
         self.auth = false;
         self
     }
+
+    /// A link from the `status` answer to one operation.
+    pub fn link(
+        mut self,
+        status: u16,
+        method: &'static str,
+        path: &'static str,
+        parameters: &[(&'static str, Source)],
+    ) -> Operation {
+        self.links.push(Link {
+            status,
+            target: Target::One(method, path),
+            parameters: parameters.to_vec(),
+        });
+        self
+    }
+
+    /// Links from the `status` answer to every operation on `prefix` or
+    /// below it, e.g. from `POST /api/v1/cases` to all of
+    /// `/api/v1/cases/{id}`.
+    pub fn links_under(
+        mut self,
+        status: u16,
+        prefix: &'static str,
+        parameters: &[(&'static str, Source)],
+    ) -> Operation {
+        self.links.push(Link {
+            status,
+            target: Target::Under(prefix),
+            parameters: parameters.to_vec(),
+        });
+        self
+    }
+}
+
+/// The parameter names an operation takes: its path's and its query's.
+fn parameter_names(op: &Operation) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = op
+        .path
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect();
+    names.extend(op.query.iter().map(|(name, _)| *name));
+    names
+}
+
+/// The `links` object of one answer: each target by its operation id.
+fn links_of(op: &Operation, status: u16, operations: &[Operation]) -> Map<String, Value> {
+    let mut links = Map::new();
+    for link in op.links.iter().filter(|l| l.status == status) {
+        let targets = operations.iter().filter(|t| match link.target {
+            Target::One(method, path) => t.method == method && t.path == path,
+            Target::Under(prefix) => {
+                !(t.method == op.method && t.path == op.path)
+                    && (t.path == prefix
+                        || t.path
+                            .strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('/')))
+            }
+        });
+        for target in targets {
+            let names = parameter_names(target);
+            let parameters: Map<String, Value> = link
+                .parameters
+                .iter()
+                .filter(|(name, _)| names.contains(name))
+                .map(|(name, source)| (name.to_string(), Value::String(source.expression())))
+                .collect();
+            let id = operation_id(target.method, target.path);
+            links.insert(
+                id.clone(),
+                json!({ "operationId": id, "parameters": parameters }),
+            );
+        }
+    }
+    links
 }
 
 /// Path parameters: every `{name}` in the path.
@@ -168,7 +300,7 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
             };
             responses.insert(status.to_string(), answer);
         }
-        for (status, description) in [
+        let mut common = vec![
             (400, "Bad input: the problem names the field"),
             (401, "No valid token"),
             (403, "The caller's role may not do this"),
@@ -177,7 +309,21 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
                 "Not found, or a case the caller's agency is not a member of",
             ),
             (422, "A field breaks a rule: the problem names it"),
-        ] {
+        ];
+        // What the shared layers answer too, so that every answer a client
+        // can get is in the document (schemathesis checks it).
+        if op.method != "get" {
+            common.push((
+                409,
+                "The resource is not in a state that allows this, or it is busy: retry",
+            ));
+            common.push((412, "If-Match named a version that is no longer current"));
+        }
+        if op.body.is_some() {
+            common.push((413, "The body is larger than the limit"));
+            common.push((415, "Content-Type is not application/json"));
+        }
+        for (status, description) in common {
             responses.entry(status.to_string()).or_insert_with(|| {
                 json!({ "description": description, "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } })
             });
@@ -187,11 +333,27 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
         responses
             .entry("429".to_string())
             .or_insert_with(|| json!({ "$ref": "#/components/responses/TooManyRequests" }));
+        responses.entry("503".to_string()).or_insert_with(|| {
+            json!({
+                "description": "The store is unavailable for a moment: retry after Retry-After",
+                "headers": { "Retry-After": { "required": true, "description": "Seconds to wait", "schema": { "type": "string" } } },
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+            })
+        });
+        for (status, answer) in responses.iter_mut() {
+            let links = status
+                .parse()
+                .map(|status| links_of(op, status, operations))
+                .unwrap_or_default();
+            if !links.is_empty() {
+                answer["links"] = Value::Object(links);
+            }
+        }
         let mut operation = json!({
             "tags": [op.tag],
             "summary": op.summary,
             "description": format!("Who: {}.", op.who),
-            "operationId": format!("{}_{}", op.method, op.path.replace(['/', '{', '}', '.', '-'], "_").trim_matches('_')),
+            "operationId": operation_id(op.method, op.path),
             "parameters": parameters,
             "responses": responses,
         });
@@ -336,5 +498,87 @@ mod tests {
         assert_eq!(op["requestBody"]["required"], false);
         let made = &op["responses"]["201"]["content"]["application/json"]["schema"];
         assert_eq!(made["properties"]["id"]["type"], "string", "{made}");
+    }
+
+    #[test]
+    fn links_lead_from_an_answer_to_the_operations_that_take_its_ids() {
+        let doc = document(
+            "1",
+            &[
+                Operation::new("post", "/api/v1/things", "t", "Make")
+                    .answer(201, "Made")
+                    .links_under(201, "/api/v1/things/{id}", &[("id", Source::Answer("/id"))])
+                    .link(
+                        201,
+                        "get",
+                        "/api/v1/other",
+                        &[("thing", Source::Answer("/id"))],
+                    ),
+                Operation::new("get", "/api/v1/things/{id}", "t", "One").answer(200, "It"),
+                Operation::new("post", "/api/v1/things/{id}/parts/{part}", "t", "Part")
+                    .answer(200, "Done"),
+                Operation::new("get", "/api/v1/thingsx/{id}", "t", "Not below").answer(200, "It"),
+                Operation::new("get", "/api/v1/other", "t", "Query")
+                    .query("thing", "a thing")
+                    .answer(200, "It"),
+            ],
+        );
+        let links = doc["paths"]["/api/v1/things"]["post"]["responses"]["201"]["links"]
+            .as_object()
+            .unwrap();
+        let mut ids: Vec<&String> = links.keys().collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "get_api_v1_other",
+                "get_api_v1_things__id",
+                "post_api_v1_things__id__parts__part"
+            ]
+        );
+        let part = &links["post_api_v1_things__id__parts__part"];
+        assert_eq!(part["operationId"], "post_api_v1_things__id__parts__part");
+        assert_eq!(part["parameters"], json!({ "id": "$response.body#/id" }));
+        assert_eq!(
+            links["get_api_v1_other"]["parameters"],
+            json!({ "thing": "$response.body#/id" })
+        );
+        // Every link leads to an operation of the document.
+        let ids: Vec<&Value> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|m| m.as_object().unwrap().values())
+            .map(|op| &op["operationId"])
+            .collect();
+        for link in links.values() {
+            assert!(ids.contains(&&link["operationId"]), "{link}");
+        }
+    }
+
+    #[test]
+    fn writes_and_bodies_declare_what_the_shared_layers_answer() {
+        let doc = document(
+            "1",
+            &[
+                Operation::new("post", "/api/v1/things", "t", "Make")
+                    .body::<Body>()
+                    .answer(201, "Made"),
+                Operation::new("get", "/api/v1/things", "t", "List").answer(200, "Them"),
+            ],
+        );
+        let post = &doc["paths"]["/api/v1/things"]["post"]["responses"];
+        for status in ["409", "412", "413", "415", "503"] {
+            assert!(
+                post[status]["content"]["application/problem+json"].is_object(),
+                "{status}"
+            );
+        }
+        assert_eq!(post["503"]["headers"]["Retry-After"]["required"], true);
+        let get = &doc["paths"]["/api/v1/things"]["get"]["responses"];
+        assert!(
+            get.get("409").is_none() && get.get("415").is_none(),
+            "{get}"
+        );
     }
 }

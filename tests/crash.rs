@@ -20,6 +20,8 @@ async fn spawn_embedded(dir: &std::path::Path) -> (ChildProcess, String) {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])
+        // A load generator: 5,000 appends as fast as they go.
+        .args(verkosto_e2e::NO_RATE_LIMITS)
         .env("VERKOSTO_LOG", "warn");
     let mut child = ChildProcess::spawn(cmd).unwrap();
     let addr = child
@@ -33,7 +35,9 @@ async fn crash_during_appends(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let (mut distributed, mut embedded, base) = match mode {
         Mode::Distributed => {
-            let v = Verkosto::start(mode).await.unwrap();
+            let v = Verkosto::start_with(mode, &verkosto_e2e::NO_RATE_LIMITS)
+                .await
+                .unwrap();
             let base = v.base.clone();
             (Some(v), None, base)
         }

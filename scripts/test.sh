@@ -99,6 +99,8 @@ else
     phase_end "$(sort -u "$VERKOSTO_TEST_RUN_DIR/secrets" | wc -l) secrets in none of $logs logs"
     rm -rf "$VERKOSTO_TEST_RUN_DIR"
 fi
+# The later phases (fuzzer, benchmarks) keep their logs where they always did.
+[ -d "$VERKOSTO_TEST_RUN_DIR" ] || unset VERKOSTO_TEST_RUN_DIR
 
 # The failpoint tests (crashes between publish and checkpoint, apply and
 # checkpoint) need the `failpoints` features, so they are one more build of

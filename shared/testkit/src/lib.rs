@@ -54,6 +54,8 @@ pub fn run_dir() -> Option<PathBuf> {
     std::env::var_os("VERKOSTO_TEST_RUN_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
+        // Gone (the run's scan is over): nothing to keep things for.
+        .filter(|d| d.is_dir())
 }
 
 /// Notes a secret the harness made, for the run's scan of the logs.

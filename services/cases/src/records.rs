@@ -16,11 +16,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use verkosto_auth::Role;
 use verkosto_directory::domain::check_text;
-use verkosto_eventlog::{
-    format_time, Appended, Error as LogError, ExpectedVersion, NewEvent, StoredAnswer,
-};
+use verkosto_eventlog::{format_time, Appended, Error as LogError, ExpectedVersion, NewEvent};
 use verkosto_guard::Reader;
-use verkosto_http::{Caller, JsonBody, Problem, RequestId, WriteConditions};
+use verkosto_http::{
+    commit_idempotent, earlier_answer, Caller, JsonBody, Problem, RequestId, WriteConditions,
+};
 use verkosto_policy::{Category, Item};
 
 use crate::routes::{Cases, Member};
@@ -105,10 +105,8 @@ async fn add_record(
         move |_version: i64| (201, json!({ "id": id }))
     };
     let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    if let Some(idem) = &execution.idempotency {
-        if let Some(stored) = c.log.idempotent_answer(&idem.scope, &idem.key).await? {
-            return replay(stored, &idem.request_hash);
-        }
+    if let Some(first) = earlier_answer(&c.log, execution.idempotency.as_ref()).await? {
+        return Ok(first);
     }
     let at = execution.meta.occurred_at;
     let event = RecordEvent::RecordAdded {
@@ -155,35 +153,13 @@ async fn add_record(
     .execute(&mut *tx)
     .await
     .map_err(LogError::from)?;
-    if let Some(idem) = &execution.idempotency {
-        match idem.clone().store(&mut tx, appended.version).await {
-            Ok(()) => {}
-            Err(LogError::IdempotencyRace) => {
-                drop(tx);
-                let stored = c
-                    .log
-                    .idempotent_answer(&idem.scope, &idem.key)
-                    .await?
-                    .ok_or(LogError::IdempotencyRace)?;
-                return replay(stored, &idem.request_hash);
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let committed = commit_idempotent(&c.log, tx, execution.idempotency.as_ref(), appended.version);
+    if let Some(first) = committed.await? {
+        return Ok(first);
     }
-    tx.commit().await.map_err(LogError::from)?;
     c.log.announce(&appended);
     let (status, body) = answer(appended.version);
     Ok(respond(status, body))
-}
-
-fn replay(stored: StoredAnswer, request_hash: &str) -> Result<Response, Problem> {
-    if stored.request_hash != request_hash {
-        return Err(Problem::invalid(
-            "Idempotency-Key",
-            "this key was already used with a different request",
-        ));
-    }
-    Ok(respond(stored.status, stored.response))
 }
 
 fn respond(status: u16, body: Value) -> Response {

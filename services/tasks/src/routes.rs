@@ -22,7 +22,10 @@ use verkosto_eventlog::{
     ExpectedVersion, NewEvent, Outcome, Progress,
 };
 use verkosto_guard::{CaseAccess, CaseRead, Guard, ReadSet, Reader};
-use verkosto_http::{parse_json, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions};
+use verkosto_http::{
+    commit_idempotent, earlier_answer, parse_json, AuthState, Caller, JsonBody, Problem, RequestId,
+    WriteConditions,
+};
 use verkosto_policy::{Category, Item};
 
 use crate::clock::Clock;
@@ -558,10 +561,8 @@ async fn register_webhook(
         move |_v| (201, json!({ "id": id, "agency": agency, "url": url, "secret": null, "note": "the secret was shown in the first answer" }))
     });
     // A retry answers as the first time did, even if the rules changed since.
-    if let Some(idem) = &execution.idempotency {
-        if let Some(stored) = t.log.idempotent_answer(&idem.scope, &idem.key).await? {
-            return replay(stored, &idem.request_hash);
-        }
+    if let Some(first) = earlier_answer(&t.log, execution.idempotency.as_ref()).await? {
+        return Ok(first);
     }
     let parsed = reqwest::Url::parse(&url)
         .ok()
@@ -602,45 +603,14 @@ async fn register_webhook(
         .execute(&mut *tx)
         .await
         .map_err(LogError::from)?;
-    if let Some(idem) = execution.idempotency.clone() {
-        match idem.clone().store(&mut tx, appended.version).await {
-            Ok(()) => {}
-            // A concurrent request with the same key won: its answer is ours.
-            Err(LogError::IdempotencyRace) => {
-                drop(tx);
-                let stored = t
-                    .log
-                    .idempotent_answer(&idem.scope, &idem.key)
-                    .await?
-                    .ok_or(LogError::IdempotencyRace)?;
-                return replay(stored, &idem.request_hash);
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let committed = commit_idempotent(&t.log, tx, execution.idempotency.as_ref(), appended.version);
+    if let Some(first) = committed.await? {
+        return Ok(first);
     }
-    tx.commit().await.map_err(LogError::from)?;
     t.log.announce(&appended);
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({ "id": webhook_id, "agency": caller.0.agency, "url": url, "secret": secret })),
-    )
-        .into_response())
-}
-
-/// The first answer under an `Idempotency-Key`, or 422 for another body.
-fn replay(
-    stored: verkosto_eventlog::StoredAnswer,
-    request_hash: &str,
-) -> Result<Response, Problem> {
-    if stored.request_hash != request_hash {
-        return Err(Problem::invalid(
-            "Idempotency-Key",
-            "this key was already used with a different request",
-        ));
-    }
-    Ok((
-        axum::http::StatusCode::from_u16(stored.status).unwrap_or(axum::http::StatusCode::OK),
-        Json(stored.response),
     )
         .into_response())
 }

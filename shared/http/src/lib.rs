@@ -131,6 +131,57 @@ async fn finish_writes(req: Request, next: axum::middleware::Next) -> Response {
     }
 }
 
+/// The first answer under the request's `Idempotency-Key`, when a request
+/// with it has committed (422 when that request's body was another).
+pub async fn earlier_answer(
+    log: &verkosto_eventlog::EventLog,
+    idempotency: Option<&verkosto_eventlog::IdempotencyWrite>,
+) -> Result<Option<Response>, Problem> {
+    let Some(idem) = idempotency else {
+        return Ok(None);
+    };
+    let Some(stored) = log.idempotent_answer(&idem.scope, &idem.key).await? else {
+        return Ok(None);
+    };
+    if stored.request_hash != idem.request_hash {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "this key was already used with a different request",
+        ));
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    Ok(Some((status, axum::Json(stored.response)).into_response()))
+}
+
+/// Commits a hand-written write (one that does not go through
+/// `AggregateStore::execute`) with its `Idempotency-Key` answer stored in the
+/// same transaction. None when it committed; when a concurrent request with
+/// the same key committed first, nothing of this one is kept and that
+/// request's answer is the answer (422 if its body was another).
+pub async fn commit_idempotent(
+    log: &verkosto_eventlog::EventLog,
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    idempotency: Option<&verkosto_eventlog::IdempotencyWrite>,
+    version: i64,
+) -> Result<Option<Response>, Problem> {
+    use verkosto_eventlog::Error as LogError;
+    if let Some(idem) = idempotency {
+        match idem.clone().store(&mut tx, version).await {
+            Ok(()) => {}
+            Err(LogError::IdempotencyRace) => {
+                drop(tx);
+                let first = earlier_answer(log, Some(idem)).await?;
+                return first
+                    .map(Some)
+                    .ok_or_else(|| LogError::IdempotencyRace.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await.map_err(LogError::from)?;
+    Ok(None)
+}
+
 /// The answer to a command: the fresh answer, or the stored one on a retry.
 pub fn command_response<A>(
     outcome: Outcome<A>,

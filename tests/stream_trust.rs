@@ -96,6 +96,12 @@ async fn publish(js: &jetstream::Context, subject: String, body: bytes::Bytes) {
     js.publish(subject, body).await.unwrap().await.unwrap();
 }
 
+/// Posts `body` to `path` as `token`, which must create something.
+async fn created(v: &Verkosto, token: &str, path: &str, body: &Value) {
+    let (status, answer) = v.post(token, path, body).await.unwrap();
+    assert_eq!(status, 201, "{path}: {answer}");
+}
+
 /// The ids of the stream's messages that carry one, in stream order.
 async fn message_ids(js: &jetstream::Context) -> Vec<String> {
     let stream = js.get_stream(STREAM_NAME).await.unwrap();
@@ -131,20 +137,14 @@ async fn a_forged_message_is_refused_by_every_consumer_and_the_relay_keeps_publi
     let records = format!("/api/v1/cases/{}/records", c.id);
     let obtained = json!({ "method": "written", "language": "fi" });
     let grant = |recipient: &str, category: &str| json!({ "recipient": recipient, "categories": [category], "purpose": "care", "obtained": obtained });
-    let (status, body) = v
-        .post(&c.fiona, &grants, &grant("police-helsinki", "legal"))
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = v
-        .post(
-            &c.fiona,
-            &records,
-            &json!({ "category": "health", "body": "LEAKHEALTH" }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
+    created(&v, &c.fiona, &grants, &grant("police-helsinki", "legal")).await;
+    created(
+        &v,
+        &c.fiona,
+        &records,
+        &json!({ "category": "health", "body": "LEAKHEALTH" }),
+    )
+    .await;
 
     // With the relay's credentials stolen: a grant to health care forged
     // with a hash that fits its fields, at the log's next place; the same
@@ -180,20 +180,14 @@ async fn a_forged_message_is_refused_by_every_consumer_and_the_relay_keeps_publi
     publish(&js, subject.clone(), "not an event".into()).await;
 
     // The relay goes on: a real grant after them reaches every service.
-    let (status, body) = v
-        .post(&c.fiona, &grants, &grant("health-hus", "social"))
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = v
-        .post(
-            &c.fiona,
-            &records,
-            &json!({ "category": "social", "body": "SOCIALNOTE" }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{body}");
+    created(&v, &c.fiona, &grants, &grant("health-hus", "social")).await;
+    created(
+        &v,
+        &c.fiona,
+        &records,
+        &json!({ "category": "social", "body": "SOCIALNOTE" }),
+    )
+    .await;
     let (status, read) = v.get(&c.hanna, &records).await.unwrap();
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["consent_fresh"], true, "{read}");

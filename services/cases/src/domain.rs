@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use verkosto_http::Problem;
+use verkosto_types::Refusal;
 
 /// The flags shown on every view of a case.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -33,9 +33,9 @@ impl Flags {
     /// The rules between the flags: what a child may consent to is only
     /// recorded for a minor. (The day of coming of age stays recorded once
     /// the client is an adult: a guardian's consents stay ended.)
-    pub fn check(&self, field: &str) -> Result<(), Problem> {
+    pub fn check(&self, field: &str) -> Result<(), Refusal> {
         if !self.minor && !self.minor_may_consent.is_empty() {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &format!("{field}minor_may_consent"),
                 "is only recorded for a minor (minor: true)",
             ));
@@ -91,23 +91,7 @@ pub enum CaseEvent {
     },
 }
 
-impl DomainEvent for CaseEvent {
-    fn event_type(&self) -> String {
-        match self {
-            CaseEvent::CaseOpened { .. } => "CaseOpened",
-            CaseEvent::AgencyInvited { .. } => "AgencyInvited",
-            CaseEvent::InvitationAccepted { .. } => "InvitationAccepted",
-            CaseEvent::InvitationDeclined { .. } => "InvitationDeclined",
-            CaseEvent::InvitationWithdrawn { .. } => "InvitationWithdrawn",
-            CaseEvent::MemberRemoved { .. } => "MemberRemoved",
-            CaseEvent::FlagsChanged { .. } => "FlagsChanged",
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(CaseEvent);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
@@ -167,24 +151,13 @@ pub enum CaseCommand {
     },
 }
 
-/// A refused case command, already in its HTTP shape.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub Problem);
-
-impl From<Refused> for Problem {
-    fn from(r: Refused) -> Problem {
-        r.0
-    }
-}
-
-fn refuse(p: Problem) -> Result<(), Refused> {
-    Err(Refused(p))
+fn refuse(r: Refusal) -> Result<(), Refusal> {
+    Err(r)
 }
 
 /// The answer for anyone outside the network: the case's existence is not revealed.
-pub fn not_found(case_id: &str) -> Problem {
-    Problem::not_found(format!("no case {case_id}"))
+pub fn not_found(case_id: &str) -> Refusal {
+    Refusal::unknown(format!("no case {case_id}"))
 }
 
 impl Case {
@@ -193,13 +166,13 @@ impl Case {
     }
 
     /// 404 unless `agency` is in the network, 403 unless it is the lead.
-    pub fn check_lead(&self, agency: &str) -> Result<(), Refused> {
+    pub fn check_lead(&self, agency: &str) -> Result<(), Refusal> {
         let id = self.id.as_deref().unwrap_or_default();
         if !self.is_member(agency) {
             return refuse(not_found(id));
         }
         if agency != self.lead_agency {
-            return refuse(Problem::forbidden(
+            return refuse(Refusal::not_allowed(
                 "only the lead agency's facilitator may do this",
             ));
         }
@@ -211,7 +184,7 @@ impl Aggregate for Case {
     const TYPE: &'static str = "case";
     type Command = CaseCommand;
     type Event = CaseEvent;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -219,9 +192,9 @@ impl Aggregate for Case {
         command: CaseCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         if self.id.is_none() && !matches!(command, CaseCommand::Open { .. }) {
-            return refuse(Problem::not_found("no such case"));
+            return refuse(Refusal::unknown("no such case"));
         }
         let event = match command {
             CaseCommand::Open {
@@ -234,7 +207,7 @@ impl Aggregate for Case {
                 at,
             } => {
                 if self.id.is_some() {
-                    return refuse(Problem::conflict(format!("case {case_id} exists")));
+                    return refuse(Refusal::conflict(format!("case {case_id} exists")));
                 }
                 CaseEvent::CaseOpened {
                     case_id,
@@ -254,12 +227,12 @@ impl Aggregate for Case {
             } => {
                 self.check_lead(&by)?;
                 if self.is_member(&agency) {
-                    return refuse(Problem::conflict(format!(
+                    return refuse(Refusal::conflict(format!(
                         "agency: {agency} is already a member"
                     )));
                 }
                 if self.invited.contains_key(&agency) {
-                    return refuse(Problem::conflict(format!(
+                    return refuse(Refusal::conflict(format!(
                         "agency: {agency} is already invited"
                     )));
                 }
@@ -273,7 +246,7 @@ impl Aggregate for Case {
                 if !self.invited.contains_key(&agency) {
                     // Only the invited may act here; to anyone else the case does not exist.
                     return refuse(if self.is_member(&agency) {
-                        Problem::conflict("agency: already a member")
+                        Refusal::conflict("agency: already a member")
                     } else {
                         not_found(self.id.as_deref().unwrap_or_default())
                     });
@@ -283,7 +256,7 @@ impl Aggregate for Case {
             CaseCommand::Decline { agency, reason, at } => {
                 if !self.invited.contains_key(&agency) {
                     return refuse(if self.is_member(&agency) {
-                        Problem::conflict("agency: already a member")
+                        Refusal::conflict("agency: already a member")
                     } else {
                         not_found(self.id.as_deref().unwrap_or_default())
                     });
@@ -298,7 +271,7 @@ impl Aggregate for Case {
             CaseCommand::Remove { by, agency, at } => {
                 self.check_lead(&by)?;
                 if agency == self.lead_agency {
-                    return refuse(Problem::invalid(
+                    return refuse(Refusal::invalid(
                         "agency",
                         "the lead agency keeps the client's file and cannot be removed",
                     ));
@@ -308,7 +281,7 @@ impl Aggregate for Case {
                 } else if self.is_member(&agency) {
                     CaseEvent::MemberRemoved { agency, at }
                 } else {
-                    return refuse(Problem::not_found(format!(
+                    return refuse(Refusal::unknown(format!(
                         "agency: {agency} is neither a member nor invited"
                     )));
                 }
@@ -376,19 +349,6 @@ impl Aggregate for Case {
 /// The languages the lead agencies work in.
 pub const WORKING_LANGUAGES: [&str; 3] = ["fi", "sv", "en"];
 
-/// Checks a language tag: an ISO 639 code of 2 or 3 lowercase letters.
-pub fn check_language(field: &str, code: &str) -> Result<(), Problem> {
-    let ok = (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase());
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::invalid(
-            field,
-            "must be an ISO 639 language code of 2 or 3 lowercase letters, like \"ro\"",
-        ))
-    }
-}
-
 /// The warnings shown on the case header.
 pub fn warnings(
     flags: &Flags,
@@ -438,8 +398,8 @@ mod tests {
         }
     }
 
-    fn status(result: Result<Vec<CaseEvent>, Refused>) -> u16 {
-        result.unwrap_err().0.status
+    fn status(result: Result<Vec<CaseEvent>, Refusal>) -> u16 {
+        verkosto_http::Problem::from(result.unwrap_err()).status
     }
 
     #[test]

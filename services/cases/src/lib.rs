@@ -4,6 +4,7 @@
 //! read of client data goes through the consent guard (`verkosto-guard`),
 //! which filters by the policy and writes the access record first.
 
+mod agencies;
 pub mod domain;
 pub mod plan;
 mod plan_api;
@@ -11,15 +12,14 @@ mod projection;
 mod records;
 mod routes;
 
+pub use agencies::{Agencies, AgenciesProjection};
 pub use projection::CasesProjection;
 pub use records::{RecordEvent, RecordView};
 pub use routes::{api_doc, router, Cases};
 
 /// Creates the cases service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
-    db.run_migrations(
-        &sqlx::migrate!("migrations/postgres"),
-        &sqlx::migrate!("migrations/sqlite"),
-    )
-    .await
+    // One SQL for both backends.
+    let migrations = sqlx::migrate!("./migrations");
+    db.run_migrations(&migrations, &migrations).await
 }

@@ -10,13 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use verkosto_http::Problem;
 use verkosto_policy::{Category, Method};
-
-use crate::domain::Refused;
+use verkosto_types::Refusal;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,22 +85,7 @@ pub enum PlanEvent {
     },
 }
 
-impl DomainEvent for PlanEvent {
-    fn event_type(&self) -> String {
-        match self {
-            PlanEvent::PlanDraftSaved { .. } => "PlanDraftSaved",
-            PlanEvent::PlanProposed { .. } => "PlanProposed",
-            PlanEvent::PlanApproved { .. } => "PlanApproved",
-            PlanEvent::PlanChangesRequested { .. } => "PlanChangesRequested",
-            PlanEvent::ClientAgreementRecorded { .. } => "ClientAgreementRecorded",
-            PlanEvent::PlanAgreed { .. } => "PlanAgreed",
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(PlanEvent);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingVersion {
@@ -176,25 +159,26 @@ pub enum PlanCommand {
     },
 }
 
-fn invalid(field: &str, detail: impl Into<String>) -> Refused {
-    Refused(Problem::invalid(field, detail))
+fn invalid(field: &str, detail: impl Into<String>) -> Refusal {
+    Refusal::invalid(field, detail)
 }
 
 /// Checks a draft against the network: goals and measures well formed,
 /// every responsible agency a member.
-pub fn check_content(content: &PlanContent, network: &Network) -> Result<(), Problem> {
-    use verkosto_directory::domain::check_text;
+pub fn check_content(content: &PlanContent, network: &Network) -> Result<(), Refusal> {
+    use verkosto_types::parse_field;
+    use verkosto_types::{AgencyId, Text};
     if content.goals.is_empty() || content.goals.len() > 30 {
-        return Err(Problem::invalid(
+        return Err(Refusal::invalid(
             "goals",
             "must hold 1 to 30 goals, in the client's own words",
         ));
     }
     for (i, goal) in content.goals.iter().enumerate() {
-        check_text(&format!("goals[{i}]"), goal, 2000)?;
+        parse_field::<Text<2000>>(&format!("goals[{i}]"), goal.as_str())?;
     }
     if content.measures.len() > 100 {
-        return Err(Problem::invalid(
+        return Err(Refusal::invalid(
             "measures",
             "must hold at most 100 measures",
         ));
@@ -202,17 +186,18 @@ pub fn check_content(content: &PlanContent, network: &Network) -> Result<(), Pro
     let mut ids = BTreeSet::new();
     for (i, m) in content.measures.iter().enumerate() {
         let field = |name: &str| format!("measures[{i}].{name}");
-        verkosto_directory::domain::check_id(&field("id"), &m.id)
-            .or_else(|_| check_text(&field("id"), &m.id, 64))?;
+        parse_field::<AgencyId>(&field("id"), m.id.as_str())
+            .map(|_| ())
+            .or_else(|_| parse_field::<Text<64>>(&field("id"), m.id.as_str()).map(|_| ()))?;
         if !ids.insert(&m.id) {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &field("id"),
                 format!("{} is used twice", m.id),
             ));
         }
-        check_text(&field("description"), &m.description, 2000)?;
+        parse_field::<Text<2000>>(&field("description"), m.description.as_str())?;
         if !network.members.contains(&m.responsible_agency) {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &field("responsible_agency"),
                 format!("{} is not in this case's network", m.responsible_agency),
             ));
@@ -235,7 +220,7 @@ impl Plan {
         }
     }
 
-    fn pending(&self, plan_version: u32) -> Result<&PendingVersion, Refused> {
+    fn pending(&self, plan_version: u32) -> Result<&PendingVersion, Refusal> {
         match &self.pending {
             Some(p) if p.plan_version == plan_version => Ok(p),
             Some(p) => Err(invalid(
@@ -282,7 +267,7 @@ impl Aggregate for Plan {
     const TYPE: &'static str = "plan";
     type Command = PlanCommand;
     type Event = PlanEvent;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -290,7 +275,7 @@ impl Aggregate for Plan {
         command: PlanCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         let mut events = Vec::new();
         match command {
             PlanCommand::SaveDraft {
@@ -299,20 +284,20 @@ impl Aggregate for Plan {
                 at,
             } => {
                 if let Some(p) = &self.pending {
-                    return Err(Refused(Problem::conflict(format!(
+                    return Err(Refusal::conflict(format!(
                         "plan_version: version {} is pending; request changes to it before editing",
                         p.plan_version
-                    ))));
+                    )));
                 }
-                check_content(&content, &network).map_err(Refused)?;
+                check_content(&content, &network)?;
                 events.push(PlanEvent::PlanDraftSaved { content, at });
             }
             PlanCommand::Propose { at } => {
                 if let Some(p) = &self.pending {
-                    return Err(Refused(Problem::conflict(format!(
+                    return Err(Refusal::conflict(format!(
                         "plan_version: version {} is already pending",
                         p.plan_version
-                    ))));
+                    )));
                 }
                 let content = self
                     .draft
@@ -564,14 +549,16 @@ mod tests {
                 at: t(),
             })
             .inspect_result();
-        let problem = result.unwrap_err().0;
+        let problem = verkosto_http::Problem::from(result.unwrap_err());
         assert_eq!(problem.status, 422);
         assert!(problem.detail.starts_with("plan_version"));
     }
 
     #[test]
     fn a_measure_for_an_agency_outside_the_network_is_refused() {
-        let err = check_content(&content(), &network(&["ngo-support"])).unwrap_err();
+        let err = verkosto_http::Problem::from(
+            check_content(&content(), &network(&["ngo-support"])).unwrap_err(),
+        );
         assert!(
             err.detail.starts_with("measures[0].responsible_agency"),
             "{}",

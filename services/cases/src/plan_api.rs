@@ -7,11 +7,12 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_directory::domain::check_text;
-use verkosto_eventlog::{format_time, AggregateStore, Execution, Outcome};
+use verkosto_eventlog::{format_time, AggregateStore, Appended, Execution};
 use verkosto_guard::{CaseRead, Reader};
-use verkosto_http::{command_response, Caller, JsonBody, Problem, RequestId, WriteConditions};
+use verkosto_http::{Action, Caller, Commands, Problem, RequestId, Write};
 use verkosto_policy::{Category, Item};
+use verkosto_types::parse_field;
+use verkosto_types::{Language, Text};
 
 use crate::domain::Case;
 use crate::plan::{ClientAgreement, Measure, Network, Plan, PlanCommand, PlanContent};
@@ -64,15 +65,10 @@ fn parse_version(raw: &str) -> Result<u32, Problem> {
         .map_err(|_| Problem::invalid("plan_version", "must be a version number, like 1"))
 }
 
-async fn run(
-    c: &Cases,
-    case_id: &str,
-    command: PlanCommand,
-    execution: Execution,
-) -> Result<Outcome<Plan>, Problem> {
-    Ok(plan_store(c)
-        .execute(case_id, command, &(), execution)
-        .await?)
+/// Where plan commands run. No read model of this service shows the plan
+/// (reads fold its stream), so a write answers once it is durable.
+fn plans(c: &Cases) -> Commands<Plan> {
+    Commands::without_read_model(c.log.clone())
 }
 
 /// After the network changed: agrees the pending version if it is now complete.
@@ -89,44 +85,38 @@ pub(crate) async fn reconcile(
         network: network(case_id, case),
         at,
     };
-    run(c, case_id, command, Execution::new(meta)).await?;
+    plan_store(c)
+        .execute(case_id, command, &(), Execution::new(meta))
+        .await?;
     Ok(())
 }
 
 async fn save_draft(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    body: JsonBody<PlanContent>,
+    write: Write<PlanContent>,
 ) -> Result<Response, Problem> {
-    let case = member.allow(&caller, &[Role::Facilitator])?;
-    require_lead(&case, &caller)?;
+    let case = member.allow(&write.caller, &[Role::Facilitator])?;
+    require_lead(&case, &write.caller)?;
     let answer = |v: i64| (200, json!({ "status": "draft", "version": v }));
-    let execution = conditions.execution(&caller, &body.raw, answer);
-    let command = PlanCommand::SaveDraft {
-        content: body.value,
-        network: network(&case_id, &case),
-        at: execution.meta.occurred_at,
+    let network = network(&case_id, &case);
+    let command = |content, at| PlanCommand::SaveDraft {
+        content,
+        network,
+        at,
     };
-    let outcome = run(&c, &case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    plans(&c).run(&case_id, write, answer, command).await
 }
 
 async fn propose(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    let case = member.allow(&caller, &[Role::Facilitator])?;
-    require_lead(&case, &caller)?;
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(&raw)?;
-    }
+    let case = member.allow(&write.caller, &[Role::Facilitator])?;
+    require_lead(&case, &write.caller)?;
     // The number is known only once the events are; the stored answer for
     // a retry is rebuilt from the stream version below.
     let current = plan_store(&c).load(&case_id).await?.aggregate.last_version;
@@ -136,21 +126,17 @@ async fn propose(
             json!({ "plan_version": current + 1, "status": "pending", "version": v }),
         )
     };
-    let execution = conditions.execution(&caller, &raw, answer);
-    let command = PlanCommand::Propose {
-        at: execution.meta.occurred_at,
-    };
-    let outcome = run(&c, &case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| {
-        let n = match &outcome_plan_version(a) {
-            Some(n) => *n,
-            None => current + 1,
-        };
+    let fresh = |a: &Appended| {
+        let n = outcome_plan_version(a).unwrap_or(current + 1);
         (
             200,
             json!({ "plan_version": n, "status": "pending", "version": a.version }),
         )
-    }))
+    };
+    let command = |(), at| PlanCommand::Propose { at };
+    plans(&c)
+        .run_answering(&case_id, write, answer, command, fresh)
+        .await
 }
 
 /// The version number a `PlanProposed` in `appended` gave out.
@@ -169,98 +155,89 @@ fn agreed_in(appended: &verkosto_eventlog::Appended) -> bool {
 
 async fn approve(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, n)): Path<(String, String)>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    let case = member.allow(&caller, &CASE_WORKERS)?;
+    let case = member.allow(&write.caller, &CASE_WORKERS)?;
     let plan_version = parse_version(&n)?;
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(&raw)?;
-    }
     let answer = move |v: i64| (200, json!({ "plan_version": plan_version, "version": v }));
-    let execution = conditions.execution(&caller, &raw, answer);
-    let command = PlanCommand::Approve {
+    let (agency, network) = (write.agency(), network(&case_id, &case));
+    let command = |(), at| PlanCommand::Approve {
         plan_version,
-        agency: caller.0.agency.clone(),
-        network: network(&case_id, &case),
-        at: execution.meta.occurred_at,
+        agency,
+        network,
+        at,
     };
-    let outcome = run(&c, &case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| {
+    plans(&c)
+        .run_answering(&case_id, write, answer, command, agreed(plan_version))
+        .await
+}
+
+/// The fresh answer to a write that may complete the plan's agreement.
+fn agreed(plan_version: u32) -> impl FnOnce(&Appended) -> (u16, Value) {
+    move |a| {
         (
             200,
             json!({ "plan_version": plan_version, "agreed": agreed_in(a), "version": a.version }),
         )
-    }))
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Comment {
-    comment: String,
+    comment: Text<2000>,
 }
 
 async fn request_changes(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, n)): Path<(String, String)>,
-    body: JsonBody<Comment>,
+    write: Write<Comment>,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &CASE_WORKERS)?;
+    member.allow(&write.caller, &CASE_WORKERS)?;
     let plan_version = parse_version(&n)?;
-    check_text("comment", &body.value.comment, 2000)?;
     let answer = move |v: i64| {
         (
             200,
             json!({ "plan_version": plan_version, "status": "draft", "version": v }),
         )
     };
-    let execution = conditions.execution(&caller, &body.raw, answer);
-    let command = PlanCommand::RequestChanges {
+    let agency = write.agency();
+    let command = |body: Comment, at| PlanCommand::RequestChanges {
         plan_version,
-        agency: caller.0.agency.clone(),
-        comment: body.value.comment,
-        at: execution.meta.occurred_at,
+        agency,
+        comment: body.comment.into(),
+        at,
     };
-    let outcome = run(&c, &case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    plans(&c).run(&case_id, write, answer, command).await
 }
 
 async fn client_agreement(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, n)): Path<(String, String)>,
-    body: JsonBody<ClientAgreement>,
+    write: Write<ClientAgreement>,
 ) -> Result<Response, Problem> {
-    let case = member.allow(&caller, &[Role::Facilitator])?;
-    require_lead(&case, &caller)?;
+    let case = member.allow(&write.caller, &[Role::Facilitator])?;
+    require_lead(&case, &write.caller)?;
     let plan_version = parse_version(&n)?;
-    crate::domain::check_language("language", &body.value.language)?;
-    if let Some(i) = &body.value.interpreter {
-        check_text("interpreter", i, 200)?;
+    parse_field::<Language>("language", write.body.language.as_str())?;
+    if let Some(i) = &write.body.interpreter {
+        parse_field::<Text<200>>("interpreter", i.as_str())?;
     }
     let answer = move |v: i64| (200, json!({ "plan_version": plan_version, "version": v }));
-    let execution = conditions.execution(&caller, &body.raw, answer);
-    let command = PlanCommand::RecordClientAgreement {
+    let network = network(&case_id, &case);
+    let command = |agreement, at| PlanCommand::RecordClientAgreement {
         plan_version,
-        agreement: body.value,
-        network: network(&case_id, &case),
-        at: execution.meta.occurred_at,
+        agreement,
+        network,
+        at,
     };
-    let outcome = run(&c, &case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| {
-        (
-            200,
-            json!({ "plan_version": plan_version, "agreed": agreed_in(a), "version": a.version }),
-        )
-    }))
+    plans(&c)
+        .run_answering(&case_id, write, answer, command, agreed(plan_version))
+        .await
 }
 
 /// A plan version's content as the reader may see it.

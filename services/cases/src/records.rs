@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use verkosto_auth::Role;
-use verkosto_directory::domain::check_text;
 use verkosto_eventlog::{format_time, Appended, Error as LogError, ExpectedVersion, NewEvent};
 use verkosto_guard::Reader;
 use verkosto_http::{
     commit_idempotent, earlier_answer, Caller, JsonBody, Problem, RequestId, WriteConditions,
 };
 use verkosto_policy::{Category, Item};
+use verkosto_types::Text;
 
 use crate::routes::{Cases, Member};
 
@@ -62,7 +62,7 @@ pub(crate) fn routes() -> Router<Cases> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRecord {
     category: Category,
-    body: String,
+    body: Text<MAX_BODY_CHARS>,
     #[serde(default)]
     corrects: Option<String>,
 }
@@ -83,7 +83,7 @@ async fn add_record(
         body: text,
         corrects,
     } = body.value;
-    check_text("body", &text, MAX_BODY_CHARS)?;
+    let text = String::from(text);
     if let Some(corrected) = &corrects {
         let found: Option<String> =
             sqlx::query_scalar("SELECT id FROM cases_records WHERE id = $1 AND case_id = $2")

@@ -1,7 +1,5 @@
 //! `/api/v1/cases`, its network, and `/api/v1/invitations`.
 
-use std::time::Duration;
-
 use std::collections::HashMap;
 
 use axum::extract::{FromRef, FromRequestParts, Path, State};
@@ -12,15 +10,14 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_directory::domain::check_text;
-use verkosto_directory::Directory;
-use verkosto_eventlog::{format_time, AggregateStore, EventLog, Execution, Outcome, Progress};
+use verkosto_eventlog::{format_time, AggregateStore, EventLog, Outcome, Progress};
 use verkosto_guard::{Guard, Reader};
 use verkosto_http::{
-    command_response, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions,
+    command_response, Action, AuthState, Caller, Commands, Problem, RequestId, Write,
 };
+use verkosto_types::{AgencyId, CaseId, Language, Text};
 
-use crate::domain::{self, check_language, not_found, Case, CaseCommand, Flags};
+use crate::domain::{self, not_found, Case, CaseCommand, Flags};
 
 /// The cases service.
 #[derive(Clone)]
@@ -29,7 +26,8 @@ pub struct Cases {
     /// The `cases_*` read model's progress.
     pub progress: Progress,
     pub guard: Guard,
-    pub directory: Directory,
+    /// This service's own read model of the directory's agencies.
+    pub agencies: crate::Agencies,
     pub auth: AuthState,
     /// Bench builds only (`--features bench`): record lists skip consent
     /// filtering and the access log, as the baseline of the read benchmark.
@@ -44,9 +42,6 @@ impl FromRef<Cases> for AuthState {
     }
 }
 
-/// How long a write waits for its own read model before answering.
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
-
 /// Who may work with cases at all.
 pub(crate) const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
 
@@ -55,36 +50,9 @@ impl Cases {
         AggregateStore::new(self.log.clone())
     }
 
-    /// Runs a case command, then waits until the read model has it.
-    async fn execute(
-        &self,
-        case_id: &str,
-        command: CaseCommand,
-        execution: Execution,
-    ) -> Result<Outcome<Case>, Problem> {
-        let outcome = self
-            .store()
-            .execute(case_id, command, &(), execution)
-            .await?;
-        if let Outcome::Committed { appended, .. } = &outcome {
-            if let Some(cursor) = appended.last_cursor() {
-                if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
-                    tracing::warn!(%cursor, "cases read model is behind");
-                }
-            }
-        }
-        Ok(outcome)
-    }
-
-    async fn has_child_welfare(&self, members: &std::collections::BTreeSet<String>) -> bool {
-        for agency in members {
-            if let Ok(Some(a)) = self.directory.agency(agency).await {
-                if a.kind == "child_welfare" {
-                    return true;
-                }
-            }
-        }
-        false
+    /// Where case commands run: writes wait for the `cases` read model.
+    pub(crate) fn commands(&self) -> Commands<Case> {
+        Commands::new(self.log.clone(), self.progress.clone(), "cases")
     }
 }
 
@@ -108,7 +76,7 @@ impl FromRequestParts<Cases> for Member {
         if case.is_member(agency) || invitation_path && case.invited.contains_key(agency) {
             Ok(Member(case))
         } else {
-            Err(not_found(id))
+            Err(not_found(id).into())
         }
     }
 }
@@ -136,57 +104,32 @@ pub fn router(cases: Cases) -> Router {
         .with_state(cases)
 }
 
-/// An ISO 639 code, as `check_language` wants it.
-const LANGUAGE: &str = "^[a-z]{2,3}$";
-/// Text as `check_text` wants it: something besides spaces, and no control
-/// characters (but newline and tab) nor bidi controls.
-const TEXT: &str = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*[^\s\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069][^\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$";
-
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCase {
+    pseudonym: Text<64>,
     // The schema says what open_case checks, so that generated bodies
     // (an API fuzzer's stateful phase) can open a case.
-    #[schemars(length(min = 1, max = 64), regex(pattern = TEXT))]
-    pseudonym: String,
-    #[schemars(length(min = 1, max = 10), inner(regex(pattern = LANGUAGE)))]
-    languages: Vec<String>,
+    #[schemars(length(min = 1, max = 10))]
+    languages: Vec<Language>,
     #[serde(default)]
-    #[schemars(regex(pattern = LANGUAGE))]
-    interpreter_language: Option<String>,
+    interpreter_language: Option<Language>,
     #[serde(default)]
     flags: Flags,
 }
 
-async fn open_case(
-    State(c): State<Cases>,
-    caller: Caller,
-    conditions: WriteConditions,
-    body: JsonBody<NewCase>,
-) -> Result<Response, Problem> {
-    caller.require(&[Role::Facilitator])?;
-    let NewCase {
-        pseudonym,
-        languages,
-        interpreter_language,
-        flags,
-    } = body.value;
-    check_text("pseudonym", &pseudonym, 64)?;
+async fn open_case(State(c): State<Cases>, write: Write<NewCase>) -> Result<Response, Problem> {
+    write.caller.require(&[Role::Facilitator])?;
+    let languages = &write.body.languages;
     if languages.is_empty() || languages.len() > 10 {
         return Err(Problem::invalid(
             "languages",
             "must name 1 to 10 languages the client speaks",
         ));
     }
-    for (i, l) in languages.iter().enumerate() {
-        check_language(&format!("languages[{i}]"), l)?;
-    }
-    flags.check("flags.")?;
-    if let Some(l) = &interpreter_language {
-        check_language("interpreter_language", l)?;
-    }
-    let case_id = format!("case-{}", uuid::Uuid::now_v7().simple());
-    let lead = caller.0.agency.clone();
+    write.body.flags.check("flags.")?;
+    let case_id = CaseId::new_v7(uuid::Uuid::now_v7().simple()).to_string();
+    let lead = write.agency();
     let answer = {
         let (id, lead) = (case_id.clone(), lead.clone());
         move |version: i64| {
@@ -196,19 +139,16 @@ async fn open_case(
             )
         }
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let at = execution.meta.occurred_at;
-    let command = CaseCommand::Open {
+    let command = |body: NewCase, at| CaseCommand::Open {
         case_id: case_id.clone(),
-        pseudonym,
+        pseudonym: body.pseudonym.into(),
         lead_agency: lead,
-        languages,
-        interpreter_language,
-        flags,
+        languages: body.languages.into_iter().map(String::from).collect(),
+        interpreter_language: body.interpreter_language.map(String::from),
+        flags: body.flags,
         at,
     };
-    let outcome = c.execute(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    c.commands().run(&case_id, write, answer, command).await
 }
 
 async fn list_cases(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
@@ -251,7 +191,7 @@ async fn get_case(
     let loaded = c.store().load(&id).await?;
     let case = loaded.aggregate;
     if !case.is_member(&caller.0.agency) {
-        return Err(not_found(&id));
+        return Err(not_found(&id).into());
     }
     let invited: Vec<Value> = case
         .invited
@@ -264,7 +204,10 @@ async fn get_case(
         &case.flags,
         &case.languages,
         case.interpreter_language.as_deref(),
-        c.has_child_welfare(&case.members).await,
+        c.agencies
+            .any_child_welfare(&case.members)
+            .await
+            .unwrap_or(false),
     );
     let body = json!({
         "id": id,
@@ -290,86 +233,68 @@ async fn get_case(
 
 async fn set_flags(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Flags>,
+    write: Write<Flags>,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &[Role::Facilitator])?;
-    let flags = body.value;
-    flags.check("")?;
-    let shown = json!(flags);
+    member.allow(&write.caller, &[Role::Facilitator])?;
+    write.body.check("")?;
+    let shown = json!(write.body);
     let answer = move |version: i64| (200, json!({ "flags": shown, "version": version }));
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = CaseCommand::SetFlags {
-        by: caller.0.agency.clone(),
-        flags,
-        at: execution.meta.occurred_at,
-    };
-    let outcome = c.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    let by = write.agency();
+    let command = |flags, at| CaseCommand::SetFlags { by, flags, at };
+    c.commands().run(&id, write, answer, command).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Invite {
-    agency: String,
-    purpose: String,
+    agency: AgencyId,
+    purpose: Text<500>,
 }
 
 async fn invite(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Invite>,
+    write: Write<Invite>,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &[Role::Facilitator])?;
-    let Invite { agency, purpose } = body.value;
-    check_text("purpose", &purpose, 500)?;
-    if c.directory.agency(&agency).await?.is_none() {
+    member.allow(&write.caller, &[Role::Facilitator])?;
+    let agency = write.body.agency.to_string();
+    if !c.agencies.is_known(&agency).await? {
         return Err(Problem::invalid(
             "agency",
             format!("unknown agency {agency}"),
         ));
     }
-    let answer = {
-        let agency = agency.clone();
-        move |version: i64| {
-            (
-                201,
-                json!({ "status": "invited", "agency": agency, "version": version }),
-            )
-        }
+    let answer = move |version: i64| {
+        (
+            201,
+            json!({ "status": "invited", "agency": agency, "version": version }),
+        )
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = CaseCommand::Invite {
-        by: caller.0.agency.clone(),
-        agency,
-        purpose,
-        at: execution.meta.occurred_at,
+    let by = write.agency();
+    let command = |body: Invite, at| CaseCommand::Invite {
+        by,
+        agency: body.agency.into(),
+        purpose: body.purpose.into(),
+        at,
     };
-    let outcome = c.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    c.commands().run(&id, write, answer, command).await
 }
 
 async fn remove_member(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((id, agency)): Path<(String, String)>,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &[Role::Facilitator])?;
-    let execution = conditions.execution(&caller, b"", |_| (204, Value::Null));
-    let command = CaseCommand::Remove {
-        by: caller.0.agency.clone(),
-        agency,
-        at: execution.meta.occurred_at,
-    };
-    let outcome = c.execute(&id, command, execution).await?;
+    member.allow(&write.caller, &[Role::Facilitator])?;
+    let caller = write.caller.clone();
+    let by = write.agency();
+    let command = |(), at| CaseCommand::Remove { by, agency, at };
+    let none = |_| (204, Value::Null);
+    let outcome = c.commands().execute(&id, write, none, command).await?;
     if let Outcome::Committed { aggregate, .. } = &outcome {
         // The removed agency's approval is no longer needed: the pending
         // plan version may now be complete.
@@ -409,18 +334,12 @@ async fn invitations(State(c): State<Cases>, caller: Caller) -> Result<Json<Valu
 
 async fn accept(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &CASE_WORKERS)?;
-    // The body is optional; when given it must be JSON (`{}`).
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(&raw)?;
-    }
-    let agency = caller.0.agency.clone();
+    member.allow(&write.caller, &CASE_WORKERS)?;
+    let agency = write.agency();
     let answer = {
         let agency = agency.clone();
         move |version: i64| {
@@ -430,40 +349,31 @@ async fn accept(
             )
         }
     };
-    let execution = conditions.execution(&caller, &raw, answer.clone());
-    let command = CaseCommand::Accept {
-        agency,
-        at: execution.meta.occurred_at,
-    };
-    let outcome = c.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    let command = |(), at| CaseCommand::Accept { agency, at };
+    c.commands().run(&id, write, answer, command).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Decline {
-    reason: String,
+    reason: Text<1000>,
 }
 
 async fn decline(
     State(c): State<Cases>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Decline>,
+    write: Write<Decline>,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &CASE_WORKERS)?;
-    check_text("reason", &body.value.reason, 1000)?;
+    member.allow(&write.caller, &CASE_WORKERS)?;
     let answer = |version: i64| (200, json!({ "status": "declined", "version": version }));
-    let execution = conditions.execution(&caller, &body.raw, answer);
-    let command = CaseCommand::Decline {
-        agency: caller.0.agency.clone(),
-        reason: body.value.reason,
-        at: execution.meta.occurred_at,
+    let agency = write.agency();
+    let command = |body: Decline, at| CaseCommand::Decline {
+        agency,
+        reason: body.reason.into(),
+        at,
     };
-    let outcome = c.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    c.commands().run(&id, write, answer, command).await
 }
 
 /// The cases service's operations, for the OpenAPI document.

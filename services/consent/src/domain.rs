@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
-use verkosto_http::Problem;
 use verkosto_policy::{Category, ConsentEvent, ConsentState, Obtained};
+use verkosto_types::Refusal;
 
 /// The consent record of one case.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,18 +32,18 @@ pub struct Network {
 
 impl Network {
     /// The agency named in `field` must be a member other than the lead.
-    fn check_agency(&self, field: &str, agency: &str) -> Result<(), Refused> {
+    fn check_agency(&self, field: &str, agency: &str) -> Result<(), Refusal> {
         if agency == self.lead {
-            return Err(Refused(Problem::invalid(
+            return Err(Refusal::invalid(
                 field,
                 format!("{agency} is the lead agency, which reads every category already"),
-            )));
+            ));
         }
         if !self.members.contains(agency) {
-            return Err(Refused(Problem::invalid(
+            return Err(Refusal::invalid(
                 field,
                 format!("{agency} is not in this case's network"),
-            )));
+            ));
         }
         Ok(())
     }
@@ -94,19 +94,8 @@ pub enum ConsentCommand {
     },
 }
 
-/// A refused consent change, already in its HTTP shape.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub Problem);
-
-impl From<Refused> for Problem {
-    fn from(r: Refused) -> Problem {
-        r.0
-    }
-}
-
-fn invalid(field: &str, detail: impl Into<String>) -> Refused {
-    Refused(Problem::invalid(field, detail))
+fn invalid(field: &str, detail: impl Into<String>) -> Refusal {
+    Refusal::invalid(field, detail)
 }
 
 /// Wraps the policy's event for cqrs-es.
@@ -114,23 +103,16 @@ fn invalid(field: &str, detail: impl Into<String>) -> Refused {
 #[serde(transparent)]
 pub struct ConsentChanged(pub ConsentEvent);
 
-impl DomainEvent for ConsentChanged {
-    fn event_type(&self) -> String {
-        self.0.name().into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(ConsentChanged);
 
-fn check_until(until: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Result<(), Refused> {
+fn check_until(until: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Result<(), Refusal> {
     match until {
         Some(u) if u <= at => Err(invalid("valid_until", "must be in the future")),
         _ => Ok(()),
     }
 }
 
-fn check_categories(categories: &BTreeSet<Category>) -> Result<(), Refused> {
+fn check_categories(categories: &BTreeSet<Category>) -> Result<(), Refusal> {
     if categories.is_empty() {
         Err(invalid("categories", "must name at least one category"))
     } else {
@@ -142,7 +124,7 @@ impl Aggregate for Consent {
     const TYPE: &'static str = "consent";
     type Command = ConsentCommand;
     type Event = ConsentChanged;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -150,7 +132,7 @@ impl Aggregate for Consent {
         command: ConsentCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         let state = &self.state;
         let event = match command {
             ConsentCommand::Grant {
@@ -172,7 +154,7 @@ impl Aggregate for Consent {
                     return Err(invalid("valid_until", "must be after valid_from"));
                 }
                 if state.grants.contains_key(&grant_id) {
-                    return Err(Refused(Problem::conflict("grant_id: exists")));
+                    return Err(Refusal::conflict("grant_id: exists"));
                 }
                 ConsentEvent::ConsentGranted {
                     grant_id,
@@ -193,7 +175,7 @@ impl Aggregate for Consent {
                 let grant = state
                     .grants
                     .get(&grant_id)
-                    .ok_or_else(|| Refused(Problem::not_found(format!("no grant {grant_id}"))))?;
+                    .ok_or_else(|| Refusal::unknown(format!("no grant {grant_id}")))?;
                 if let Some(when) = grant.withdrawn_at {
                     return Err(invalid(
                         "grant_id",
@@ -215,7 +197,7 @@ impl Aggregate for Consent {
             } => {
                 network.check_agency("agency", &agency)?;
                 if state.refusals.contains_key(&refusal_id) {
-                    return Err(Refused(Problem::conflict("refusal_id: exists")));
+                    return Err(Refusal::conflict("refusal_id: exists"));
                 }
                 let categories = if categories.is_empty() {
                     Category::ALL.into_iter().collect()
@@ -230,9 +212,10 @@ impl Aggregate for Consent {
                 }
             }
             ConsentCommand::LiftRefusal { refusal_id, at } => {
-                let refusal = state.refusals.get(&refusal_id).ok_or_else(|| {
-                    Refused(Problem::not_found(format!("no refusal {refusal_id}")))
-                })?;
+                let refusal = state
+                    .refusals
+                    .get(&refusal_id)
+                    .ok_or_else(|| Refusal::unknown(format!("no refusal {refusal_id}")))?;
                 if refusal.lifted_at.is_some() {
                     return Err(invalid(
                         "refusal_id",
@@ -254,7 +237,7 @@ impl Aggregate for Consent {
                 check_categories(&categories)?;
                 check_until(valid_until, at)?;
                 if state.statutory.contains_key(&basis_id) {
-                    return Err(Refused(Problem::conflict("basis_id: exists")));
+                    return Err(Refusal::conflict("basis_id: exists"));
                 }
                 ConsentEvent::StatutoryBasisRecorded {
                     basis_id,
@@ -266,9 +249,10 @@ impl Aggregate for Consent {
                 }
             }
             ConsentCommand::EndStatutory { basis_id, at } => {
-                let basis = state.statutory.get(&basis_id).ok_or_else(|| {
-                    Refused(Problem::not_found(format!("no statutory basis {basis_id}")))
-                })?;
+                let basis = state
+                    .statutory
+                    .get(&basis_id)
+                    .ok_or_else(|| Refusal::unknown(format!("no statutory basis {basis_id}")))?;
                 if basis.ended_at.is_some() {
                     return Err(invalid(
                         "basis_id",
@@ -351,8 +335,8 @@ mod tests {
         })
     }
 
-    fn refusal(result: Result<Vec<ConsentChanged>, Refused>) -> (u16, String) {
-        let p = result.unwrap_err().0;
+    fn refusal(result: Result<Vec<ConsentChanged>, Refusal>) -> (u16, String) {
+        let p = verkosto_http::Problem::from(result.unwrap_err());
         (p.status, p.detail)
     }
 

@@ -14,15 +14,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_directory::domain::{check_id, check_text};
-use verkosto_eventlog::{format_time, AggregateStore, EventLog, Outcome};
+use verkosto_eventlog::{format_time, EventLog};
 use verkosto_guard::{CaseAccess, Guard, Reader};
-use verkosto_http::{
-    command_response, AuthState, Caller, JsonBody, Problem, RequestId, WriteConditions,
-};
+use verkosto_http::{Action, AuthState, Caller, Commands, Problem, RequestId, Write};
 use verkosto_policy::{
     check_grant, matrix, Category, ConsentState, Decision, GrantRefusal, Obtained,
 };
+use verkosto_types::parse_field;
+use verkosto_types::{AgencyId, Text};
 
 use crate::domain::{agencies_in, Consent, ConsentCommand, Network};
 
@@ -119,14 +118,11 @@ impl Member {
 }
 
 impl ConsentService {
-    async fn change(
-        &self,
-        case_id: &str,
-        command: ConsentCommand,
-        execution: verkosto_eventlog::Execution,
-    ) -> Result<Outcome<Consent>, Problem> {
-        let store = AggregateStore::<Consent>::new(self.log.clone());
-        Ok(store.execute(case_id, command, &(), execution).await?)
+    /// Where consent changes run. The guard's view follows them with its
+    /// own freshness check (every read asks the log for the head), so a
+    /// change answers once it is durable.
+    fn commands(&self) -> Commands<Consent> {
+        Commands::without_read_model(self.log.clone())
     }
 }
 
@@ -137,9 +133,9 @@ fn new_id(prefix: &str) -> String {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
-    recipient: String,
+    recipient: AgencyId,
     categories: BTreeSet<Category>,
-    purpose: String,
+    purpose: Text<500>,
     #[serde(default)]
     valid_from: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -149,26 +145,16 @@ struct NewGrant {
 
 async fn grant(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    body: JsonBody<NewGrant>,
+    write: Write<NewGrant>,
 ) -> Result<Response, Problem> {
     let facts = member.0.facts().clone();
-    let network = member.lead_network(&caller)?;
-    let NewGrant {
-        recipient,
-        categories,
-        purpose,
-        valid_from,
-        valid_until,
-        obtained,
-    } = body.value;
-    check_id("recipient", &recipient)?;
+    let network = member.lead_network(&write.caller)?;
+    let obtained = &write.body.obtained;
     let now = verkosto_eventlog::clock::now();
     if let Err(GrantRefusal::MinorMayNotConsent { categories }) =
-        check_grant(&facts, obtained.grantor, &categories, now)
+        check_grant(&facts, obtained.grantor, &write.body.categories, now)
     {
         let words: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
         return Err(Problem::invalid(
@@ -180,63 +166,61 @@ async fn grant(
             ),
         ));
     }
-    check_text("purpose", &purpose, 500)?;
-    check_text("obtained.language", &obtained.language, 16)?;
+    parse_field::<Text<16>>("obtained.language", obtained.language.as_str())?;
     if let Some(i) = &obtained.interpreter {
-        check_text("obtained.interpreter", i, 200)?;
+        parse_field::<Text<200>>("obtained.interpreter", i.as_str())?;
     }
     let grant_id = new_id("grant");
     let answer = {
         let id = grant_id.clone();
         move |v: i64| (201, json!({ "grant_id": id, "consent_version": v }))
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = ConsentCommand::Grant {
+    let command = |body: NewGrant, at| ConsentCommand::Grant {
         grant_id,
-        recipient,
-        categories,
-        purpose,
-        valid_from,
-        valid_until,
-        obtained,
+        recipient: body.recipient.into(),
+        categories: body.categories,
+        purpose: body.purpose.into(),
+        valid_from: body.valid_from,
+        valid_until: body.valid_until,
+        obtained: body.obtained,
         network,
-        at: execution.meta.occurred_at,
+        at,
     };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    s.commands().run(&case_id, write, answer, command).await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
-    reason: String,
+    reason: Text<1000>,
 }
 
 async fn withdraw(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, grant_id)): Path<(String, String)>,
-    body: JsonBody<Reason>,
+    write: Write<Reason>,
 ) -> Result<Response, Problem> {
-    member.lead_network(&caller)?;
-    check_text("reason", &body.value.reason, 1000)?;
-    let answer = |v: i64| (200, json!({ "consent_version": v }));
-    let execution = conditions.execution(&caller, &body.raw, answer);
-    let command = ConsentCommand::Withdraw {
+    member.lead_network(&write.caller)?;
+    let command = |body: Reason, at| ConsentCommand::Withdraw {
         grant_id,
-        reason: body.value.reason,
-        at: execution.meta.occurred_at,
+        reason: body.reason.into(),
+        at,
     };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    s.commands()
+        .run(&case_id, write, version_answer, command)
+        .await
+}
+
+/// The answer to a consent change: the record's new version.
+fn version_answer(v: i64) -> (u16, Value) {
+    (200, json!({ "consent_version": v }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRefusal {
-    agency: String,
+    agency: AgencyId,
     /// Missing or empty: every category.
     #[serde(default)]
     categories: BTreeSet<Category>,
@@ -244,120 +228,84 @@ struct NewRefusal {
 
 async fn refuse(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    body: JsonBody<NewRefusal>,
+    write: Write<NewRefusal>,
 ) -> Result<Response, Problem> {
-    let network = member.lead_network(&caller)?;
-    let NewRefusal { agency, categories } = body.value;
-    check_id("agency", &agency)?;
+    let network = member.lead_network(&write.caller)?;
     let refusal_id = new_id("refusal");
     let answer = {
         let id = refusal_id.clone();
         move |v: i64| (201, json!({ "refusal_id": id, "consent_version": v }))
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = ConsentCommand::Refuse {
+    let command = |body: NewRefusal, at| ConsentCommand::Refuse {
         refusal_id,
-        agency,
-        categories,
+        agency: body.agency.into(),
+        categories: body.categories,
         network,
-        at: execution.meta.occurred_at,
+        at,
     };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    s.commands().run(&case_id, write, answer, command).await
 }
 
 async fn lift_refusal(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, refusal_id)): Path<(String, String)>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    member.lead_network(&caller)?;
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(&raw)?;
-    }
-    let answer = |v: i64| (200, json!({ "consent_version": v }));
-    let execution = conditions.execution(&caller, &raw, answer);
-    let command = ConsentCommand::LiftRefusal {
-        refusal_id,
-        at: execution.meta.occurred_at,
-    };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    member.lead_network(&write.caller)?;
+    let command = |(), at| ConsentCommand::LiftRefusal { refusal_id, at };
+    s.commands()
+        .run(&case_id, write, version_answer, command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewStatutory {
-    recipient: String,
+    recipient: AgencyId,
     categories: BTreeSet<Category>,
-    law_reference: String,
+    law_reference: Text<300>,
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
 }
 
 async fn record_statutory(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    body: JsonBody<NewStatutory>,
+    write: Write<NewStatutory>,
 ) -> Result<Response, Problem> {
-    let network = member.lead_network(&caller)?;
-    let NewStatutory {
-        recipient,
-        categories,
-        law_reference,
-        valid_until,
-    } = body.value;
-    check_id("recipient", &recipient)?;
-    check_text("law_reference", &law_reference, 300)?;
+    let network = member.lead_network(&write.caller)?;
     let basis_id = new_id("basis");
     let answer = {
         let id = basis_id.clone();
         move |v: i64| (201, json!({ "basis_id": id, "consent_version": v }))
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = ConsentCommand::RecordStatutory {
+    let command = |body: NewStatutory, at| ConsentCommand::RecordStatutory {
         basis_id,
-        recipient,
-        categories,
-        law_reference,
-        valid_until,
+        recipient: body.recipient.into(),
+        categories: body.categories,
+        law_reference: body.law_reference.into(),
+        valid_until: body.valid_until,
         network,
-        at: execution.meta.occurred_at,
+        at,
     };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    s.commands().run(&case_id, write, answer, command).await
 }
 
 async fn end_statutory(
     State(s): State<ConsentService>,
-    caller: Caller,
     member: Member,
-    conditions: WriteConditions,
     Path((case_id, basis_id)): Path<(String, String)>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    member.lead_network(&caller)?;
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(&raw)?;
-    }
-    let answer = |v: i64| (200, json!({ "consent_version": v }));
-    let execution = conditions.execution(&caller, &raw, answer);
-    let command = ConsentCommand::EndStatutory {
-        basis_id,
-        at: execution.meta.occurred_at,
-    };
-    let outcome = s.change(&case_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    member.lead_network(&write.caller)?;
+    let command = |(), at| ConsentCommand::EndStatutory { basis_id, at };
+    s.commands()
+        .run(&case_id, write, version_answer, command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

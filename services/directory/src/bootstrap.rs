@@ -16,7 +16,10 @@ use verkosto_auth::Role;
 use verkosto_eventlog::{Actor, CommandMeta, Execution};
 use verkosto_http::Problem;
 
-use crate::domain::{check_id, check_text, check_user_id, AgencyKind, LocalizedName};
+use verkosto_types::parse_field;
+use verkosto_types::{AgencyId, Text, UserId};
+
+use crate::domain::{AgencyKind, LocalizedName};
 use crate::Directory;
 
 /// What to register. Refusals name these fields (`agency_id`,
@@ -63,25 +66,30 @@ const RESERVED_AGENCY: &str = "system";
 impl Bootstrap {
     /// Checks the input alone, before anything is read or written.
     pub fn check(&self) -> Result<(), Problem> {
-        check_id("agency_id", &self.agency_id)?;
+        parse_field::<AgencyId>("agency_id", self.agency_id.as_str())?;
         if self.agency_id == RESERVED_AGENCY {
             return Err(Problem::invalid(
                 "agency_id",
                 "`system` is reserved for the operator's own actions; name the agency",
             ));
         }
-        check_text("agency_name.fi", &self.agency_name.fi, 200)?;
-        check_text("agency_name.sv", &self.agency_name.sv, 200)?;
-        check_text("agency_name.en", &self.agency_name.en, 200)?;
-        check_user_id("admin_subject", &self.admin_subject)?;
+        for (field, name) in [
+            ("agency_name.fi", &self.agency_name.fi),
+            ("agency_name.sv", &self.agency_name.sv),
+            ("agency_name.en", &self.agency_name.en),
+        ] {
+            parse_field::<Text<200>>(field, name.as_str())?;
+        }
+        parse_field::<UserId>("admin_subject", self.admin_subject.as_str())?;
         if self.admin_subject == "admin" {
             return Err(Problem::invalid(
                 "admin_subject",
                 "`admin` is the dev mode's built-in user; give the provider's subject",
             ));
         }
-        check_text("admin_name", &self.admin_name, 200)?;
-        check_text("operator", &self.operator, 200)
+        parse_field::<Text<200>>("admin_name", self.admin_name.as_str())?;
+        parse_field::<Text<200>>("operator", self.operator.as_str())?;
+        Ok(())
     }
 
     /// Registers what is missing of the agency and its admin; refuses,
@@ -151,7 +159,7 @@ impl Bootstrap {
         if agency == Done::Registered {
             directory
                 .register_agency(
-                    self.agency_id.clone(),
+                    parse_field("agency_id", self.agency_id.as_str())?,
                     self.agency_kind,
                     self.agency_name.clone(),
                     self.execution(),
@@ -163,10 +171,10 @@ impl Bootstrap {
         if admin == Done::Registered {
             directory
                 .register_user(
-                    self.admin_subject.clone(),
+                    parse_field("admin_subject", self.admin_subject.as_str())?,
                     self.agency_id.clone(),
                     BTreeSet::from([Role::Admin]),
-                    self.admin_name.clone(),
+                    parse_field("admin_name", self.admin_name.as_str())?,
                     self.execution(),
                 )
                 .await?;

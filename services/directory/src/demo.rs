@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use verkosto_auth::Role;
 use verkosto_eventlog::{Actor, CommandMeta, Execution};
 use verkosto_http::Problem;
+use verkosto_types::parse_field;
 
 use crate::domain::{AgencyKind, LocalizedName};
 use crate::Directory;
@@ -117,7 +118,7 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
             en: a.en.into(),
         };
         directory
-            .register_agency(a.id.into(), a.kind, name, execution())
+            .register_agency(parse_field("id", a.id)?, a.kind, name, execution())
             .await?;
     }
     wait_until_listed(directory).await?;
@@ -125,10 +126,10 @@ pub async fn load(directory: &Directory) -> Result<(), Problem> {
     for (id, agency, roles, display_name) in USERS.iter().filter(|u| !users.contains(u.0)) {
         directory
             .register_user(
-                id.to_string(),
+                parse_field("id", *id)?,
                 agency.to_string(),
                 roles.iter().copied().collect(),
-                display_name.to_string(),
+                parse_field("display_name", *display_name)?,
                 execution(),
             )
             .await?;

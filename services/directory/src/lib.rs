@@ -15,9 +15,7 @@ pub use routes::{api_doc, builtin_admin, router, AgencyView, Directory, UserView
 
 /// Creates the directory's read-model tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
-    db.run_migrations(
-        &sqlx::migrate!("migrations/postgres"),
-        &sqlx::migrate!("migrations/sqlite"),
-    )
-    .await
+    // One SQL for both backends.
+    let migrations = sqlx::migrate!("./migrations");
+    db.run_migrations(&migrations, &migrations).await
 }

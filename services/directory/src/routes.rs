@@ -14,10 +14,9 @@ use verkosto_auth::{DevIssuer, Principal, Role};
 use verkosto_eventlog::{AggregateStore, EventLog, Execution, Outcome, Progress};
 use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
 
-use crate::domain::{
-    check_id, check_text, check_user_id, Agency, AgencyCommand, AgencyKind, LocalizedName, User,
-    UserCommand,
-};
+use verkosto_types::{AgencyId, Text, UserId};
+
+use crate::domain::{Agency, AgencyCommand, AgencyKind, LocalizedName, User, UserCommand};
 
 /// The directory service: its aggregates, its read model's progress, and
 /// (in dev mode) the token issuer.
@@ -125,13 +124,13 @@ impl Directory {
     /// Registers an agency (used by the API and the demo loader).
     pub async fn register_agency(
         &self,
-        id: String,
+        id: AgencyId,
         kind: AgencyKind,
         name: LocalizedName,
         execution: Execution,
     ) -> Result<Outcome<Agency>, Problem> {
-        check_id("id", &id)?;
         name.check()?;
+        let id = String::from(id);
         let store = AggregateStore::<Agency>::new(self.log.clone());
         let outcome = store
             .execute(
@@ -148,14 +147,13 @@ impl Directory {
     /// Registers a user of a known agency.
     pub async fn register_user(
         &self,
-        id: String,
+        id: UserId,
         agency: String,
         roles: BTreeSet<Role>,
-        display_name: String,
+        display_name: Text<200>,
         execution: Execution,
     ) -> Result<Outcome<User>, Problem> {
-        check_user_id("id", &id)?;
-        check_text("display_name", &display_name, 200)?;
+        let (id, display_name) = (String::from(id), String::from(display_name));
         if roles.is_empty() {
             return Err(Problem::invalid("roles", "must name at least one role"));
         }
@@ -244,7 +242,7 @@ async fn dev_token(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAgency {
-    id: String,
+    id: AgencyId,
     kind: AgencyKind,
     name: LocalizedName,
 }
@@ -278,11 +276,11 @@ async fn list_agencies(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
-    id: String,
+    id: UserId,
     agency: String,
     #[schemars(with = "Vec<String>")]
     roles: BTreeSet<Role>,
-    display_name: String,
+    display_name: Text<200>,
 }
 
 async fn create_user(

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use verkosto_http::Problem;
 use verkosto_policy::Category;
+use verkosto_types::Refusal;
 
 /// Whether the interpreter has been booked.
 #[derive(
@@ -158,26 +158,7 @@ pub enum MeetingEvent {
     },
 }
 
-impl DomainEvent for MeetingEvent {
-    fn event_type(&self) -> String {
-        match self {
-            MeetingEvent::MeetingScheduled { .. } => "MeetingScheduled",
-            MeetingEvent::MeetingRescheduled { .. } => "MeetingRescheduled",
-            MeetingEvent::MeetingCancelled { .. } => "MeetingCancelled",
-            MeetingEvent::InterpreterBookingChanged { .. } => "InterpreterBookingChanged",
-            MeetingEvent::RsvpGiven { .. } => "RsvpGiven",
-            MeetingEvent::AttendanceRecorded { .. } => "AttendanceRecorded",
-            MeetingEvent::ClientAbsent { .. } => "ClientAbsent",
-            MeetingEvent::MinutesSaved { .. } => "MinutesSaved",
-            MeetingEvent::MinutesPublished { .. } => "MinutesPublished",
-            MeetingEvent::MinutesApproved { .. } => "MinutesApproved",
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(MeetingEvent);
 
 /// The case's network as the guard saw it when the command was made.
 #[derive(Clone, Debug, PartialEq)]
@@ -322,31 +303,14 @@ pub struct Meeting {
     pub changed_at: DateTime<Utc>,
 }
 
-/// A refused meeting command, already in its HTTP shape.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub Problem);
-
-impl From<Refused> for Problem {
-    fn from(r: Refused) -> Problem {
-        r.0
-    }
-}
-
-impl From<Problem> for Refused {
-    fn from(p: Problem) -> Refused {
-        Refused(p)
-    }
-}
-
 /// The answer for a meeting that does not exist or that the caller's
 /// agency may not know of.
-pub fn not_found(meeting_id: &str) -> Problem {
-    Problem::not_found(format!("no meeting {meeting_id}"))
+pub fn not_found(meeting_id: &str) -> Refusal {
+    Refusal::unknown(format!("no meeting {meeting_id}"))
 }
 
-fn lead_only() -> Problem {
-    Problem::forbidden("only the lead agency's facilitator may do this")
+fn lead_only() -> Refusal {
+    Refusal::not_allowed("only the lead agency's facilitator may do this")
 }
 
 fn hours(d: Duration) -> u64 {
@@ -361,18 +325,18 @@ fn check_times(
     override_reason: Option<&str>,
     lead_time: Duration,
     now: DateTime<Utc>,
-) -> Result<(), Problem> {
+) -> Result<(), Refusal> {
     if starts_at < now {
-        return Err(Problem::invalid("starts_at", "must not be in the past"));
+        return Err(Refusal::invalid("starts_at", "must not be in the past"));
     }
     if ends_at <= starts_at {
-        return Err(Problem::invalid("ends_at", "must be after starts_at"));
+        return Err(Refusal::invalid("ends_at", "must be after starts_at"));
     }
     let lead = chrono::Duration::from_std(lead_time).unwrap_or(chrono::Duration::MAX);
     let too_soon = now.checked_add_signed(lead).is_some_and(|t| starts_at < t);
     let has_reason = override_reason.is_some_and(|r| !r.trim().is_empty());
     if interpreter_needed && too_soon && !has_reason {
-        return Err(Problem::invalid(
+        return Err(Refusal::invalid(
             "starts_at",
             format!(
                 "a meeting with an interpreter must be set at least {} h ahead (the interpreter lead time); \
@@ -398,7 +362,7 @@ impl Meeting {
         self.cancellation.is_some()
     }
 
-    fn check_lead(&self, by: &str) -> Result<(), Problem> {
+    fn check_lead(&self, by: &str) -> Result<(), Refusal> {
         if by == self.lead_agency {
             Ok(())
         } else {
@@ -406,19 +370,19 @@ impl Meeting {
         }
     }
 
-    fn check_open(&self) -> Result<(), Problem> {
+    fn check_open(&self) -> Result<(), Refusal> {
         if self.is_cancelled() {
-            Err(Problem::conflict("the meeting is cancelled"))
+            Err(Refusal::conflict("the meeting is cancelled"))
         } else {
             Ok(())
         }
     }
 
-    fn check_participant(&self, agency: &str) -> Result<(), Problem> {
+    fn check_participant(&self, agency: &str) -> Result<(), Refusal> {
         if self.is_participant(agency) {
             Ok(())
         } else {
-            Err(Problem::forbidden(format!(
+            Err(Refusal::not_allowed(format!(
                 "{agency} is not a participant of this meeting"
             )))
         }
@@ -445,7 +409,7 @@ impl Meeting {
         self.id.clone().unwrap_or_default()
     }
 
-    fn decide(&self, command: MeetingCommand) -> Result<Vec<MeetingEvent>, Problem> {
+    fn decide(&self, command: MeetingCommand) -> Result<Vec<MeetingEvent>, Refusal> {
         let meeting_id = self.id();
         let event = match command {
             MeetingCommand::Schedule {
@@ -465,13 +429,13 @@ impl Meeting {
                 at,
             } => {
                 if self.id.is_some() {
-                    return Err(Problem::conflict(format!("meeting {meeting_id} exists")));
+                    return Err(Refusal::conflict(format!("meeting {meeting_id} exists")));
                 }
                 if by != network.lead {
                     return Err(lead_only());
                 }
                 if title.trim().is_empty() {
-                    return Err(Problem::invalid("title", "must not be empty"));
+                    return Err(Refusal::invalid("title", "must not be empty"));
                 }
                 check_times(
                     starts_at,
@@ -483,7 +447,7 @@ impl Meeting {
                 )?;
                 for (i, agency) in participants.iter().enumerate() {
                     if !network.members.contains(agency) {
-                        return Err(Problem::invalid(
+                        return Err(Refusal::invalid(
                             &format!("participants[{i}]"),
                             format!("{agency} is not a member of the case's network"),
                         ));
@@ -519,7 +483,7 @@ impl Meeting {
                 self.check_lead(&by)?;
                 self.check_open()?;
                 if self.attendance.is_some() {
-                    return Err(Problem::conflict("the meeting has been held"));
+                    return Err(Refusal::conflict("the meeting has been held"));
                 }
                 check_times(
                     starts_at,
@@ -546,7 +510,7 @@ impl Meeting {
                 self.check_lead(&by)?;
                 self.check_open()?;
                 if self.attendance.is_some() {
-                    return Err(Problem::conflict("the meeting has been held"));
+                    return Err(Refusal::conflict("the meeting has been held"));
                 }
                 MeetingEvent::MeetingCancelled {
                     meeting_id,
@@ -559,7 +523,7 @@ impl Meeting {
                 self.check_lead(&by)?;
                 self.check_open()?;
                 if self.interpreter_language.is_none() {
-                    return Err(Problem::invalid(
+                    return Err(Refusal::invalid(
                         "status",
                         "this meeting needs no interpreter",
                     ));
@@ -599,7 +563,7 @@ impl Meeting {
                 self.check_open()?;
                 for (i, agency) in present.iter().enumerate() {
                     if !self.is_participant(agency) {
-                        return Err(Problem::invalid(
+                        return Err(Refusal::invalid(
                             &format!("present[{i}]"),
                             format!("{agency} is not a participant of this meeting"),
                         ));
@@ -646,10 +610,10 @@ impl Meeting {
                 self.check_lead(&by)?;
                 self.check_open()?;
                 let Some(draft) = &self.draft else {
-                    return Err(Problem::conflict("minutes: nothing has been saved yet"));
+                    return Err(Refusal::conflict("minutes: nothing has been saved yet"));
                 };
                 if self.latest().is_some_and(|r| &r.minutes == draft) {
-                    return Err(Problem::conflict(
+                    return Err(Refusal::conflict(
                         "minutes: the saved minutes are already published; save a correction first",
                     ));
                 }
@@ -665,7 +629,7 @@ impl Meeting {
             MeetingCommand::ApproveMinutes { agency, at } => {
                 self.check_participant(&agency)?;
                 let Some(latest) = self.latest() else {
-                    return Err(Problem::conflict("minutes: nothing has been published yet"));
+                    return Err(Refusal::conflict("minutes: nothing has been published yet"));
                 };
                 if latest.approvals.contains_key(&agency) {
                     return Ok(Vec::new());
@@ -683,23 +647,23 @@ impl Meeting {
 }
 
 /// The rules of the minutes' content that need the network.
-fn check_minutes(minutes: &Minutes, network: &Network) -> Result<(), Problem> {
+fn check_minutes(minutes: &Minutes, network: &Network) -> Result<(), Refusal> {
     let mut ids = BTreeSet::new();
     for (i, item) in minutes.action_items.iter().enumerate() {
         if item.id.trim().is_empty() {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &format!("action_items[{i}].id"),
                 "must not be empty",
             ));
         }
         if !ids.insert(item.id.as_str()) {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &format!("action_items[{i}].id"),
                 format!("{} is used twice", item.id),
             ));
         }
         if !network.members.contains(&item.assignee) {
-            return Err(Problem::invalid(
+            return Err(Refusal::invalid(
                 &format!("action_items[{i}].assignee"),
                 format!("{} is not a member of the case's network", item.assignee),
             ));
@@ -712,7 +676,7 @@ impl Aggregate for Meeting {
     const TYPE: &'static str = "meeting";
     type Command = MeetingCommand;
     type Event = MeetingEvent;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -720,9 +684,9 @@ impl Aggregate for Meeting {
         command: MeetingCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         if self.id.is_none() && !matches!(command, MeetingCommand::Schedule { .. }) {
-            return Err(Refused(Problem::not_found("no such meeting")));
+            return Err(Refusal::unknown("no such meeting"));
         }
         for event in self.decide(command)? {
             sink.write(event, self).await;
@@ -860,6 +824,7 @@ impl Aggregate for Meeting {
 mod tests {
     use super::*;
     use cqrs_es::test::TestFramework;
+    use verkosto_http::Problem;
 
     const LEAD: &str = "assistance-system";
     const HEALTH: &str = "health-hus";
@@ -929,7 +894,7 @@ mod tests {
             .given(given)
             .when(command)
             .inspect_result()
-            .map_err(|r| r.0)
+            .map_err(Problem::from)
     }
 
     fn field_of(result: Result<Vec<MeetingEvent>, Problem>) -> (u16, String) {

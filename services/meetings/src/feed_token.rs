@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::Refused;
+use verkosto_types::Refusal;
 
 /// How long a token lives unless the caller asks otherwise.
 pub const DEFAULT_DAYS: i64 = 180;
@@ -66,20 +66,7 @@ pub enum CalendarFeedEvent {
     },
 }
 
-impl DomainEvent for CalendarFeedEvent {
-    fn event_type(&self) -> String {
-        match self {
-            CalendarFeedEvent::FeedTokenIssued { .. } => "FeedTokenIssued",
-            CalendarFeedEvent::FeedTokensRevoked { .. } => "FeedTokensRevoked",
-            CalendarFeedEvent::UserFeedTokenIssued { .. } => "UserFeedTokenIssued",
-            CalendarFeedEvent::UserFeedTokenRevoked { .. } => "UserFeedTokenRevoked",
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(CalendarFeedEvent);
 
 #[derive(Clone, Debug)]
 pub enum CalendarFeedCommand {
@@ -185,7 +172,7 @@ impl Aggregate for CalendarFeed {
     const TYPE: &'static str = "calendar-feed";
     type Command = CalendarFeedCommand;
     type Event = CalendarFeedEvent;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -193,7 +180,7 @@ impl Aggregate for CalendarFeed {
         command: CalendarFeedCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         match command {
             CalendarFeedCommand::Issue {
                 agency,

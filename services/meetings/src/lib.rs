@@ -15,7 +15,6 @@ pub mod ics;
 mod projection;
 mod read;
 mod routes;
-pub mod time;
 
 use std::time::Duration;
 
@@ -57,11 +56,9 @@ pub fn router(meetings: Meetings) -> Router {
 
 /// Creates the meetings service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
-    db.run_migrations(
-        &sqlx::migrate!("migrations/postgres"),
-        &sqlx::migrate!("migrations/sqlite"),
-    )
-    .await
+    // One SQL for both backends.
+    let migrations = sqlx::migrate!("./migrations");
+    db.run_migrations(&migrations, &migrations).await
 }
 
 /// The meetings service's operations, for the OpenAPI document.
@@ -140,7 +137,7 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "Accept or decline",
         )
         .who(participants)
-        .body::<routes::Answer>()
+        .body::<routes::Rsvp>()
         .answer(200, "Answered"),
         Op::new(
             "post",

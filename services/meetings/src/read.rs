@@ -16,8 +16,8 @@ use verkosto_policy::{Category, Item};
 
 use crate::domain::{Meeting, Minutes};
 use crate::routes::{MeetingRead, CASE_WORKERS};
-use crate::time::{helsinki_rfc3339, HELSINKI};
 use crate::Meetings;
+use verkosto_types::time::{helsinki_rfc3339, HELSINKI};
 
 /// A meeting time: UTC, to the second.
 pub(crate) fn utc_text(t: DateTime<Utc>) -> String {

@@ -2,7 +2,6 @@
 //! scheduling, answers, attendance and minutes.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -13,50 +12,24 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_directory::domain::check_text;
-use verkosto_eventlog::{AggregateStore, Appended, Execution, LoadedAggregate, Outcome};
+use verkosto_eventlog::{Appended, LoadedAggregate};
 use verkosto_guard::{CaseAccess, CaseRead, Reader};
-use verkosto_http::{command_response, Caller, JsonBody, Problem, RequestId, WriteConditions};
+use verkosto_http::{Action, Caller, Commands, Problem, RequestId, Write};
+use verkosto_types::parse_field;
+use verkosto_types::{Language, OptionalText, Text};
 
 use crate::domain::{
     not_found, InterpreterBooking, Meeting, MeetingCommand, Minutes, Network, RsvpResponse,
 };
 use crate::Meetings;
 
-/// How long a write waits for its own read model before answering.
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
-
 /// Who works with meetings: facilitators and liaisons of member agencies.
 pub(crate) const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
 
 impl Meetings {
-    pub(crate) fn store(&self) -> AggregateStore<Meeting> {
-        AggregateStore::new(self.log.clone())
-    }
-
-    /// Runs a meeting command, then waits until the read model has it.
-    async fn execute(
-        &self,
-        meeting_id: &str,
-        command: MeetingCommand,
-        execution: Execution,
-    ) -> Result<Outcome<Meeting>, Problem> {
-        let outcome = self
-            .store()
-            .execute(meeting_id, command, &(), execution)
-            .await?;
-        if let Outcome::Committed { appended, .. } = &outcome {
-            self.wait_for_read_model(appended).await;
-        }
-        Ok(outcome)
-    }
-
-    pub(crate) async fn wait_for_read_model(&self, appended: &Appended) {
-        if let Some(cursor) = appended.last_cursor() {
-            if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
-                tracing::warn!(%cursor, "meetings read model is behind");
-            }
-        }
+    /// Where meeting commands run: writes wait for the `meetings` read model.
+    pub(crate) fn commands(&self) -> Commands<Meeting> {
+        Commands::new(self.log.clone(), self.progress.clone(), "meetings")
     }
 
     /// The case as the guard sees it, or 404 unless `agency` is a member.
@@ -109,7 +82,7 @@ impl FromRequestParts<Meetings> for MeetingMember {
         let (caller, id, loaded) = meeting_of_path(parts, m).await?;
         let case = m
             .member_view(&loaded.aggregate.case_id, &caller.0.agency, || {
-                not_found(&id)
+                not_found(&id).into()
             })
             .await?;
         Ok(MeetingMember {
@@ -137,7 +110,7 @@ impl FromRequestParts<Meetings> for MeetingRead {
             .guard
             .read(&loaded.aggregate.case_id, &reader)
             .await
-            .map_err(|e| e.or_not_found(|| not_found(&id)))?;
+            .map_err(|e| e.or_not_found(|| not_found(&id).into()))?;
         Ok(MeetingRead {
             meeting: loaded.aggregate,
             version: loaded.version,
@@ -153,9 +126,9 @@ async fn meeting_of_path(
 ) -> Result<(Caller, String, LoadedAggregate<Meeting>), Problem> {
     let caller = Caller::from_request_parts(parts, m).await?;
     let id = path_id(parts, m).await?;
-    let loaded = m.store().load(&id).await?;
+    let loaded = m.commands().store().load(&id).await?;
     if loaded.aggregate.id.is_none() {
-        return Err(not_found(&id));
+        return Err(not_found(&id).into());
     }
     Ok((caller, id, loaded))
 }
@@ -190,35 +163,6 @@ fn require_lead_facilitator(caller: &Caller, lead: &str) -> Result<(), Problem> 
         Err(Problem::forbidden(
             "only the lead agency's facilitator may do this",
         ))
-    }
-}
-
-/// An optional body: when given it must be JSON (`{}`).
-fn optional_json(raw: &[u8]) -> Result<(), Problem> {
-    if !raw.is_empty() {
-        verkosto_http::parse_json::<Value>(raw)?;
-    }
-    Ok(())
-}
-
-/// An ISO 639 language code of 2 or 3 lowercase letters.
-fn check_language(field: &str, code: &str) -> Result<(), Problem> {
-    let ok = (2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase());
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::invalid(
-            field,
-            "must be an ISO 639 language code of 2 or 3 lowercase letters, like \"ro\"",
-        ))
-    }
-}
-
-/// Checks an optional free text; blank counts as not given.
-fn check_optional(field: &str, text: &Option<String>, max: usize) -> Result<(), Problem> {
-    match text {
-        Some(t) if !t.trim().is_empty() => check_text(field, t, max),
-        _ => Ok(()),
     }
 }
 
@@ -264,12 +208,12 @@ fn answer(meeting_id: &str, status: u16) -> impl Fn(i64) -> (u16, Value) + Clone
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewMeeting {
-    title: String,
+    title: Text<SHORT_TEXT>,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
     /// A place or an online link.
     #[serde(default)]
-    location: Option<String>,
+    location: Option<Text<500>>,
     /// Member agencies; the lead always takes part.
     #[serde(default)]
     participants: Vec<String>,
@@ -277,72 +221,44 @@ pub(crate) struct NewMeeting {
     client_attends: bool,
     /// The client's language when an interpreter is needed; null for none.
     #[serde(default)]
-    interpreter_language: Option<String>,
+    interpreter_language: Option<Language>,
     #[serde(default)]
-    agenda: Vec<String>,
+    agenda: Vec<Text<500>>,
     /// Why an interpreted meeting is set sooner than the lead time.
     #[serde(default)]
-    lead_time_override_reason: Option<String>,
+    lead_time_override_reason: OptionalText<REASON_TEXT>,
 }
 
 async fn schedule(
     State(m): State<Meetings>,
-    caller: Caller,
     CaseMember(case): CaseMember,
-    conditions: WriteConditions,
-    body: JsonBody<NewMeeting>,
+    write: Write<NewMeeting>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &case.lead_agency)?;
-    let NewMeeting {
-        title,
-        starts_at,
-        ends_at,
-        location,
-        participants,
-        client_attends,
-        interpreter_language,
-        agenda,
-        lead_time_override_reason,
-    } = body.value;
-    check_text("title", &title, SHORT_TEXT)?;
-    if let Some(l) = &location {
-        check_text("location", l, 500)?;
-    }
-    check_count("participants", &participants, MAX_ITEMS)?;
-    if let Some(l) = &interpreter_language {
-        check_language("interpreter_language", l)?;
-    }
-    check_count("agenda", &agenda, MAX_ITEMS)?;
-    for (i, item) in agenda.iter().enumerate() {
-        check_text(&format!("agenda[{i}]"), item, 500)?;
-    }
-    check_optional(
-        "lead_time_override_reason",
-        &lead_time_override_reason,
-        REASON_TEXT,
-    )?;
+    require_lead_facilitator(&write.caller, &case.lead_agency)?;
+    check_count("participants", &write.body.participants, MAX_ITEMS)?;
+    check_count("agenda", &write.body.agenda, MAX_ITEMS)?;
     let network = network(&case)?;
     let meeting_id = format!("meeting-{}", uuid::Uuid::now_v7().simple());
-    let answer = answer(&meeting_id, 201);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::Schedule {
+    let (by, lead_time) = (write.agency(), m.interpreter_lead_time);
+    let command = |body: NewMeeting, at| MeetingCommand::Schedule {
         meeting_id: meeting_id.clone(),
         network,
-        by: caller.0.agency.clone(),
-        title,
-        starts_at,
-        ends_at,
-        location,
-        participants,
-        client_attends,
-        interpreter_language,
-        agenda,
-        lead_time_override_reason,
-        lead_time: m.interpreter_lead_time,
-        at: execution.meta.occurred_at,
+        by,
+        title: body.title.into(),
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        location: body.location.map(String::from),
+        participants: body.participants,
+        client_attends: body.client_attends,
+        interpreter_language: body.interpreter_language.map(String::from),
+        agenda: body.agenda.into_iter().map(String::from).collect(),
+        lead_time_override_reason: body.lead_time_override_reason.into_option(),
+        lead_time,
+        at,
     };
-    let outcome = m.execute(&meeting_id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&meeting_id, write, answer(&meeting_id, 201), command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -350,72 +266,55 @@ async fn schedule(
 pub(crate) struct NewTime {
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
-    reason: String,
+    reason: Text<REASON_TEXT>,
     #[serde(default)]
-    lead_time_override_reason: Option<String>,
+    lead_time_override_reason: OptionalText<REASON_TEXT>,
 }
 
 async fn reschedule(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<NewTime>,
+    write: Write<NewTime>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    let NewTime {
-        starts_at,
-        ends_at,
-        reason,
-        lead_time_override_reason,
-    } = body.value;
-    check_text("reason", &reason, REASON_TEXT)?;
-    check_optional(
-        "lead_time_override_reason",
-        &lead_time_override_reason,
-        REASON_TEXT,
-    )?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::Reschedule {
-        by: caller.0.agency.clone(),
-        starts_at,
-        ends_at,
-        reason,
-        lead_time_override_reason,
-        lead_time: m.interpreter_lead_time,
-        at: execution.meta.occurred_at,
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
+    let (by, lead_time) = (write.agency(), m.interpreter_lead_time);
+    let command = |body: NewTime, at| MeetingCommand::Reschedule {
+        by,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        reason: body.reason.into(),
+        lead_time_override_reason: body.lead_time_override_reason.into_option(),
+        lead_time,
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Reason {
-    reason: String,
+    reason: Text<REASON_TEXT>,
 }
 
 async fn cancel(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Reason>,
+    write: Write<Reason>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    check_text("reason", &body.value.reason, REASON_TEXT)?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::Cancel {
-        by: caller.0.agency.clone(),
-        reason: body.value.reason,
-        at: execution.meta.occurred_at,
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
+    let by = write.agency();
+    let command = |body: Reason, at| MeetingCommand::Cancel {
+        by,
+        reason: body.reason.into(),
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -426,53 +325,47 @@ pub(crate) struct Booking {
 
 async fn interpreter(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Booking>,
+    write: Write<Booking>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::SetInterpreterBooking {
-        by: caller.0.agency.clone(),
-        status: body.value.status,
-        at: execution.meta.occurred_at,
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
+    let by = write.agency();
+    let command = |body: Booking, at| MeetingCommand::SetInterpreterBooking {
+        by,
+        status: body.status,
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Answer {
+pub(crate) struct Rsvp {
     response: RsvpResponse,
     #[serde(default)]
-    comment: Option<String>,
+    comment: OptionalText<REASON_TEXT>,
 }
 
 async fn rsvp(
     State(m): State<Meetings>,
-    caller: Caller,
     _member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Answer>,
+    write: Write<Rsvp>,
 ) -> Result<Response, Problem> {
-    caller.require(&CASE_WORKERS)?;
-    let Answer { response, comment } = body.value;
-    check_optional("comment", &comment, REASON_TEXT)?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::Rsvp {
-        agency: caller.0.agency.clone(),
-        response,
-        comment: comment.filter(|c| !c.trim().is_empty()),
-        at: execution.meta.occurred_at,
+    write.caller.require(&CASE_WORKERS)?;
+    let agency = write.agency();
+    let command = |body: Rsvp, at| MeetingCommand::Rsvp {
+        agency,
+        response: body.response,
+        comment: body.comment.into_option(),
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -485,43 +378,40 @@ pub(crate) struct Presence {
 
 async fn attendance(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Presence>,
+    write: Write<Presence>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    check_count("present", &body.value.present, MAX_ITEMS)?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::RecordAttendance {
-        by: caller.0.agency.clone(),
-        present: body.value.present,
-        client_present: body.value.client_present,
-        at: execution.meta.occurred_at,
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
+    check_count("present", &write.body.present, MAX_ITEMS)?;
+    let by = write.agency();
+    let command = |body: Presence, at| MeetingCommand::RecordAttendance {
+        by,
+        present: body.present,
+        client_present: body.client_present,
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }
 
 /// Length and count limits of the minutes' texts.
 fn check_minutes_text(minutes: &Minutes) -> Result<(), Problem> {
     check_count("notes", &minutes.notes, MAX_ITEMS)?;
     for (i, note) in minutes.notes.iter().enumerate() {
-        check_text(&format!("notes[{i}].text"), &note.text, LONG_TEXT)?;
+        parse_field::<Text<LONG_TEXT>>(&format!("notes[{i}].text"), note.text.as_str())?;
     }
     check_count("decisions", &minutes.decisions, MAX_ITEMS)?;
     for (i, decision) in minutes.decisions.iter().enumerate() {
-        check_text(&format!("decisions[{i}]"), decision, 2000)?;
+        parse_field::<Text<2000>>(&format!("decisions[{i}]"), decision.as_str())?;
     }
     check_count("action_items", &minutes.action_items, MAX_ITEMS)?;
     for (i, item) in minutes.action_items.iter().enumerate() {
-        check_text(&format!("action_items[{i}].id"), &item.id, 64)?;
-        check_text(
+        parse_field::<Text<64>>(&format!("action_items[{i}].id"), item.id.as_str())?;
+        parse_field::<Text<2000>>(
             &format!("action_items[{i}].description"),
-            &item.description,
-            2000,
+            item.description.as_str(),
         )?;
     }
     Ok(())
@@ -529,28 +419,25 @@ fn check_minutes_text(minutes: &Minutes) -> Result<(), Problem> {
 
 async fn save_minutes(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    body: JsonBody<Minutes>,
+    write: Write<Minutes>,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    check_minutes_text(&body.value)?;
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
+    check_minutes_text(&write.body)?;
     let network = network(&member.case)?;
     let answer = {
         let id = id.clone();
         move |v: i64| (200, json!({ "id": id, "status": "saved", "version": v }))
     };
-    let execution = conditions.execution(&caller, &body.raw, answer.clone());
-    let command = MeetingCommand::SaveMinutes {
-        by: caller.0.agency.clone(),
+    let by = write.agency();
+    let command = |minutes, at| MeetingCommand::SaveMinutes {
+        by,
         network,
-        minutes: body.value,
-        at: execution.meta.occurred_at,
+        minutes,
+        at,
     };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    m.commands().run(&id, write, answer, command).await
 }
 
 /// The revision a `MinutesPublished` in `appended` gave out.
@@ -564,14 +451,11 @@ fn published_revision(appended: &Appended) -> Option<u64> {
 
 async fn publish(
     State(m): State<Meetings>,
-    caller: Caller,
     member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    require_lead_facilitator(&caller, &member.meeting.lead_agency)?;
-    optional_json(&raw)?;
+    require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
     // The number is known only once the event is; a stored answer (for a
     // retry with the same Idempotency-Key) uses the expected one.
     let next = member.meeting.revisions.len() as u64 + 1;
@@ -579,37 +463,30 @@ async fn publish(
         let id = id.clone();
         move |v: i64| (200, json!({ "id": id, "revision": next, "version": v }))
     };
-    let execution = conditions.execution(&caller, &raw, answer);
-    let command = MeetingCommand::PublishMinutes {
-        by: caller.0.agency.clone(),
-        at: execution.meta.occurred_at,
-    };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| {
+    let by = write.agency();
+    let command = |(), at| MeetingCommand::PublishMinutes { by, at };
+    let fresh = |a: &Appended| {
         let revision = published_revision(a).unwrap_or(next);
         (
             200,
             json!({ "id": id, "revision": revision, "version": a.version }),
         )
-    }))
+    };
+    m.commands()
+        .run_answering(&id, write, answer, command, fresh)
+        .await
 }
 
 async fn approve(
     State(m): State<Meetings>,
-    caller: Caller,
     _member: MeetingMember,
-    conditions: WriteConditions,
     Path(id): Path<String>,
-    raw: axum::body::Bytes,
+    Action(write): Action,
 ) -> Result<Response, Problem> {
-    caller.require(&CASE_WORKERS)?;
-    optional_json(&raw)?;
-    let answer = answer(&id, 200);
-    let execution = conditions.execution(&caller, &raw, answer.clone());
-    let command = MeetingCommand::ApproveMinutes {
-        agency: caller.0.agency.clone(),
-        at: execution.meta.occurred_at,
-    };
-    let outcome = m.execute(&id, command, execution).await?;
-    Ok(command_response(outcome, |a| answer(a.version)))
+    write.caller.require(&CASE_WORKERS)?;
+    let agency = write.agency();
+    let command = |(), at| MeetingCommand::ApproveMinutes { agency, at };
+    m.commands()
+        .run(&id, write, answer(&id, 200), command)
+        .await
 }

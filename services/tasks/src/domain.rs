@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use verkosto_http::Problem;
 use verkosto_policy::Category;
+use verkosto_types::Refusal;
 
 /// Where a task came from. `kind` + `reference` identify the source; a
 /// source gives exactly one task.
@@ -75,23 +75,7 @@ pub enum TaskEvent {
     },
 }
 
-impl DomainEvent for TaskEvent {
-    fn event_type(&self) -> String {
-        match self {
-            TaskEvent::TaskCreated { .. } => "TaskCreated",
-            TaskEvent::TaskAccepted { .. } => "TaskAccepted",
-            TaskEvent::TaskCompleted { .. } => "TaskCompleted",
-            TaskEvent::TaskDeclined { .. } => "TaskDeclined",
-            TaskEvent::TaskReassigned { .. } => "TaskReassigned",
-            TaskEvent::TaskCancelled { .. } => "TaskCancelled",
-            TaskEvent::TaskOverdue { .. } => "TaskOverdue",
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        "1".into()
-    }
-}
+verkosto_eventlog::domain_event!(TaskEvent);
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,46 +149,35 @@ pub enum TaskCommand {
     MarkOverdue { today: NaiveDate, at: DateTime<Utc> },
 }
 
-/// A refused task command, already in its HTTP shape.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub Problem);
-
-impl From<Refused> for Problem {
-    fn from(r: Refused) -> Problem {
-        r.0
-    }
-}
-
 impl Task {
-    fn by_assignee(&self, agency: &str) -> Result<(), Refused> {
+    fn by_assignee(&self, agency: &str) -> Result<(), Refusal> {
         if agency == self.assignee {
             Ok(())
         } else {
-            Err(Refused(Problem::forbidden(
+            Err(Refusal::not_allowed(
                 "only the assignee agency acts on this task",
-            )))
+            ))
         }
     }
 
-    fn by_lead(&self, agency: &str) -> Result<(), Refused> {
+    fn by_lead(&self, agency: &str) -> Result<(), Refusal> {
         if agency == self.lead_agency {
             Ok(())
         } else {
-            Err(Refused(Problem::forbidden(
+            Err(Refusal::not_allowed(
                 "only the lead agency's facilitator reassigns or cancels tasks",
-            )))
+            ))
         }
     }
 
-    fn in_status(&self, allowed: &[Status], action: &str) -> Result<(), Refused> {
+    fn in_status(&self, allowed: &[Status], action: &str) -> Result<(), Refusal> {
         if allowed.contains(&self.status) {
             Ok(())
         } else {
-            Err(Refused(Problem::conflict(format!(
+            Err(Refusal::conflict(format!(
                 "status: a task that is {} cannot be {action}",
                 self.status.as_str()
-            ))))
+            )))
         }
     }
 }
@@ -213,7 +186,7 @@ impl Aggregate for Task {
     const TYPE: &'static str = "task";
     type Command = TaskCommand;
     type Event = TaskEvent;
-    type Error = Refused;
+    type Error = Refusal;
     type Services = ();
 
     async fn handle(
@@ -221,9 +194,9 @@ impl Aggregate for Task {
         command: TaskCommand,
         _services: &(),
         sink: &EventSink<Self>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Refusal> {
         if self.id.is_none() {
-            return Err(Refused(Problem::not_found("no such task")));
+            return Err(Refusal::unknown("no such task"));
         }
         let event = match command {
             TaskCommand::Accept { agency, user, at } => {
@@ -262,10 +235,10 @@ impl Aggregate for Task {
                     "reassigned",
                 )?;
                 if to == self.assignee && self.status != Status::Declined {
-                    return Err(Refused(Problem::invalid(
+                    return Err(Refusal::invalid(
                         "assignee",
                         "the task is already assigned to this agency",
-                    )));
+                    ));
                 }
                 TaskEvent::TaskReassigned {
                     from: self.assignee.clone(),
@@ -347,8 +320,8 @@ mod tests {
         }
     }
 
-    fn status_of(result: Result<Vec<TaskEvent>, Refused>) -> u16 {
-        result.unwrap_err().0.status
+    fn status_of(result: Result<Vec<TaskEvent>, Refusal>) -> u16 {
+        verkosto_http::Problem::from(result.unwrap_err()).status
     }
 
     #[test]

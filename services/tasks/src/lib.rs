@@ -21,9 +21,7 @@ pub use routes::{api_doc, router, Tasks, WebhookEvent};
 
 /// Creates the tasks service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {
-    db.run_migrations(
-        &sqlx::migrate!("migrations/postgres"),
-        &sqlx::migrate!("migrations/sqlite"),
-    )
-    .await
+    // One SQL for both backends.
+    let migrations = sqlx::migrate!("./migrations");
+    db.run_migrations(&migrations, &migrations).await
 }

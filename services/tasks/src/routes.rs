@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use verkosto_auth::Role;
-use verkosto_directory::domain::check_text;
 use verkosto_eventlog::{
     encode_event, format_time, AggregateStore, Appended, Error as LogError, EventLog,
     ExpectedVersion, NewEvent, Outcome, Progress,
@@ -27,6 +26,7 @@ use verkosto_http::{
     WriteConditions,
 };
 use verkosto_policy::{Category, Item};
+use verkosto_types::{AgencyId, Text};
 
 use crate::clock::Clock;
 use crate::domain::{Source, Task, TaskCommand, TaskEvent};
@@ -295,9 +295,9 @@ async fn load(t: &Tasks, id: &str, caller: &Caller) -> Result<(Row, CaseAccess),
 #[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    note: Option<String>,
-    reason: Option<String>,
-    assignee: Option<String>,
+    note: Option<Text<2000>>,
+    reason: Option<Text<2000>>,
+    assignee: Option<AgencyId>,
 }
 
 async fn act(
@@ -316,11 +316,11 @@ async fn act(
     let agency = caller.0.agency.clone();
     let user = caller.0.user.clone();
     let at = t.clock.now();
-    let text = |field: &str, value: Option<String>| -> Result<String, Problem> {
-        let value = value.ok_or_else(|| Problem::invalid(field, "is required"))?;
-        check_text(field, &value, 2000)?;
-        Ok(value)
-    };
+    fn required<T: Into<String>>(field: &str, value: Option<T>) -> Result<String, Problem> {
+        value
+            .map(Into::into)
+            .ok_or_else(|| Problem::invalid(field, "is required"))
+    }
     let command = match action.as_str() {
         "accept" => {
             caller.require(&WORKERS)?;
@@ -328,13 +328,10 @@ async fn act(
         }
         "complete" => {
             caller.require(&WORKERS)?;
-            if let Some(n) = &body.note {
-                check_text("note", n, 2000)?;
-            }
             TaskCommand::Complete {
                 agency,
                 user,
-                note: body.note,
+                note: body.note.map(String::from),
                 at,
             }
         }
@@ -343,13 +340,13 @@ async fn act(
             TaskCommand::Decline {
                 agency,
                 user,
-                reason: text("reason", body.reason)?,
+                reason: required("reason", body.reason)?,
                 at,
             }
         }
         "reassign" => {
             caller.require(&[Role::Facilitator])?;
-            let to = text("assignee", body.assignee)?;
+            let to = required("assignee", body.assignee)?;
             if !access.is_member(&to) {
                 return Err(Problem::invalid(
                     "assignee",
@@ -362,7 +359,7 @@ async fn act(
             caller.require(&[Role::Facilitator])?;
             TaskCommand::Cancel {
                 by: agency,
-                reason: text("reason", body.reason)?,
+                reason: required("reason", body.reason)?,
                 at,
             }
         }
@@ -399,9 +396,9 @@ async fn act(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTask {
-    description: String,
+    description: Text<2000>,
     category: Category,
-    assignee: String,
+    assignee: AgencyId,
     #[serde(default)]
     due: Option<NaiveDate>,
 }
@@ -422,7 +419,7 @@ async fn create_task(
         assignee,
         due,
     } = parse_json(&raw)?;
-    check_text("description", &description, 2000)?;
+    let (description, assignee) = (String::from(description), String::from(assignee));
     if !access.is_member(&assignee) {
         return Err(Problem::invalid(
             "assignee",

@@ -267,11 +267,15 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     if modules.cases {
         verkosto_cases::migrate(&db).await?;
         let progress = run_projection(Arc::new(verkosto_cases::CasesProjection));
+        let agencies = verkosto_cases::Agencies {
+            log: log.clone(),
+            progress: run_projection(Arc::new(verkosto_cases::AgenciesProjection)),
+        };
         let cases = verkosto_cases::Cases {
             log: log.clone(),
             progress,
             guard: guard.clone().context("cases need the guard")?,
-            directory: directory.clone().context("cases need the directory")?,
+            agencies,
             auth: auth.clone(),
             #[cfg(feature = "bench")]
             bench_unfiltered_reads: args.bench_unfiltered_reads,

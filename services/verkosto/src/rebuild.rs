@@ -15,6 +15,7 @@ pub fn projection(name: &str) -> Option<Arc<dyn Projection>> {
     Some(match name {
         "directory" => Arc::new(verkosto_directory::DirectoryProjection),
         "cases" => Arc::new(verkosto_cases::CasesProjection),
+        "cases-agencies" => Arc::new(verkosto_cases::AgenciesProjection),
         "meetings" => Arc::new(verkosto_meetings::MeetingsProjection),
         "tasks" => Arc::new(verkosto_tasks::TasksProjection),
         guard if guard.starts_with("guard-") => {
@@ -26,9 +27,10 @@ pub fn projection(name: &str) -> Option<Arc<dyn Projection>> {
     })
 }
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "directory",
     "cases",
+    "cases-agencies",
     "meetings",
     "tasks",
     "guard-all",

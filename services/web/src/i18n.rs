@@ -186,7 +186,7 @@ impl Lang {
         let Ok(t) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
             return rfc3339.to_string();
         };
-        let local = verkosto_meetings::time::in_helsinki(t.with_timezone(&chrono::Utc));
+        let local = verkosto_types::time::in_helsinki(t.with_timezone(&chrono::Utc));
         let (d, m, y, h, min) = (
             local.day(),
             local.month(),

@@ -21,7 +21,7 @@ use crate::{s, Web};
 /// A `datetime-local` value (Helsinki wall clock) as RFC 3339 UTC.
 fn to_utc(local: &str) -> Option<String> {
     let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M").ok()?;
-    Some(verkosto_meetings::time::from_helsinki_local(naive).to_rfc3339())
+    Some(verkosto_types::time::from_helsinki_local(naive).to_rfc3339())
 }
 
 /// The case page's meetings section.

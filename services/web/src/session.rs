@@ -105,11 +105,9 @@ impl Ended {
 
 /// Creates the `web_sessions` table.
 pub async fn migrate(db: &Db) -> Result<(), verkosto_eventlog::Error> {
-    db.run_migrations(
-        &sqlx::migrate!("migrations/postgres"),
-        &sqlx::migrate!("migrations/sqlite"),
-    )
-    .await
+    // One SQL for both backends.
+    let migrations = sqlx::migrate!("./migrations");
+    db.run_migrations(&migrations, &migrations).await
 }
 
 /// The sessions of the web app, and how long they last.

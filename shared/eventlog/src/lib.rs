@@ -15,6 +15,7 @@ pub mod bulk;
 pub mod clock;
 mod copies;
 mod db;
+mod event_meta;
 mod idempotency;
 mod integrity;
 mod model;
@@ -25,7 +26,10 @@ mod upcast;
 pub use aggregate::{
     decode_event, encode_event, AggregateStore, ExecuteError, Execution, LoadedAggregate, Outcome,
 };
+#[doc(hidden)]
+pub use cqrs_es as __cqrs_es;
 pub use db::{Db, DbKind};
+pub use event_meta::event_type_of;
 pub use idempotency::{request_hash, IdempotencyWrite, StoredAnswer};
 pub use integrity::{BrokenLink, VerifyReport, GENESIS, SEALER};
 pub use model::{

@@ -83,33 +83,47 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
+        Err(err) if err.inner().is_syntax() || err.inner().is_eof() => Err(json_problem(err)),
         Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let field = if path == "." || path.is_empty() {
-                "body".to_string()
-            } else {
-                path
-            };
-            let message = strip_position(&inner.to_string());
-            if inner.is_syntax() || inner.is_eof() {
-                // A syntax error inside a field (a number out of range, say)
-                // still names the field it was reading.
-                let mut problem =
-                    Problem::bad_request(format!("{field}: malformed JSON: {message}"));
-                problem.field = (field != "body").then_some(field);
-                Err(problem)
-            } else if let Some(missing) = missing_field(&message) {
-                let name = if field == "body" {
-                    missing.to_string()
-                } else {
-                    format!("{field}.{missing}")
-                };
-                Err(Problem::invalid(&name, "is required"))
-            } else {
-                Err(Problem::invalid(&field, message))
+            // A field's value was refused (a shared value type checks while
+            // parsing) before the parser reached a syntax error further on:
+            // malformed JSON is said first, as for any other body.
+            let de = &mut serde_json::Deserializer::from_str(text);
+            match serde_path_to_error::deserialize::<_, serde_json::Value>(de) {
+                Err(syntax) if syntax.inner().is_syntax() || syntax.inner().is_eof() => {
+                    Err(json_problem(syntax))
+                }
+                _ => Err(json_problem(err)),
             }
         }
+    }
+}
+
+/// The problem answer for a body serde refused, naming the field.
+fn json_problem(err: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let field = if path == "." || path.is_empty() {
+        "body".to_string()
+    } else {
+        path
+    };
+    let message = strip_position(&inner.to_string());
+    if inner.is_syntax() || inner.is_eof() {
+        // A syntax error inside a field (a number out of range, say)
+        // still names the field it was reading.
+        let mut problem = Problem::bad_request(format!("{field}: malformed JSON: {message}"));
+        problem.field = (field != "body").then_some(field);
+        problem
+    } else if let Some(missing) = missing_field(&message) {
+        let name = if field == "body" {
+            missing.to_string()
+        } else {
+            format!("{field}.{missing}")
+        };
+        Problem::invalid(&name, "is required")
+    } else {
+        Problem::invalid(&field, message)
     }
 }
 
@@ -353,5 +367,19 @@ mod parse_tests {
         );
         assert_eq!(field(r#"{"flag":1e400}"#), (400, Some("flag".into())));
         assert_eq!(field(r#"{"flag":"yes"}"#), (422, Some("flag".into())));
+    }
+
+    #[test]
+    fn malformed_json_is_said_before_a_refused_value_ahead_of_it() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Typed {
+            id: verkosto_types::AgencyId,
+        }
+        let p = parse_json::<Typed>(br#"{"id": "x","#).unwrap_err();
+        assert_eq!(p.status, 400, "{}", p.detail);
+        assert!(p.detail.contains("malformed JSON"), "{}", p.detail);
+        let p = parse_json::<Typed>(br#"{"id": "x"}"#).unwrap_err();
+        assert_eq!((p.status, p.field.as_deref()), (422, Some("id")));
     }
 }

@@ -5,12 +5,14 @@
 //! Never: send an error's cause to the client (it goes to the log), or let a
 //! panic or a bad input become anything but a problem answer.
 
+mod command;
 mod extract;
 pub mod limits;
 pub mod openapi;
 mod problem;
 pub mod request_id;
 
+pub use command::{Action, Answer, Commands, Write};
 pub use extract::{parse_if_match, parse_json, AuthState, Caller, JsonBody, WriteConditions};
 pub use problem::{Coded, FieldError, Problem};
 pub use request_id::RequestId;

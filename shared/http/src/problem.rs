@@ -225,6 +225,19 @@ where
     }
 }
 
+/// The one place a domain's refusal becomes an HTTP answer.
+impl From<verkosto_types::Refusal> for Problem {
+    fn from(r: verkosto_types::Refusal) -> Problem {
+        use verkosto_types::Refusal as R;
+        match r {
+            R::Invalid { field, detail } => Problem::invalid(&field, detail),
+            R::Conflict(detail) => Problem::conflict(detail),
+            R::NotAllowed(detail) => Problem::forbidden(detail),
+            R::Unknown(detail) => Problem::not_found(detail),
+        }
+    }
+}
+
 #[cfg(test)]
 mod unavailable_tests {
     use super::unavailable_code;

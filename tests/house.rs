@@ -125,37 +125,22 @@ fn no_service_depends_on_another_and_no_shared_crate_on_a_service() {
     );
 }
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+/// The files under `dir` (all levels) whose names end in `.{ext}`, sorted.
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
+        return found;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
+            found.extend(files(&path, ext));
+        } else if path.extension().is_some_and(|e| e == ext) {
+            found.push(path);
         }
     }
-    files.sort();
-    files
-}
-
-fn sql_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return files;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(sql_files(&path));
-        } else if path.extension().is_some_and(|e| e == "sql") {
-            files.push(path);
-        }
-    }
-    files
+    found.sort();
+    found
 }
 
 /// Each table, by the crate whose migrations create it.
@@ -163,7 +148,7 @@ fn table_owners(packages: &[Package]) -> BTreeMap<String, String> {
     let create = Regex::new(r"(?i)CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)").unwrap();
     let mut owners = BTreeMap::new();
     for p in packages {
-        for file in sql_files(&p.dir.join("migrations")) {
+        for file in files(&p.dir.join("migrations"), "sql") {
             let sql = std::fs::read_to_string(&file).expect("a migration reads");
             for c in create.captures_iter(&sql) {
                 owners.insert(c[1].to_lowercase(), p.name.clone());
@@ -185,7 +170,7 @@ fn foreign_tables(packages: &[Package]) -> Vec<String> {
     let word = Regex::new(r"\b[a-z][a-z0-9_]*\b").unwrap();
     let mut found = Vec::new();
     for p in packages.iter().filter(|p| p.kind == "services") {
-        for file in rust_files(&p.dir.join("src")) {
+        for file in files(&p.dir.join("src"), "rs") {
             let code = std::fs::read_to_string(&file).expect("source reads");
             let mut seen = BTreeSet::new();
             for w in word.find_iter(&code) {
@@ -245,8 +230,8 @@ fn module_references(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             .trim_end_matches(".rs")
             .to_string()
     };
-    let files = rust_files(src);
-    let modules: BTreeSet<String> = files.iter().map(|f| module_of(f)).collect();
+    let sources = files(src, "rs");
+    let modules: BTreeSet<String> = sources.iter().map(|f| module_of(f)).collect();
     // Names the crate root re-exports, by the module they come from: a
     // `crate::Name` reaches that module.
     let mut reexported: BTreeMap<String, String> = BTreeMap::new();
@@ -263,7 +248,7 @@ fn module_references(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     let mut refs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in &files {
+    for file in &sources {
         let here = module_of(file);
         if here == "lib" || here == "main" {
             continue;

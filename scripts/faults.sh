@@ -36,9 +36,10 @@ trap 'exit 143' TERM
 phase_begin build
 # The tests spawn target/debug/verkosto: the same build as scripts/test.sh.
 cargo build --locked -p verkosto --bin verkosto
-cargo test --locked -p verkosto-e2e --test faults --test race --no-run
+# Every end-to-end test is in the one executable `e2e_tests`, a module per
+# area (tests/main.rs); the filters below pick the areas (`faults::`).
+cargo test --locked -p verkosto-e2e --test e2e_tests --no-run
 cargo test --locked -p verkosto-judge --test differential --no-run
-cargo test --locked -p verkosto-e2e --test fail_closed --no-run
 phase_end "target/debug/verkosto"
 
 # Each test owns its PostgreSQL cluster (it kills it), so none is shared here.
@@ -46,7 +47,7 @@ unset VERKOSTO_TEST_PG_ADMIN_URL
 out=target/faults.log
 phase_begin faults
 status=0
-cargo test --locked -p verkosto-e2e --test faults --test race -- --nocapture --test-threads=1 2>&1 |
+cargo test --locked -p verkosto-e2e --test e2e_tests -- faults:: race:: --nocapture --test-threads=1 2>&1 |
     tee "$out" || status=$?
 phase_end "log in $out"
 
@@ -65,8 +66,8 @@ skew_rounds=1500
 [ -n "${VERKOSTO_FAULTS_FULL:-}" ] && skew_rounds=10000
 phase_begin skew
 skew_status=0
-VERKOSTO_SKEW_ROUNDS=$skew_rounds cargo test --locked -p verkosto-e2e --test fail_closed \
-    a_withdrawal_holds 2>&1 | tee target/skew.log || skew_status=$?
+VERKOSTO_SKEW_ROUNDS=$skew_rounds cargo test --locked -p verkosto-e2e --test e2e_tests \
+    fail_closed::a_withdrawal_holds 2>&1 | tee target/skew.log || skew_status=$?
 phase_end "$skew_rounds rounds each way, log in target/skew.log"
 
 size=quick

@@ -7,8 +7,11 @@
 # PostgreSQL cluster for the run (tests make their own databases in it and
 # start their own nats-servers), and runs `cargo nextest run` over the
 # workspace. Extra arguments go to nextest, e.g. `scripts/test.sh -p
-# verkosto-eventlog` or `scripts/test.sh -E 'test(relay)'`. With CI=true the
-# nextest profile is `ci` (.config/nextest.toml). Exits with nextest's status.
+# verkosto-eventlog` or `scripts/test.sh -E 'test(relay)'`. The end-to-end
+# tests are one executable with a module per file (tests/main.rs), so one
+# file's tests are e.g. `scripts/test.sh -p verkosto-e2e -E 'test(/^crash::/)'`.
+# With CI=true the nextest profile is `ci` (.config/nextest.toml). Exits with
+# nextest's status.
 #
 # Safe to run several times at once: no fixed ports or directories.
 set -euo pipefail

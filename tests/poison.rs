@@ -178,7 +178,17 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    // The seeds of earlier failures: `tests/poison.proptest-regressions`,
+    // beside this file. Said here, since proptest's default finds the crate
+    // root `tests/main.rs` and would look in `proptest-regressions/poison.txt`
+    // beside `tests/`.
+    #![proptest_config(ProptestConfig {
+        cases: 40,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn projections_survive_and_quarantine_malformed_events_sqlite(batch in events()) {

@@ -363,3 +363,61 @@ fn the_checks_find_what_they_look_for() {
     ];
     assert_eq!(forbidden_dependencies(&fake).len(), 2);
 }
+
+/// Every `**Architecture invariant:**` of ARCHITECTURE.md names a test (a
+/// backticked `area::test`, `test`, or a test file `….rs`), and every test
+/// it names exists: a function, or a `both_modes!`/`conformance!` case.
+#[test]
+fn every_architecture_invariant_names_a_test_that_exists() {
+    let doc = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut sources = String::new();
+    for dir in ["services", "shared", "tests"] {
+        for file in files(&root().join(dir), "rs") {
+            sources.push_str(&std::fs::read_to_string(file).expect("source reads"));
+        }
+    }
+    let ticked = Regex::new(r"`([^`]+)`").unwrap();
+    let test_name = Regex::new(r"^(?:[a-z_]+::)*([a-z][a-z0-9]*(?:_[a-z0-9]+){2,})$").unwrap();
+    let mut missing = Vec::new();
+    let mut invariants = 0;
+    for paragraph in doc.split("\n\n") {
+        let Some(at) = paragraph.find("**Architecture invariant:**") else {
+            continue;
+        };
+        invariants += 1;
+        let text = &paragraph[at..];
+        let mut named = 0;
+        for c in ticked.captures_iter(text) {
+            let name = &c[1];
+            if name.ends_with(".rs") {
+                named += 1;
+                continue;
+            }
+            let Some(t) = test_name.captures(name) else {
+                continue;
+            };
+            named += 1;
+            let f = &t[1];
+            let defined = sources.contains(&format!("fn {f}("))
+                || sources.contains(&format!("fn {f}<"))
+                || sources.contains(&format!("\n    {f},"))
+                || sources.contains(&format!("!({f},"))
+                || sources.contains(&format!("!(\n    {f},"));
+            if !defined {
+                missing.push(format!("{name} (no such test)"));
+            }
+        }
+        if named == 0 {
+            missing.push(format!(
+                "an invariant names no test: {}",
+                text.lines().next().unwrap_or("")
+            ));
+        }
+    }
+    assert!(invariants >= 15, "only {invariants} invariants found");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md:\n{}",
+        missing.join("\n")
+    );
+}

@@ -1,27 +1,34 @@
 //! `verkosto audit ...`: auditor tools on the command line.
 
-use std::io::Write;
-
 use crate::config::StoreArgs;
 
-/// Checks the integrity chain of the whole log, with a progress line.
+/// A bar of `total` on stderr, drawn only when stderr is a terminal, so
+/// that logs and captured output stay as they are.
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template(&format!("[{{bar:25}}] {{pos}}/{{len}} {what}"))
+    {
+        bar.set_style(style.progress_chars("## "));
+    }
+    bar
+}
+
+/// Leaves the full bar on its own line (when it was drawn at all).
+pub(crate) fn finish(bar: &indicatif::ProgressBar) {
+    bar.finish();
+    if !bar.is_hidden() {
+        eprintln!();
+    }
+}
+
+/// Checks the integrity chain of the whole log, with a progress bar.
 pub async fn verify(store: &StoreArgs) -> anyhow::Result<()> {
     let log = verkosto_eventlog::EventLog::connect(&store.url()).await?;
     let total = log.count().await?.max(1) as u64;
-    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = log
-        .verify(|checked| {
-            if interactive {
-                let pct = checked * 100 / total;
-                let bar = "#".repeat((pct / 4) as usize);
-                eprint!("\r[{bar:<25}] {checked}/{total} events");
-                let _ = std::io::stderr().flush();
-            }
-        })
-        .await?;
-    if interactive {
-        eprintln!();
-    }
+    let bar = progress_bar(total, "events");
+    let report = log.verify(|checked| bar.set_position(checked)).await?;
+    finish(&bar);
     println!("{}", serde_json::to_string_pretty(&report)?);
     if report.ok {
         Ok(())

@@ -61,12 +61,49 @@ pub async fn run(store: &StoreArgs, names: &[String]) -> anyhow::Result<()> {
     for projection in &projections {
         log.reset_projection(projection.as_ref()).await?;
     }
+    // Progress on a terminal: the slowest projection's checkpoint against
+    // the log's head, read beside the replay (nothing is read when hidden).
+    let head = log.head_position().await?.max(0) as u64;
+    let bar = crate::audit::progress_bar(head, "events");
+    let watcher = (!bar.is_hidden()).then(|| {
+        let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
+        tokio::spawn(watch(log.clone(), names, bar.clone()))
+    });
     // One read of the log feeds them all.
-    let at = log.catch_up_together(&projections).await?;
+    let at = log.catch_up_together(&projections).await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    let at = at?;
+    bar.set_position(head);
+    crate::audit::finish(&bar);
     println!(
         "{}: rebuilt up to {at} in {:.1} s",
         names.join(", "),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Moves the bar to the slowest of the named checkpoints, five times a second.
+async fn watch(log: EventLog, names: Vec<&'static str>, bar: indicatif::ProgressBar) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let checkpoints: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, position FROM checkpoints")
+                .fetch_all(log.db().reader())
+                .await
+                .unwrap_or_default();
+        let slowest = names
+            .iter()
+            .map(|name| {
+                checkpoints
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, position)| *position)
+            })
+            .min()
+            .unwrap_or(0);
+        bar.set_position(slowest.max(0) as u64);
+    }
 }

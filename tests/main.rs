@@ -33,5 +33,6 @@ mod scaleout;
 mod seams;
 mod stream_trust;
 mod tasks;
+mod traces;
 mod web;
 mod webhooks;

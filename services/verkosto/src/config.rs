@@ -471,6 +471,13 @@ pub struct ServeArgs {
     /// Log as JSON (default: JSON unless stderr is a terminal).
     #[arg(long, env = "VERKOSTO_LOG_JSON")]
     pub log_json: Option<bool>,
+    /// Send traces over OTLP (HTTP/protobuf) to this collector, e.g.
+    /// `http://otel-collector:4318`; they go to `<url>/v1/traces`, as
+    /// service `verkosto-<target>`. Off when unset. The environment variable
+    /// is OpenTelemetry's own; its other `OTEL_EXPORTER_OTLP_*` settings
+    /// (headers, timeout) apply too.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Bench builds only: serve case records with no consent filtering and
     /// no access log, as the read benchmark's baseline.
     #[cfg(feature = "bench")]
@@ -519,6 +526,11 @@ impl ServeArgs {
             );
         }
         Ok(false)
+    }
+
+    /// The name this process's traces carry: `verkosto-<target>`.
+    pub fn service_name(&self) -> String {
+        format!("verkosto-{:?}", self.target).to_lowercase()
     }
 
     /// Dev tokens only when asked for: by name, or with the demo.

@@ -19,8 +19,15 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     cli.command.load_secret_files()?;
     match cli.command {
         Command::Serve(args) => {
-            verkosto::telemetry::init(args.log_json);
-            verkosto::app::serve(*args).await
+            let telemetry = verkosto::telemetry::init_with_traces(
+                args.log_json,
+                args.otlp_endpoint.as_deref(),
+                &args.service_name(),
+            )?;
+            let served = verkosto::app::serve(*args).await;
+            // The exporter waits on its own thread; the last spans go now.
+            tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
+            served
         }
         Command::Audit { store, command } => {
             verkosto::telemetry::init(Some(false));

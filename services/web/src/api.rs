@@ -121,7 +121,9 @@ async fn remote(
 ) -> Result<Answer, String> {
     let method =
         reqwest::Method::from_bytes(method.as_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut request = http.request(method, format!("{base}{path}"));
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .headers(trace_context());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -135,4 +137,20 @@ async fn remote(
         status,
         body: serde_json::from_str(&text).unwrap_or(Value::Null),
     })
+}
+
+/// The current span's trace as W3C `traceparent` (and `tracestate`), so the
+/// API process's spans join this request's trace. Empty unless this process
+/// exports traces (`--otlp-endpoint`).
+fn trace_context() -> http::HeaderMap {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let mut headers = http::HeaderMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(
+            &context,
+            &mut opentelemetry_http::HeaderInjector(&mut headers),
+        )
+    });
+    headers
 }

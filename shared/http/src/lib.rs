@@ -72,17 +72,35 @@ pub fn conventions_with<S: Clone + Send + Sync + 'static>(
                     .get::<RequestId>()
                     .map(|r| r.0.clone())
                     .unwrap_or_default();
-                tracing::info_span!(
+                let span = tracing::info_span!(
                     "request",
                     method = %req.method(),
                     route,
                     request_id,
                     user = tracing::field::Empty,
-                )
+                );
+                continue_trace(&span, req.headers());
+                span
             }),
         )
         .layer(axum::middleware::from_fn(finish_writes))
         .layer(axum::middleware::from_fn(request_id::layer))
+}
+
+/// A request that comes with a W3C `traceparent` (another process of the
+/// deployment calling, with traces on) continues that trace: its span
+/// becomes a child of the caller's. Nothing happens unless the process
+/// exports traces (`--otlp-endpoint` installs the propagator and the layer).
+fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(headers))
+    });
+    // No tracing layer (traces off): there is nothing to join.
+    let _ = span.set_parent(parent);
 }
 
 /// axum's own rejections (a body over the limit read as `Bytes`, a bad path

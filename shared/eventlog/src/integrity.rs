@@ -147,7 +147,8 @@ struct Seal {
     position: i64,
     /// The event's hash as it was when sealed.
     event_hash: String,
-    /// SHA-256 (hex) of the previous seal's chain hash ([`GENESIS`] for the first) and `event_hash`.
+    /// SHA-256 (hex) of the previous seal's chain hash ([`GENESIS`] for the
+    /// first) and `event_hash`.
     chain_hash: String,
 }
 

@@ -30,13 +30,20 @@ pub(crate) fn routes() -> Router<ConsentService> {
 /// One consent change as the auditor sees it.
 #[derive(Clone, Debug, Serialize)]
 pub struct HistoryEntry {
+    /// The change's version in the case's consent record: 1, 2, …
     pub seq: i64,
+    /// The event's type name (`ConsentGranted`, …).
     #[serde(rename = "type")]
     pub event_type: String,
+    /// When it was recorded: the event's `occurred_at` (RFC 3339, UTC, microseconds).
     pub at: String,
+    /// Who recorded it.
     pub actor: verkosto_eventlog::Actor,
+    /// The event's fields (the payload inside its type's key); null if absent.
     pub data: Value,
+    /// The event's id in the log.
     pub event_id: String,
+    /// The event's hash, for checking against `/api/v1/audit/verify`.
     pub hash: String,
 }
 
@@ -57,9 +64,14 @@ impl From<&RecordedEvent> for HistoryEntry {
 /// A case's consent record and the facts needed to evaluate it, read
 /// straight from the log (for auditors, who need no projection).
 pub struct Replay {
+    /// The case's id.
     pub case_id: String,
+    /// The lead agency, from the case's `CaseOpened` (empty if it has none).
     pub lead_agency: String,
+    /// Every event of the case's consent stream, in version order.
     pub events: Vec<RecordedEvent>,
+    /// Those events folded, with the lead but without the case's facts (flags,
+    /// coming of age): add them with `ConsentState::with_case` before judging.
     pub state: ConsentState,
 }
 
@@ -123,6 +135,7 @@ async fn consent_history(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
+    /// `?at=`: the moment, RFC 3339 with an offset; none: now.
     at: Option<String>,
 }
 

@@ -13,6 +13,7 @@ use verkosto_types::Refusal;
 /// The consent record of one case.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Consent {
+    /// The record, folded from its events (not serialised: always rebuilt from them).
     #[serde(skip)]
     state: ConsentState,
 }
@@ -26,7 +27,9 @@ impl Consent {
 /// The case's network when the command was given.
 #[derive(Clone, Debug, Default)]
 pub struct Network {
+    /// The case's lead agency id.
     pub lead: String,
+    /// The member agency ids, the lead included.
     pub members: BTreeSet<String>,
 }
 
@@ -52,44 +55,72 @@ impl Network {
 #[derive(Clone, Debug)]
 pub enum ConsentCommand {
     Grant {
+        /// The new grant's id, made by the handler (`grant-…`).
         grant_id: String,
+        /// The agency id to be let read: a member other than the lead.
         recipient: String,
+        /// The categories to be covered; at least one.
         categories: BTreeSet<Category>,
+        /// What the data may be used for (free text).
         purpose: String,
+        /// When the grant starts; none: at `at`.
         valid_from: Option<DateTime<Utc>>,
+        /// When the grant ends (exclusive), after `at` and `valid_from`; none:
+        /// until withdrawn.
         valid_until: Option<DateTime<Utc>>,
+        /// How and from whom the consent was obtained.
         obtained: Obtained,
+        /// The case's network, to check `recipient` against.
         network: Network,
+        /// When the command is recorded (the event's `occurred_at`).
         at: DateTime<Utc>,
     },
     Withdraw {
+        /// The grant to withdraw; it must exist and not be withdrawn yet.
         grant_id: String,
+        /// Why (free text).
         reason: String,
+        /// When the command is recorded.
         at: DateTime<Utc>,
     },
     Refuse {
+        /// The new refusal's id, made by the handler (`refusal-…`).
         refusal_id: String,
+        /// The agency id refused: a member other than the lead.
         agency: String,
         /// Empty: every category.
         categories: BTreeSet<Category>,
+        /// The case's network, to check `agency` against.
         network: Network,
+        /// When the command is recorded.
         at: DateTime<Utc>,
     },
     LiftRefusal {
+        /// The refusal to lift; it must exist and not be lifted yet.
         refusal_id: String,
+        /// When the command is recorded.
         at: DateTime<Utc>,
     },
     RecordStatutory {
+        /// The new basis's id, made by the handler (`basis-…`).
         basis_id: String,
+        /// The agency id the law lets read: a member other than the lead.
         recipient: String,
+        /// The categories it covers; at least one.
         categories: BTreeSet<Category>,
+        /// The provision of law (free text).
         law_reference: String,
+        /// When the basis ends (exclusive), after `at`; none: until ended.
         valid_until: Option<DateTime<Utc>>,
+        /// The case's network, to check `recipient` against.
         network: Network,
+        /// When the command is recorded.
         at: DateTime<Utc>,
     },
     EndStatutory {
+        /// The basis to end; it must exist and not be ended yet.
         basis_id: String,
+        /// When the command is recorded.
         at: DateTime<Utc>,
     },
 }

@@ -28,8 +28,11 @@ use crate::domain::{agencies_in, Consent, ConsentCommand, Network};
 /// The consent service.
 #[derive(Clone)]
 pub struct ConsentService {
+    /// The event log: the consent streams, and the case streams audits replay.
     pub log: EventLog,
+    /// Fresh views of cases: membership, the network and the case's facts.
     pub guard: Guard,
+    /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
 }
 
@@ -133,13 +136,20 @@ fn new_id(prefix: &str) -> String {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
+    /// The agency to let read: a member of the case's network other than the lead.
     recipient: AgencyId,
+    /// The categories of the client's data it covers; at least one.
     categories: BTreeSet<Category>,
+    /// What the data may be used for.
     purpose: Text<500>,
+    /// When the grant starts (RFC 3339); default: now.
     #[serde(default)]
     valid_from: Option<DateTime<Utc>>,
+    /// When the grant ends (exclusive; RFC 3339, in the future); default:
+    /// until withdrawn.
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
+    /// How, in which language and from whom the consent was obtained.
     obtained: Obtained,
 }
 
@@ -192,6 +202,7 @@ async fn grant(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
+    /// Why it is withdrawn.
     reason: Text<1000>,
 }
 
@@ -220,6 +231,7 @@ fn version_answer(v: i64) -> (u16, Value) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRefusal {
+    /// The agency refused: a member of the case's network other than the lead.
     agency: AgencyId,
     /// Missing or empty: every category.
     #[serde(default)]
@@ -264,9 +276,14 @@ async fn lift_refusal(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewStatutory {
+    /// The agency the law lets read: a member of the network other than the lead.
     recipient: AgencyId,
+    /// The categories it covers; at least one.
     categories: BTreeSet<Category>,
+    /// The provision of law that allows the sharing.
     law_reference: Text<300>,
+    /// When the basis ends (exclusive; RFC 3339, in the future); default:
+    /// until ended.
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
 }
@@ -311,6 +328,7 @@ async fn end_statutory(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
+    /// The moment (RFC 3339 with an offset); default: now.
     at: Option<String>,
     /// `true`: also list the grants in force at `at`, with their ids.
     #[serde(default)]

@@ -26,11 +26,16 @@ use crate::Directory;
 /// `agency_name.fi`, `admin_subject`, `admin_name`, `another_admin`).
 #[derive(Clone, Debug)]
 pub struct Bootstrap {
+    /// The first agency's id, which the admin's token's `agency` claim must carry;
+    /// `system` is refused.
     pub agency_id: String,
+    /// What kind of agency it is.
     pub agency_kind: AgencyKind,
+    /// Its name in Finnish, Swedish and English (each at most 200 characters).
     pub agency_name: LocalizedName,
     /// The provider's `sub` for the admin: the directory's user id.
     pub admin_subject: String,
+    /// The admin's display name (at most 200 characters).
     pub admin_name: String,
     /// Add this admin even though the directory has one already.
     pub another_admin: bool,
@@ -48,7 +53,9 @@ pub enum Done {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// What became of the agency.
     pub agency: Done,
+    /// What became of the admin user.
     pub admin: Done,
 }
 

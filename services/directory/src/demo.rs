@@ -12,10 +12,15 @@ use crate::domain::{AgencyKind, LocalizedName};
 use crate::Directory;
 
 pub struct DemoAgency {
+    /// The agency's id.
     pub id: &'static str,
+    /// What kind of agency it is.
     pub kind: AgencyKind,
+    /// Its name in Finnish.
     pub fi: &'static str,
+    /// Its name in Swedish.
     pub sv: &'static str,
+    /// Its name in English.
     pub en: &'static str,
 }
 

@@ -63,8 +63,11 @@ impl AgencyKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalizedName {
+    /// The name in Finnish (at most 200 characters).
     pub fi: String,
+    /// The name in Swedish (at most 200 characters).
     pub sv: String,
+    /// The name in English (at most 200 characters).
     pub en: String,
 }
 
@@ -81,16 +84,22 @@ impl LocalizedName {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Agency {
+    /// The agency's id; none until it is registered.
     pub id: Option<String>,
+    /// Its kind; none until it is registered.
     pub kind: Option<AgencyKind>,
+    /// Its name; none until it is registered.
     pub name: Option<LocalizedName>,
 }
 
 #[derive(Clone, Debug)]
 pub enum AgencyCommand {
     Register {
+        /// The new agency's id (checked by the handler).
         id: String,
+        /// What kind of agency it is.
         kind: AgencyKind,
+        /// Its name in the three languages (checked by the handler).
         name: LocalizedName,
     },
 }
@@ -99,8 +108,11 @@ pub enum AgencyCommand {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum AgencyEvent {
     AgencyRegistered {
+        /// The agency's id: the one the `agency` claim of its users' tokens carries.
         id: String,
+        /// What kind of agency it is.
         kind: AgencyKind,
+        /// Its name in Finnish, Swedish and English.
         name: LocalizedName,
     },
 }
@@ -147,17 +159,24 @@ impl Aggregate for Agency {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
+    /// The user's id; none until the user is registered.
     pub id: Option<String>,
+    /// The user's agency id; none until the user is registered.
     pub agency: Option<String>,
+    /// The user's roles; empty until the user is registered.
     pub roles: BTreeSet<Role>,
 }
 
 #[derive(Clone, Debug)]
 pub enum UserCommand {
     Register {
+        /// The new user's id (checked by the handler; `admin` is refused).
         id: String,
+        /// The user's agency id (checked by the handler: a registered agency, or `system`).
         agency: String,
+        /// What the user may do; at least one role.
         roles: BTreeSet<Role>,
+        /// The user's name as shown to others; recorded as the event's `name`.
         display_name: String,
     },
 }
@@ -168,10 +187,14 @@ pub enum UserEvent {
     /// Version 2: `name` was `display_name` in version 1 (read through the
     /// log's upcaster, `verkosto_eventlog::UPCASTERS`).
     UserRegistered {
+        /// The user's id: the `sub` claim of the user's tokens.
         id: String,
+        /// The user's agency id.
         agency: String,
+        /// What the user may do, as role names.
         #[schemars(with = "Vec<String>")]
         roles: BTreeSet<Role>,
+        /// The user's name as shown to others.
         name: String,
     },
 }

@@ -22,9 +22,13 @@ use crate::domain::{Agency, AgencyCommand, AgencyKind, LocalizedName, User, User
 /// (in dev mode) the token issuer.
 #[derive(Clone)]
 pub struct Directory {
+    /// The event log: the `agency` and `user` streams, and the read model's tables.
     pub log: EventLog,
+    /// How far the directory's read model has got, for read-your-writes.
     pub progress: Progress,
+    /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
+    /// Issues dev tokens (`/api/v1/dev/token`); none: dev tokens are off.
     pub dev: Option<DevIssuer>,
 }
 
@@ -36,16 +40,23 @@ impl FromRef<Directory> for AuthState {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgencyView {
+    /// The agency's id.
     pub id: String,
+    /// Its kind, as on the wire (`social_services`).
     pub kind: String,
+    /// Its name in Finnish, Swedish and English.
     pub name: LocalizedName,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserView {
+    /// The user's id.
     pub id: String,
+    /// The user's agency id.
     pub agency: String,
+    /// What the user may do.
     pub roles: Vec<Role>,
+    /// The user's name as shown to others.
     pub display_name: String,
 }
 
@@ -209,6 +220,7 @@ pub fn builtin_admin() -> Principal {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
+    /// The user's id, or `admin` for the built-in administrator.
     user: String,
 }
 
@@ -242,8 +254,11 @@ async fn dev_token(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAgency {
+    /// The agency's id, as its users' tokens will carry it in the `agency` claim.
     id: AgencyId,
+    /// What kind of agency it is.
     kind: AgencyKind,
+    /// Its name in Finnish, Swedish and English, each at most 200 characters.
     name: LocalizedName,
 }
 
@@ -276,10 +291,15 @@ async fn list_agencies(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    /// The user's id, as the user's tokens will carry it in the `sub` claim; `admin`
+    /// is built in.
     id: UserId,
+    /// The id of a registered agency the user belongs to.
     agency: String,
+    /// What the user may do: `facilitator`, `liaison`, `auditor`, `admin`; at least one.
     #[schemars(with = "Vec<String>")]
     roles: BTreeSet<Role>,
+    /// The user's name as shown to others.
     display_name: Text<200>,
 }
 

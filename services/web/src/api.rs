@@ -20,7 +20,9 @@ pub enum ApiClient {
 /// An API answer: status and JSON body (problem JSON on errors).
 #[derive(Clone, Debug)]
 pub struct Answer {
+    /// The HTTP status code.
     pub status: u16,
+    /// The JSON body; problem JSON when the status is not 2xx.
     pub body: Value,
 }
 

@@ -15,8 +15,12 @@ use crate::{s, Web};
 
 #[derive(Deserialize)]
 pub struct AuditQuery {
+    /// `?case=`: the case to audit (trimmed); empty or none: no case chosen.
     case: Option<String>,
+    /// `?at=`: the moment to replay the consent matrix at (RFC 3339); empty
+    /// or none: now.
     at: Option<String>,
+    /// `?verify=` present (any value): also check the log's integrity chain.
     verify: Option<String>,
     /// Only reads by this user or agency.
     who: Option<String>,

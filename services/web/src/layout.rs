@@ -9,9 +9,13 @@ use crate::session::Page;
 /// the values the user had typed, so nothing is lost.
 #[derive(Clone, Debug, Default)]
 pub struct FormError {
+    /// Which form on the page the error is for.
     pub form: String,
+    /// The field at fault, as the API named it (`name.fi`); none: the whole form.
     pub field: Option<String>,
+    /// What the API said is wrong.
     pub detail: String,
+    /// What the user had typed, by field name, to fill the form in again.
     pub values: std::collections::HashMap<String, String>,
 }
 

@@ -25,6 +25,7 @@ pub use session::{migrate, run_sweeper, Sessions};
 /// The web app's state.
 #[derive(Clone)]
 pub struct Web {
+    /// The HTTP API the pages are made from, called as the signed-in user.
     pub api: ApiClient,
     /// Dev sign-in (choose a demo user) is on.
     pub dev: bool,

@@ -23,19 +23,28 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 
 /// The provider and this app's registration with it.
 pub struct Oidc {
+    /// The provider's issuer URL, without a trailing `/`: discovery starts
+    /// there, and ID tokens must name it.
     pub issuer: String,
+    /// This app's client id: sent to the provider, and the ID token's audience.
     pub client_id: String,
+    /// The client secret for the token endpoint; none: a public client (PKCE only).
     pub client_secret: Option<String>,
     /// This app's public address (for the redirect URI); else the request's host.
     pub public_url: Option<String>,
+    /// For the provider's discovery and token endpoints (10 s timeout).
     http: reqwest::Client,
+    /// The provider's discovery document, fetched on first use.
     discovered: OnceCell<Discovery>,
 }
 
 #[derive(Clone, Deserialize)]
 struct Discovery {
+    /// Where the browser is sent to sign in.
     authorization_endpoint: String,
+    /// Where the code is traded for tokens.
     token_endpoint: String,
+    /// The provider's signing keys, for checking the ID token.
     jwks_uri: String,
 }
 
@@ -116,6 +125,7 @@ fn failed(detail: &str) -> Response {
 
 #[derive(Deserialize)]
 pub struct Start {
+    /// `?next=`: the local path to return to after signing in.
     next: Option<String>,
 }
 
@@ -160,14 +170,19 @@ pub async fn start(
 
 #[derive(Deserialize)]
 pub struct Callback {
+    /// The authorization code to trade for tokens.
     code: Option<String>,
+    /// Must equal the `state` this browser's sign-in started with.
     state: Option<String>,
+    /// The provider's error code, when the sign-in failed there.
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Tokens {
+    /// The API token the session keeps and calls the API with.
     access_token: String,
+    /// Checked (signature, issuer, audience, `nonce`), then dropped.
     id_token: String,
 }
 

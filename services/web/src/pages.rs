@@ -17,7 +17,9 @@ use crate::{forbidden, Web};
 /// The sign-in page's query: why the last session ended, where to go after.
 #[derive(serde::Deserialize, Default)]
 pub struct SigninQuery {
+    /// `?ended=`: why the last session ended (`idle`, `expired`, …), to say so.
     ended: Option<String>,
+    /// `?next=`: the local path to return to after signing in.
     next: Option<String>,
 }
 

@@ -52,9 +52,12 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 /// The signed-in user, as the token says (for display; the API checks it).
 #[derive(Clone, Debug, Deserialize)]
 pub struct Me {
+    /// The user's id (the token's `sub`).
     #[serde(rename = "sub")]
     pub user: String,
+    /// The user's agency id.
     pub agency: String,
+    /// The user's roles as the token names them; empty if it names none.
     #[serde(default)]
     pub roles: Vec<String>,
     /// When the API token expires (seconds since the epoch), if it says.
@@ -113,8 +116,12 @@ pub async fn migrate(db: &Db) -> Result<(), verkosto_eventlog::Error> {
 /// The sessions of the web app, and how long they last.
 #[derive(Clone)]
 pub struct Sessions {
+    /// Where the `web_sessions` table is.
     db: Db,
+    /// A session unused this long is over.
     pub idle_timeout: Duration,
+    /// A session this old is over, however much it is used; also the
+    /// cookie's `Max-Age`.
     pub max_age: Duration,
     /// `Secure` on every cookie; off only with `--insecure-cookies-on-loopback`.
     pub secure_cookies: bool,
@@ -123,18 +130,26 @@ pub struct Sessions {
 /// A live session, as a page sees it.
 #[derive(Clone)]
 struct Live {
+    /// What the session id gives.
     keys: Keys,
+    /// The API token, unsealed.
     token: String,
+    /// The token's claims.
     me: Me,
 }
 
 /// What a session id gives: the row's key, the sealing key, the CSRF token.
 #[derive(Clone)]
 struct Keys {
+    /// The session id: the cookie's value (32 random bytes, base64url).
     id: String,
+    /// HMAC-SHA256 key made of the id: derives the others, and checks the CSRF token.
     key: hmac::Key,
+    /// The row's key in `web_sessions` (hex): the table never holds the id itself.
     row: String,
+    /// The ChaCha20-Poly1305 key the row's token is sealed under.
     seal: [u8; 32],
+    /// The session's CSRF token (base64url of a MAC of a fixed label).
     csrf: String,
 }
 
@@ -397,17 +412,26 @@ pub async fn run_sweeper(sessions: Sessions, shutdown: CancellationToken) {
 
 /// What every page handler starts from.
 pub struct Page {
+    /// The language to show the page in (cookie, else `Accept-Language`).
     pub lang: Lang,
+    /// The signed-in user's API token; none: nobody signed in.
     pub token: Option<String>,
+    /// The signed-in user, as the token says; none: nobody signed in.
     pub me: Option<Me>,
+    /// The CSRF token the page's forms carry: the session's, or before
+    /// sign-in this browser's double-submit token.
     pub csrf: String,
     /// Why the session the browser presented is over, if it is.
     pub ended: Option<Ended>,
     /// Where the user was, to return there after signing in: this page
     /// for a GET, the page the form was on for a POST.
     pub back: Option<String>,
+    /// The session the browser presented, if it is live.
     live: Option<Live>,
+    /// The double-submit token was made for this request: the answer sets
+    /// its cookie (and no form can carry it yet).
     new_csrf: bool,
+    /// `Secure` on the cookies the answer sets.
     secure_cookies: bool,
 }
 

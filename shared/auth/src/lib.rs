@@ -49,8 +49,12 @@ impl Role {
 /// Who is calling, as proven by a verified token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
+    /// The user's id, from the token's `sub` claim (a directory user id, or
+    /// `admin` for the built-in dev administrator).
     pub user: String,
+    /// The id of the agency the user acts for, from the `agency` claim.
     pub agency: String,
+    /// What the user may do, from the `roles` claim; unknown roles refuse the token.
     pub roles: Vec<Role>,
 }
 
@@ -74,9 +78,13 @@ pub enum AuthError {
 
 #[derive(Deserialize)]
 struct Claims {
+    /// The user's id; must not be empty.
     sub: String,
+    /// The user's agency id; must not be empty.
     agency: String,
+    /// Role names as sent, parsed into [`Role`] after the signature check.
     roles: Vec<String>,
+    /// Expiry, in seconds since the epoch; kept to bound reuse of the check.
     exp: u64,
 }
 
@@ -89,14 +97,22 @@ const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Verifies tokens. The algorithm list is pinned by configuration.
 #[derive(Clone)]
 pub struct Verifier {
+    /// Shared by all clones, so they share the keys and the memory of checks.
     inner: Arc<VerifierInner>,
 }
 
 struct VerifierInner {
+    /// The only `iss` accepted.
     issuer: String,
+    /// The only `aud` accepted.
     audience: String,
+    /// The algorithms a token's header may name, pinned by configuration;
+    /// never taken from the token.
     algorithms: Vec<Algorithm>,
+    /// Where the signature keys come from, by `kid`.
     keys: Keys,
+    /// Recently checked tokens by their full text, for [`Verifier::reuse`];
+    /// cleared when it reaches [`REMEMBERED`] entries.
     verified: std::sync::Mutex<HashMap<String, Verified>>,
 }
 
@@ -104,6 +120,7 @@ struct VerifierInner {
 /// an Ed25519 signature is a tenth of a request's CPU; a client sends the
 /// same token many times.
 struct Verified {
+    /// Who the token speaks for.
     principal: Principal,
     /// The token's `exp`, in seconds since the epoch.
     expires: u64,
@@ -121,8 +138,12 @@ const REMEMBERED: usize = 10_000;
 enum Keys {
     Static(HashMap<String, DecodingKey>),
     Remote {
+        /// The identity provider's JWKS URL.
         url: String,
+        /// HTTP client for fetching the key set (5 s timeout).
         client: reqwest::Client,
+        /// The last fetched keys by `kid`, and when they were fetched (none:
+        /// never); refetched at most every [`REFETCH_INTERVAL`].
         cache: RwLock<(HashMap<String, DecodingKey>, Option<Instant>)>,
     },
 }
@@ -380,11 +401,14 @@ fn hex_bytes(s: &str) -> Vec<u8> {
 /// Issues dev tokens.
 #[derive(Clone)]
 pub struct DevIssuer {
+    /// Shared by all clones.
     inner: Arc<DevIssuerInner>,
 }
 
 struct DevIssuerInner {
+    /// The Ed25519 signing key (PKCS#8 DER of the seed).
     key: EncodingKey,
+    /// The raw 32-byte Ed25519 public key, published by [`DevIssuer::jwks`].
     public: Vec<u8>,
 }
 

@@ -45,7 +45,9 @@ impl BusError {
 /// The stream's settings. `replicas` is 3 on a cluster.
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
+    /// The JetStream stream's name (default `VERKOSTO_EVENTS`).
     pub name: String,
+    /// How many servers keep a copy of each message (1 on a single server).
     pub replicas: usize,
     /// How long a message stays: the log is the truth, and a consumer
     /// further behind reads the rest from it.
@@ -67,6 +69,7 @@ impl Default for StreamSettings {
 /// needs (see `deploy/nats/`): only the relay may publish events.
 #[derive(Clone, Default)]
 pub struct NatsAccess {
+    /// The NATS user this process connects as; none: anonymous (tests, dev).
     pub user: Option<String>,
     /// Never printed (see the `Debug` below).
     pub password: Option<String>,

@@ -44,12 +44,17 @@ pub struct RelayStatus {
 const RELAY_LOCK: i64 = 0x7665_726b_7265_6c61;
 
 pub struct Relay {
+    /// The log it publishes from, in commit order.
     log: EventLog,
+    /// Where it publishes.
     js: jetstream::Context,
+    /// The stream it publishes to, and creates when it is missing.
     settings: StreamSettings,
     /// `None` until the relay has read the stream's tail.
     position: Option<(Cursor, u64)>,
+    /// Where it stands, watched by `/metrics` and tests.
     status: watch::Sender<RelayStatus>,
+    /// Most events read from the log and published in one pipelined batch.
     batch: usize,
     /// The position last written to the relay's checkpoint, and when.
     stored: (Cursor, tokio::time::Instant),
@@ -297,6 +302,8 @@ impl Relay {
 /// connection for as long as it lives. PostgreSQL frees it when the
 /// connection or the process dies, so a standby takes over.
 struct Lead {
+    /// The connection holding the lock; none on SQLite, where the one
+    /// process leads without a lock.
     connection: Option<PoolConnection<Any>>,
 }
 

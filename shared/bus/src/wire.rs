@@ -30,7 +30,9 @@ pub(crate) fn encode(event: &RecordedEvent) -> Result<bytes::Bytes, serde_json::
     #[derive(Serialize)]
     struct Out<'a> {
         #[serde(flatten)]
+        /// The event's fields, at the top level of the body.
         event: &'a RecordedEvent,
+        /// The payload exactly as stored and hashed (the event skips it).
         payload_text: &'a str,
     }
     Ok(serde_json::to_vec(&Out {
@@ -44,7 +46,9 @@ pub(crate) fn decode(body: &[u8]) -> Result<RecordedEvent, serde_json::Error> {
     #[derive(Deserialize)]
     struct In {
         #[serde(flatten)]
+        /// The event's fields, read from the top level of the body.
         event: RecordedEvent,
+        /// The payload exactly as stored and hashed, put back into the event.
         payload_text: String,
     }
     let In {

@@ -20,8 +20,11 @@ use crate::Error;
 /// An aggregate as loaded, with the version it was loaded at.
 #[derive(Debug)]
 pub struct LoadedAggregate<A> {
+    /// The aggregate's id: its stream's `stream_id`.
     pub id: String,
+    /// The stream's version it was loaded at (0: no events yet).
     pub version: i64,
+    /// The state, every event of the stream applied.
     pub aggregate: A,
     /// The hash of the stream's last event (the genesis hash when empty):
     /// the next append chains to it without reading the head again.
@@ -36,7 +39,9 @@ impl<A: Aggregate> AggregateContext<A> for LoadedAggregate<A> {
 
 /// The aggregates of one type, stored in the log as streams of `A::TYPE`.
 pub struct AggregateStore<A> {
+    /// Where the streams are.
     log: EventLog,
+    /// Only ties the store to `A`; holds nothing.
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -51,9 +56,11 @@ impl<A> Clone for AggregateStore<A> {
 
 /// How a command is to be run.
 pub struct Execution {
+    /// The envelope fields its events get.
     pub meta: CommandMeta,
     /// `If-Match`: the version the caller last saw; a mismatch is refused.
     pub if_match: Option<i64>,
+    /// `Idempotency-Key`: the answer to store with the events; none: no key.
     pub idempotency: Option<IdempotencyWrite>,
 }
 

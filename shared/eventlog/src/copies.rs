@@ -15,9 +15,13 @@ use crate::Error;
 /// What the log holds of an event, enough to recognise a copy of it.
 #[derive(sqlx::FromRow)]
 struct Fingerprint {
+    /// The event's transaction id (the position, on SQLite).
     tx: i64,
+    /// The event's position in the log.
     position: i64,
+    /// The event's id.
     event_id: String,
+    /// The event's stored hash.
     hash: String,
 }
 

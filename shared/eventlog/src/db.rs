@@ -22,8 +22,11 @@ pub enum DbKind {
 /// anyway, so that writers queue in-process instead of failing with BUSY).
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// Which backend.
     kind: DbKind,
+    /// The pool readers use.
     read: AnyPool,
+    /// The pool writers use: the read pool on PostgreSQL, one connection on SQLite.
     write: AnyPool,
 }
 

@@ -12,8 +12,11 @@ use crate::Error;
 /// The answer a write gave, as stored under its key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredAnswer {
+    /// [`request_hash`] of the first request: a retry with another request is refused.
     pub request_hash: String,
+    /// The HTTP status it answered with.
     pub status: u16,
+    /// The JSON body it answered with.
     pub response: serde_json::Value,
 }
 
@@ -21,9 +24,13 @@ pub struct StoredAnswer {
 /// What to store with an append: the key, a hash of the request, and how to
 /// build the answer from the stream's new version.
 pub struct IdempotencyWrite {
+    /// Whose keys these are: the caller's user id, so users' keys never collide.
     pub scope: String,
+    /// The `Idempotency-Key` header's value.
     pub key: String,
+    /// [`request_hash`] of this request (method, path, body).
     pub request_hash: String,
+    /// Builds the status and body from the stream's version after the append.
     pub respond: Arc<dyn Fn(i64) -> (u16, serde_json::Value) + Send + Sync>,
 }
 

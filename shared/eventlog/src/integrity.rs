@@ -20,18 +20,31 @@ pub const SEALER: &str = "integrity-sealer";
 
 /// Every envelope field and the payload text, in a fixed order.
 pub(crate) struct HashInput<'a> {
+    /// The hash of the stream's previous event ([`GENESIS`] for the first).
     pub prev_hash: &'a str,
+    /// The event's `stream_type`.
     pub stream_type: &'a str,
+    /// The event's `stream_id`.
     pub stream_id: &'a str,
+    /// The event's version in its stream.
     pub version: i64,
+    /// The event's id.
     pub event_id: &'a str,
+    /// The event's type name.
     pub event_type: &'a str,
+    /// The payload's schema version.
     pub schema_version: i64,
+    /// The `occurred_at` text as stored (RFC 3339, microseconds).
     pub occurred_at: &'a str,
+    /// The actor's user id.
     pub actor_user: &'a str,
+    /// The actor's agency id.
     pub actor_agency: &'a str,
+    /// The event's `correlation_id`.
     pub correlation_id: &'a str,
+    /// The event's `causation_id`, if any.
     pub causation_id: Option<&'a str>,
+    /// The payload's JSON text exactly as stored.
     pub payload: &'a str,
 }
 
@@ -91,18 +104,26 @@ fn chain(prev: &str, event_hash: &str) -> String {
 /// The outcome of `verify`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VerifyReport {
+    /// No broken link found.
     pub ok: bool,
+    /// How many events were checked.
     pub events_checked: u64,
+    /// Where the chain first fails; none when `ok`.
     pub first_broken: Option<BrokenLink>,
 }
 
 /// Where the chain first fails, and how.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BrokenLink {
+    /// The log position where it fails.
     pub position: i64,
+    /// The stream of the event there; none when no event is there.
     pub stream_type: Option<String>,
+    /// The stream's id, likewise.
     pub stream_id: Option<String>,
+    /// The event's version in its stream, likewise.
     pub version: Option<i64>,
+    /// What is wrong, in words.
     pub problem: String,
 }
 
@@ -120,9 +141,14 @@ impl BrokenLink {
 
 #[derive(sqlx::FromRow)]
 struct Seal {
+    /// The seal's number: 1, 2, … in commit order, with no gap.
     seal_seq: i64,
+    /// The position of the event sealed.
     position: i64,
+    /// The event's hash as it was when sealed.
     event_hash: String,
+    /// SHA-256 (hex) of the previous seal's chain hash ([`GENESIS`] for the
+    /// first) and `event_hash`.
     chain_hash: String,
 }
 

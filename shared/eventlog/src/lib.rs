@@ -46,8 +46,11 @@ pub use upcast::{current_version, upcast, UpcastError, Upcaster, UPCASTERS};
 pub enum Error {
     #[error("stream {stream} is not at the expected version {expected:?} (it is at {actual:?})")]
     Conflict {
+        /// The stream, as `stream_type/stream_id`.
         stream: String,
+        /// The version the writer expected.
         expected: ExpectedVersion,
+        /// The stream's version found; none when unknown (a racing append took the version).
         actual: Option<i64>,
     },
     #[error("a concurrent request with the same idempotency key committed first")]
@@ -58,8 +61,11 @@ pub enum Error {
     /// (the checkpoint was reset): the reader must start again from it.
     #[error("consumer {consumer}: the run read from the stream follows {after}, the checkpoint is at {checkpoint}")]
     StreamGap {
+        /// The consumer's name.
         consumer: String,
+        /// Where its checkpoint is.
         checkpoint: Cursor,
+        /// Where the run read from the stream starts (after this cursor).
         after: Cursor,
     },
     #[error("stored data is corrupt: {0}")]

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct Cursor {
+    /// The writing transaction's id on PostgreSQL; the position on SQLite.
     pub tx: i64,
+    /// The event's position: the log's row id, unique and increasing.
     pub position: i64,
 }
 
@@ -38,7 +40,9 @@ impl std::str::FromStr for Cursor {
 /// Who did it: the user and the agency they acted for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Actor {
+    /// The user's id (`system` for the service itself).
     pub user: String,
+    /// The id of the agency the user acted for (`system` for the service itself).
     pub agency: String,
 }
 
@@ -54,9 +58,13 @@ impl Actor {
 /// The envelope fields a command brings to every event it appends.
 #[derive(Clone, Debug)]
 pub struct CommandMeta {
+    /// Who gives the command.
     pub actor: Actor,
+    /// The request id (`X-Request-Id`) of an HTTP command; a fresh UUIDv7 otherwise.
     pub correlation_id: String,
+    /// What caused the command (an event id for a reaction); none: a direct command.
     pub causation_id: Option<String>,
+    /// When the command happened: every event's `occurred_at` (stored to the microsecond).
     pub occurred_at: DateTime<Utc>,
 }
 
@@ -76,8 +84,11 @@ impl CommandMeta {
 /// An event about to be appended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
+    /// The event's type name (the enum variant).
     pub event_type: String,
+    /// The version of the payload's schema for `event_type`.
     pub schema_version: i64,
+    /// The event's data.
     pub payload: serde_json::Value,
 }
 
@@ -109,25 +120,45 @@ impl ExpectedVersion {
     description = "An event with its envelope, as stored in the log and published on the stream."
 )]
 pub struct RecordedEvent {
+    /// The event's position in the log: unique and increasing, but not in
+    /// commit order on PostgreSQL (see `tx`).
     pub position: i64,
+    /// The writing transaction's id on PostgreSQL, the position on SQLite:
+    /// the log's commit order is `(tx, position)`.
     pub tx: i64,
+    /// The kind of aggregate the stream belongs to (`case`, `consent`, …).
     pub stream_type: String,
+    /// The aggregate's id within its `stream_type`.
     pub stream_id: String,
+    /// The event's number in its stream: 1, 2, … with no gap.
     pub version: i64,
+    /// A UUIDv7 made when the event was appended; the stream message's `Nats-Msg-Id`.
     pub event_id: String,
+    /// The event's type name, which says how to read `payload`.
     pub event_type: String,
+    /// The version of `payload`'s schema for `event_type`; older payloads are
+    /// upcast when read.
     pub schema_version: i64,
     /// RFC 3339, UTC, microseconds: the exact text that was hashed.
     pub occurred_at: String,
+    /// Who caused it: the user and their agency (`system` for the service itself).
     pub actor: Actor,
+    /// The request id of the HTTP command that caused it (a fresh UUIDv7 for
+    /// other commands; a reaction keeps its cause's).
     pub correlation_id: String,
+    /// What caused it: the id of the event a reaction answered, or a word for
+    /// an internal cause; none: a direct command.
     pub causation_id: Option<String>,
+    /// The event's data, as its `event_type` and `schema_version` define it.
     pub payload: serde_json::Value,
     /// The payload exactly as stored (and hashed).
     #[serde(skip)]
     #[schemars(skip)]
     pub payload_text: String,
+    /// `hash` of the stream's previous event; 64 zeros for the first.
     pub prev_hash: String,
+    /// SHA-256 (hex) of `prev_hash`, the other envelope fields and the payload
+    /// text, in a fixed order.
     pub hash: String,
 }
 
@@ -149,6 +180,7 @@ impl RecordedEvent {
 /// The result of a successful append.
 #[derive(Clone, Debug)]
 pub struct Appended {
+    /// The events appended, with their positions and hashes.
     pub events: Vec<RecordedEvent>,
     /// The stream's version after the append.
     pub version: i64,

@@ -99,7 +99,9 @@ where
 /// from messages up to stream sequence `last_sequence`.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamSpan {
+    /// The cursor the run follows: the consumer's position before it.
     pub after: Cursor,
+    /// The stream sequence of the run's last message; none if unknown.
     pub last_sequence: Option<u64>,
 }
 
@@ -503,6 +505,7 @@ async fn quarantine(
 /// How far a running consumer has got, for read-your-writes waits.
 #[derive(Clone, Debug)]
 pub struct Progress {
+    /// The cursor of the last event the consumer has applied (or moved past).
     rx: watch::Receiver<Cursor>,
 }
 
@@ -569,8 +572,11 @@ pub fn advance_progress(progress: &watch::Sender<Cursor>, at: Cursor) {
 /// the run is long or old enough. Losing them costs reading them again.
 #[derive(Default)]
 pub struct Deferred {
+    /// The events read and not applied, in commit order.
     events: Vec<RecordedEvent>,
+    /// Where they sit on the stream; none when read from the log.
     span: Option<StreamSpan>,
+    /// When the first of them was deferred; none: nothing deferred.
     since: Option<Instant>,
 }
 

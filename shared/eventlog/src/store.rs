@@ -17,11 +17,13 @@ use crate::Error;
 /// The event log. Cheap to clone; every clone shares the commit notifier.
 #[derive(Clone, Debug)]
 pub struct EventLog {
+    /// Shared by every clone.
     inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
+    /// The database holding the log.
     db: Db,
     /// Wakes in-process subscribers after each commit (the embedded bus).
     commits: watch::Sender<Cursor>,

@@ -37,8 +37,11 @@ pub fn current_version(event_type: &str) -> i64 {
 pub enum UpcastError {
     #[error("{event_type} v{version} is newer than this build reads (v{current})")]
     Future {
+        /// The event's type name.
         event_type: String,
+        /// The stored payload's schema version.
         version: i64,
+        /// The newest schema version this build reads.
         current: i64,
     },
     #[error("{event_type} v{version} has no upcaster to v{}", version + 1)]

@@ -16,20 +16,31 @@ use crate::view::GuardError;
 /// One read of one case's client data.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AccessRecord {
+    /// The case whose data was read.
     pub case_id: String,
+    /// The reading user's id.
     pub reader_user: String,
+    /// The reading user's agency id.
     pub reader_agency: String,
     /// The service that served it (`cases`, `meetings`, ...).
     pub service: String,
     /// What was read, e.g. `records` or `meeting/<id>`.
     pub resource: String,
+    /// Categories of which at least one item was shown, in category order.
     pub returned: Vec<Category>,
+    /// Categories of which at least one item was withheld, in category order.
     pub withheld: Vec<Category>,
+    /// How many items were shown.
     pub items_returned: u64,
+    /// How many items were withheld.
     pub items_withheld: u64,
+    /// The consent record's version the read was decided on.
     pub consent_version: i64,
+    /// Whether the guard's view was fresh (if not, everything was withheld).
     pub consent_fresh: bool,
+    /// The moment the read was decided at (see `verkosto_policy::moment`).
     pub read_at: DateTime<Utc>,
+    /// The HTTP request's id, when the read came through one.
     pub request_id: Option<String>,
     /// An auditor's read of the case's history or access log.
     pub auditor: bool,
@@ -40,6 +51,7 @@ type Pending = (AccessRecord, oneshot::Sender<Result<(), String>>);
 /// The batching writer's handle. Cheap to clone.
 #[derive(Clone)]
 pub struct AccessLog {
+    /// Queues a record, with where to say when it is durable, for the writer task.
     tx: mpsc::Sender<Pending>,
 }
 
@@ -162,18 +174,31 @@ type AccessRow = (
 /// An access record as the auditor sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AccessEntry {
+    /// The record's row id: increasing in the order written.
     pub seq: i64,
+    /// The reading user's id.
     pub user: String,
+    /// The reading user's agency id.
     pub agency: String,
+    /// The service that served it (`cases`, `meetings`, ...).
     pub service: String,
+    /// What was read, e.g. `records` or `meeting/<id>`.
     pub resource: String,
+    /// Categories of which at least one item was shown.
     pub categories_returned: Vec<String>,
+    /// Categories of which at least one item was withheld.
     pub categories_withheld: Vec<String>,
+    /// How many items were shown.
     pub items_returned: i64,
+    /// How many items were withheld.
     pub items_withheld: i64,
+    /// The consent record's version the read was decided on.
     pub consent_version: i64,
+    /// Whether the guard's view was fresh (if not, everything was withheld).
     pub consent_fresh: bool,
+    /// The moment the read was decided at, RFC 3339 UTC with microseconds.
     pub at: String,
+    /// The HTTP request's id, when the read came through one.
     pub request_id: Option<String>,
     /// An auditor read the case's history or log (no client data).
     pub auditor: bool,

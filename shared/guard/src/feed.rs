@@ -45,6 +45,7 @@ const TABLES: [&str; 4] = [
 
 /// One process's feed; `consumer` names its rows and its checkpoint.
 pub struct GuardFeed {
+    /// The name of its rows in the guard tables and of its checkpoint.
     consumer: &'static str,
 }
 
@@ -60,20 +61,28 @@ impl GuardFeed {
 
 #[derive(Deserialize)]
 struct Opened {
+    /// The case's lead agency id: its first member.
     lead_agency: String,
+    /// The name the case goes by in place of the client's.
     pseudonym: String,
+    /// The case's flags, as opened or as a later event of the batch changed
+    /// them; all off if the event has none.
     #[serde(default)]
     flags: OpenedFlags,
 }
 
 #[derive(Default, Deserialize)]
 struct OpenedFlags {
+    /// The client is a child.
     #[serde(default)]
     minor: bool,
+    /// The client's whereabouts must be protected.
     #[serde(default)]
     safety_risk: bool,
+    /// The day the client comes of age, if recorded.
     #[serde(default)]
     comes_of_age: Option<NaiveDate>,
+    /// Categories the child may consent to personally.
     #[serde(default)]
     minor_may_consent: BTreeSet<Category>,
 }
@@ -99,11 +108,13 @@ pub(crate) fn words<'a>(categories: impl IntoIterator<Item = &'a Category>) -> S
 
 #[derive(Deserialize)]
 struct Resolved {
+    /// The unreadable event an operator resolved.
     event_id: String,
 }
 
 #[derive(Deserialize)]
 struct AgencyChange {
+    /// The agency that joined or left the network.
     agency: String,
 }
 
@@ -168,16 +179,23 @@ impl Projection for GuardFeed {
 
 #[derive(Deserialize)]
 struct FlagsChanged {
+    /// The case's flags after the change, all of them.
     flags: OpenedFlags,
 }
 
 /// A consent or case event this process could not read.
 pub(crate) struct Unreadable {
+    /// The case: the event's `stream_id`.
     case_id: String,
+    /// The event's id.
     event_id: String,
+    /// `case` or `consent`.
     stream_type: String,
+    /// The event's type name.
     event_type: String,
+    /// The event's position in the log.
     position: i64,
+    /// Why it could not be read.
     reason: String,
 }
 
@@ -185,6 +203,7 @@ pub(crate) struct Unreadable {
 /// statements. Membership is a set: only each agency's last change counts.
 #[derive(Default)]
 pub(crate) struct Changes {
+    /// Cases opened in this batch, by case id, with their latest flags.
     opened: BTreeMap<String, Opened>,
     /// Flags of cases opened before this batch.
     flags: BTreeMap<String, OpenedFlags>,
@@ -192,6 +211,7 @@ pub(crate) struct Changes {
     members: BTreeMap<(String, String), bool>,
     /// (case, version, payload) of consent events.
     consent: Vec<(String, i64, String)>,
+    /// Events of the batch that could not be read.
     unreadable: Vec<Unreadable>,
     /// Ids of unreadable events an operator resolved.
     resolved: Vec<String>,

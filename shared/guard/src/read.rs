@@ -26,10 +26,13 @@ use crate::view::{CaseAccess, Guard, GuardError};
 /// Who reads, through which service: what the access record names.
 #[derive(Clone, Debug)]
 pub struct Reader {
+    /// The reading user's id.
     pub user: String,
+    /// The reading user's agency id: whom the policy judges.
     pub agency: String,
     /// The service that answers (`cases`, `meetings`, ...).
     pub service: &'static str,
+    /// The HTTP request's id (`X-Request-Id`), if any, for the access record.
     pub request_id: Option<String>,
 }
 
@@ -47,13 +50,21 @@ impl Reader {
 /// One read of one case's client data, under way. Made only by
 /// [`Guard::read`], after the membership check.
 pub struct CaseRead {
+    /// The view of the case the read is decided on.
     case: CaseAccess,
+    /// Who reads.
     reader: Reader,
+    /// The moment every item is decided at: never before the record's last change.
     at: DateTime<Utc>,
+    /// Where the access record goes.
     access: AccessLog,
+    /// Categories of the items shown so far.
     returned: BTreeSet<Category>,
+    /// Categories of the items withheld so far.
     withheld: BTreeSet<Category>,
+    /// Items shown so far.
     items_returned: u64,
+    /// Items withheld so far.
     items_withheld: u64,
 }
 
@@ -167,9 +178,14 @@ impl CaseRead {
 /// reader's agency is not in shows nothing, and every case read leaves its
 /// own access record.
 pub struct ReadSet {
+    /// Where each case's read is opened.
     guard: Guard,
+    /// Who reads, the same for every case.
     reader: Reader,
+    /// The moment to decide at instead of the process's clock; none: the clock.
     now: Option<DateTime<Utc>>,
+    /// Each case asked for, by id; none where the case does not exist or the
+    /// reader's agency is not in its network.
     reads: BTreeMap<String, Option<CaseRead>>,
 }
 
@@ -230,9 +246,13 @@ impl ReadSet {
 #[derive(Debug)]
 #[must_use]
 pub struct Guarded<T> {
+    /// The filtered answer.
     body: T,
+    /// The consent record's version, for a read of one case; none across cases.
     consent_version: Option<i64>,
+    /// How many items were withheld, over every case read.
     withheld: u64,
+    /// Whether every case's view was fresh.
     consent_fresh: bool,
 }
 

@@ -36,10 +36,15 @@ impl From<sqlx::Error> for GuardError {
 /// What a service needs to filter reads of one case.
 #[derive(Clone, Debug)]
 pub struct CaseAccess {
+    /// The case's id.
     pub case_id: String,
+    /// The case's lead agency id.
     pub lead_agency: String,
+    /// The name the case goes by in place of the client's.
     pub pseudonym: String,
+    /// The client is a child (also in `consent.case`).
     pub minor: bool,
+    /// The client's whereabouts must be protected (also in `consent.case`).
     pub safety_risk: bool,
     /// Member agencies, the lead included.
     pub members: BTreeSet<String>,
@@ -75,21 +80,32 @@ impl CaseAccess {
 /// A consent or case event this process could not read.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct UnreadableEvent {
+    /// The case: the event's `stream_id`.
     pub case_id: String,
+    /// The event's id, which an operator names to resolve it.
     pub event_id: String,
+    /// `case` or `consent`.
     pub stream_type: String,
+    /// The event's type name.
     pub event_type: String,
+    /// The event's position in the log.
     pub position: i64,
+    /// Why it could not be read.
     pub reason: String,
 }
 
 /// Fresh views of cases, and the access log, for one process.
 #[derive(Clone)]
 pub struct Guard {
+    /// The log: stream heads, and the network when the view is stale.
     log: EventLog,
+    /// The name of this process's [`crate::GuardFeed`]: its rows in the guard tables.
     consumer: &'static str,
+    /// How far that feed has got.
     progress: Progress,
+    /// Where reads are recorded.
     pub(crate) access: AccessLog,
+    /// How long a read waits for the feed before it fails closed (stale).
     wait: Duration,
     /// Each case's consent record, folded: a changed record is read from
     /// the version the cache has.

@@ -23,9 +23,13 @@ use crate::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditi
 /// membership extractor, so that an outsider gets 404 whatever it sends:
 /// the body is read last.
 pub struct Write<T> {
+    /// Who sends it, with a verified token.
     pub caller: Caller,
+    /// The parsed JSON body.
     pub body: T,
+    /// Its `If-Match`, `Idempotency-Key`, request id, method and path.
     conditions: WriteConditions,
+    /// The body's bytes as received: hashed with an `Idempotency-Key`.
     raw: Bytes,
 }
 
@@ -98,8 +102,12 @@ impl<F: Fn(i64) -> (u16, Value) + Clone + Send + Sync + 'static> Answer for F {}
 /// Where one aggregate's commands run, and which read model a write waits
 /// for before it answers.
 pub struct Commands<A> {
+    /// Where the aggregate's streams are.
     log: EventLog,
+    /// The service's read model that shows this aggregate, with its name for
+    /// logs: a write waits (up to 5 s) until it has applied the events; none: no wait.
     read_model: Option<(Progress, &'static str)>,
+    /// Only ties the commands to `A`; holds nothing.
     _aggregate: std::marker::PhantomData<fn() -> A>,
 }
 

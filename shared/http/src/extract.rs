@@ -16,7 +16,9 @@ use crate::request_id::RequestId;
 /// A JSON body, parsed strictly; the raw bytes are kept for idempotency.
 /// Errors name the field: `agency: missing field`, `kind: unknown variant`.
 pub struct JsonBody<T> {
+    /// The body, parsed.
     pub value: T,
+    /// The body's bytes as received.
     pub raw: Bytes,
 }
 
@@ -208,6 +210,7 @@ pub(crate) struct TokenChecked(pub(crate) Arc<Result<Principal, AuthError>>);
 /// What the auth extractor needs from the app state.
 #[derive(Clone)]
 pub struct AuthState {
+    /// Checks bearer tokens; the rate limiter must share it, so a token is checked once.
     pub verifier: Arc<Verifier>,
 }
 
@@ -250,10 +253,15 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// with the request id, method and path.
 #[derive(Clone, Debug)]
 pub struct WriteConditions {
+    /// `If-Match`: the version the caller last saw; none: no header.
     pub if_match: Option<i64>,
+    /// `Idempotency-Key` (1 to 255 printable ASCII characters); none: no header.
     pub idempotency_key: Option<String>,
+    /// The request's id (`X-Request-Id`, or a fresh UUIDv7): the events' `correlation_id`.
     pub request_id: String,
+    /// The HTTP method, for the idempotency request hash.
     pub method: String,
+    /// The request's path (no query), for the idempotency request hash.
     pub path: String,
 }
 

@@ -137,8 +137,11 @@ pub fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
 /// What to limit, as configured.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Requests per signed-in user (agency and user of a verified token).
     pub per_user: Rate,
+    /// Requests per client address without a recently verified token.
     pub per_address: Rate,
+    /// Requests per client address to the sign-in endpoints, on top of the others.
     pub sign_in: Rate,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
@@ -151,16 +154,24 @@ type Limiter<K> = DefaultKeyedRateLimiter<K>;
 /// The limiters of one process; cheap to clone.
 #[derive(Clone)]
 pub struct Limits {
+    /// Shared by every clone.
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// Buckets by (agency, user); none: no limit.
     per_user: Option<Limiter<(String, String)>>,
+    /// Buckets by client address (IPv6 by /64); none: no limit.
     per_address: Option<Limiter<IpAddr>>,
+    /// Buckets by client address for the sign-in paths; none: no limit.
     sign_in: Option<Limiter<IpAddr>>,
+    /// Peers whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<IpNet>,
+    /// The sign-in endpoints: method and exact path (GET covers HEAD).
     sign_in_paths: Vec<(Method, &'static str)>,
+    /// Checks a token before it is counted per user; shared with the `Caller` extractor.
     verifier: Arc<Verifier>,
+    /// Requests refused since the start, indexed by [`Which`].
     refused: [AtomicU64; 3],
 }
 

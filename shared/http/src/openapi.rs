@@ -9,12 +9,17 @@ use serde_json::{json, Map, Value};
 /// One operation of the API.
 #[derive(Clone, Debug)]
 pub struct Operation {
+    /// The HTTP method, lower case (`get`, `post`, …).
     pub method: &'static str,
+    /// The path template, as the router has it (`/api/v1/cases/{id}`).
     pub path: &'static str,
+    /// The group it is listed under (`consent`, …).
     pub tag: &'static str,
+    /// One line on what it does.
     pub summary: &'static str,
     /// Who may call it (shown in the description).
     pub who: &'static str,
+    /// The JSON Schema of the request body; none: no body.
     pub body: Option<Schema>,
     /// Whether the body may be left out (it is required unless said).
     pub body_optional: bool,
@@ -68,8 +73,11 @@ pub enum Target {
 /// service's, when run apart) is left out of the document.
 #[derive(Clone, Debug)]
 pub struct Link {
+    /// The answer's status the link is made from.
     pub status: u16,
+    /// The operations it leads to.
     pub target: Target,
+    /// Each target parameter's name and where its value comes from.
     pub parameters: Vec<(&'static str, Source)>,
 }
 

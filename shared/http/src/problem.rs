@@ -7,10 +7,14 @@ use serde::Serialize;
 /// An error answer. `detail` names the offending field for bad input.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Problem {
+    /// The problem type: `https://verkosto.fi/problems/<kind>` (`type` in JSON).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase (`Not Found`).
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong, in English; for bad input it starts with the field.
     pub detail: String,
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -24,6 +28,7 @@ pub struct Problem {
 /// A stable machine code that clients translate by.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Coded {
+    /// The code (`rate_limited`, …).
     pub code: String,
     /// For bad input: each offending field with its code.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -33,8 +38,11 @@ pub struct Coded {
 /// One offending field of a bad input.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FieldError {
+    /// The field's name, as in the request (`obtained.grantor`).
     pub field: String,
+    /// The field's code, a stable word clients translate by.
     pub code: String,
+    /// What is wrong with it, in English.
     pub detail: String,
 }
 

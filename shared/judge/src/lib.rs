@@ -48,41 +48,63 @@ use verkosto_policy::{CaseFacts, Category, ConsentEvent, Grantor, Item};
 /// A grant as the record holds it.
 #[derive(Clone, Debug)]
 struct GrantFact {
+    /// The grant's id (the policy's `@id` names it).
     id: String,
+    /// The agency the grant lets read: the rule's principal.
     recipient: String,
+    /// The categories it covers.
     categories: BTreeSet<Category>,
+    /// From `ConsentGranted`: the rule holds from the later of this and `recorded`.
     valid_from: DateTime<Utc>,
+    /// From `ConsentGranted` (exclusive); none: no end but withdrawal or coming of age.
     valid_until: Option<DateTime<Utc>>,
+    /// Who gave it: decides the rules for minors and coming of age.
     grantor: Grantor,
+    /// When it was recorded: its event's `at`, or the moment before it if later.
     recorded: DateTime<Utc>,
+    /// When it was first withdrawn (same clamping as `recorded`); none: never.
     withdrawn: Option<DateTime<Utc>>,
 }
 
 /// A refusal as the record holds it.
 #[derive(Clone, Debug)]
 struct RefusalFact {
+    /// The refusal's id (the policy's `@id` names it).
     id: String,
+    /// The agency refused: the rule's principal.
     agency: String,
+    /// The categories refused.
     categories: BTreeSet<Category>,
+    /// When it was recorded: its event's `at`, or the moment before it if later.
     recorded: DateTime<Utc>,
+    /// When it was first lifted (same clamping as `recorded`); none: never.
     lifted: Option<DateTime<Utc>>,
 }
 
 /// A statutory basis as the record holds it.
 #[derive(Clone, Debug)]
 struct BasisFact {
+    /// The basis's id (the policy's `@id` names it).
     id: String,
+    /// The agency the law lets read: the rule's principal.
     recipient: String,
+    /// The categories it covers.
     categories: BTreeSet<Category>,
+    /// From `StatutoryBasisRecorded` (exclusive); none: until ended.
     valid_until: Option<DateTime<Utc>>,
+    /// When it was recorded: its event's `at`, or the moment before it if later.
     recorded: DateTime<Utc>,
+    /// When it was first ended (same clamping as `recorded`); none: never.
     ended: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]
 struct Record {
+    /// Every grant, in the order recorded; an id recorded again is not added.
     grants: Vec<GrantFact>,
+    /// Every refusal, in the order recorded.
     refusals: Vec<RefusalFact>,
+    /// Every statutory basis, in the order recorded.
     bases: Vec<BasisFact>,
     /// The moment of the last change, as recorded.
     last: Option<DateTime<Utc>>,
@@ -468,8 +490,11 @@ pub struct Judge {
     slices: HashMap<EntityUid, PolicySet>,
     /// The rules for every principal: the slice of an agency no fact names.
     everyone: PolicySet,
+    /// The policies as Cedar text, as generated: what [`Judge::policies`] shows.
     text: String,
+    /// The case's flag, passed to Cedar in every request's context.
     safety_risk: bool,
+    /// The record's last recorded moment, for [`Judge::moment`]; none: no events.
     last_change: Option<DateTime<Utc>>,
     /// The contexts (stale, fresh) of the last moment read at: reads come
     /// in runs at one moment.
@@ -479,19 +504,26 @@ pub struct Judge {
 /// The answer and the policies that gave it (their `@id`s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// Whether Cedar allowed the read.
     pub allowed: bool,
+    /// The `@id`s of the policies that decided it, sorted.
     pub policies: Vec<String>,
 }
 
 /// The items read, as Cedar entities; the same for every record, so built
 /// once per thread.
 struct Items {
+    /// The entity type `Agency` (principals).
     agency: EntityTypeName,
+    /// The entity type `Note` (items an agency wrote).
     note: EntityTypeName,
+    /// The one action, `Action::"read"`.
     read: EntityUid,
+    /// `Category::"<name>"` for every category: the resource of plain data.
     categories: HashMap<Category, EntityUid>,
     /// `Location::"meeting"`, a child of `Category::"contact"`.
     location: (EntityUid, Entities),
+    /// No entities: what a request for plain data passes.
     none: Entities,
     /// A note's entity (its author, its category) by category and author,
     /// built on first use.

@@ -31,6 +31,7 @@ pub struct Obtained {
     /// Who interpreted, if anyone did.
     #[serde(default)]
     pub interpreter: Option<String>,
+    /// Who gave it; the client (`self`) when not given.
     #[serde(default)]
     pub grantor: Grantor,
 }
@@ -48,40 +49,67 @@ pub enum Method {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum ConsentEvent {
     ConsentGranted {
+        /// The grant's id (`grant-` and a UUIDv7 in hex), named when it is withdrawn.
         grant_id: String,
+        /// The agency id the grant lets read: a network member other than the lead.
         recipient: String,
+        /// The categories of the client's data it covers; at least one.
         categories: BTreeSet<Category>,
+        /// What the data may be used for, as recorded with the consent (free text).
         purpose: String,
+        /// When the grant starts to apply: `at` unless the facilitator gave another
+        /// moment (a grant never applies before it was recorded).
         valid_from: DateTime<Utc>,
+        /// When the grant ends (exclusive), after `at`; none: until withdrawn (a
+        /// guardian's or representative's also ends when the client comes of age).
         valid_until: Option<DateTime<Utc>>,
+        /// How, in which language and from whom the consent was obtained.
         obtained: Obtained,
+        /// When the grant was recorded (the event's `occurred_at`).
         at: DateTime<Utc>,
     },
     ConsentWithdrawn {
+        /// The grant withdrawn, from `ConsentGranted`.
         grant_id: String,
+        /// Why, as the facilitator wrote it (free text).
         reason: String,
+        /// When it was withdrawn: the grant covers nothing from this moment on.
         at: DateTime<Utc>,
     },
     ConsentRefused {
+        /// The refusal's id (`refusal-` and a UUIDv7 in hex), named when it is lifted.
         refusal_id: String,
+        /// The agency id refused: a network member other than the lead.
         agency: String,
+        /// The categories refused: every category when the request named none.
         categories: BTreeSet<Category>,
+        /// When the refusal was recorded, and took effect.
         at: DateTime<Utc>,
     },
     RefusalLifted {
+        /// The refusal lifted, from `ConsentRefused`.
         refusal_id: String,
+        /// When it was lifted: the refusal denies nothing from this moment on.
         at: DateTime<Utc>,
     },
     StatutoryBasisRecorded {
+        /// The basis's id (`basis-` and a UUIDv7 in hex), named when it is ended.
         basis_id: String,
+        /// The agency id the law lets read: a network member other than the lead.
         recipient: String,
+        /// The categories it covers; at least one.
         categories: BTreeSet<Category>,
+        /// The provision of law that allows the sharing (free text).
         law_reference: String,
+        /// When the basis ends (exclusive), after `at`; none: until ended.
         valid_until: Option<DateTime<Utc>>,
+        /// When the basis was recorded, and took effect.
         at: DateTime<Utc>,
     },
     StatutoryBasisEnded {
+        /// The basis ended, from `StatutoryBasisRecorded`.
         basis_id: String,
+        /// When it was ended: the basis allows nothing from this moment on.
         at: DateTime<Utc>,
     },
 }
@@ -113,14 +141,24 @@ impl ConsentEvent {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Grant {
+    /// The grant's id, from `ConsentGranted`.
     pub id: String,
+    /// The agency id the grant lets read.
     pub recipient: String,
+    /// The categories it covers.
     pub categories: BTreeSet<Category>,
+    /// What the data may be used for (free text).
     pub purpose: String,
+    /// When it starts to apply (see also `granted_at`).
     pub valid_from: DateTime<Utc>,
+    /// When it ends (exclusive); none: until withdrawn (see [`Grant::ends_at`]).
     pub valid_until: Option<DateTime<Utc>>,
+    /// How and from whom the consent was obtained.
     pub obtained: Obtained,
+    /// When it was recorded, never before the record's previous change; it
+    /// applies from no earlier moment.
     pub granted_at: DateTime<Utc>,
+    /// When it was withdrawn (the first withdrawal stands); none: not withdrawn.
     pub withdrawn_at: Option<DateTime<Utc>>,
 }
 
@@ -192,10 +230,16 @@ impl CaseFacts {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Refusal {
+    /// The refusal's id, from `ConsentRefused`.
     pub id: String,
+    /// The agency id refused.
     pub agency: String,
+    /// The categories refused.
     pub categories: BTreeSet<Category>,
+    /// When it was recorded, never before the record's previous change; in
+    /// force from then.
     pub refused_at: DateTime<Utc>,
+    /// When it was lifted (exclusive end); none: still in force.
     pub lifted_at: Option<DateTime<Utc>>,
 }
 
@@ -207,12 +251,20 @@ impl Refusal {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatutoryBasis {
+    /// The basis's id, from `StatutoryBasisRecorded`.
     pub id: String,
+    /// The agency id the law lets read.
     pub recipient: String,
+    /// The categories it covers.
     pub categories: BTreeSet<Category>,
+    /// The provision of law that allows the sharing (free text).
     pub law_reference: String,
+    /// When it was recorded, never before the record's previous change; in
+    /// force from then.
     pub recorded_at: DateTime<Utc>,
+    /// When it runs out (exclusive); none: until ended.
     pub valid_until: Option<DateTime<Utc>>,
+    /// When it was ended (exclusive end); none: not ended.
     pub ended_at: Option<DateTime<Utc>>,
 }
 
@@ -233,8 +285,11 @@ pub struct ConsentState {
     /// The case's flags that the rules need; not part of the record's
     /// events, set by whoever holds the case (`ConsentState::with_case`).
     pub case: CaseFacts,
+    /// Every grant ever recorded, withdrawn ones too, by grant id.
     pub grants: BTreeMap<String, Grant>,
+    /// Every refusal ever recorded, lifted ones too, by refusal id.
     pub refusals: BTreeMap<String, Refusal>,
+    /// Every statutory basis ever recorded, ended ones too, by basis id.
     pub statutory: BTreeMap<String, StatutoryBasis>,
     /// When each event was recorded, in order: `changes.len()` is the
     /// record's version.
@@ -249,8 +304,11 @@ pub struct ConsentState {
 /// category they cover, in id order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct AgencyFacts {
+    /// Ids of the agency's grants, by category.
     pub grants: BTreeMap<Category, BTreeSet<String>>,
+    /// Ids of the refusals of the agency, by category.
     pub refusals: BTreeMap<Category, BTreeSet<String>>,
+    /// Ids of the agency's statutory bases, by category.
     pub statutory: BTreeMap<Category, BTreeSet<String>>,
 }
 

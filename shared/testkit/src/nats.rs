@@ -121,10 +121,15 @@ fn users_conf() -> Result<String> {
 /// (`sync_interval: always`, on 2.10 and newer), so [`NatsServer::kill9`]
 /// loses nothing that was acknowledged. Killed when dropped.
 pub struct NatsServer {
+    /// The client port on 127.0.0.1; kept across restarts.
     port: u16,
+    /// The HTTP monitoring port on 127.0.0.1 (`/healthz`, `/jsz`).
     monitor_port: u16,
+    /// Holds the config, the password files, the JetStream store and the log.
     dir: tempfile::TempDir,
+    /// The running server; none after [`NatsServer::kill9`] or if it exited.
     child: Option<Child>,
+    /// Configuration appended after the generated one (e.g. cluster blocks).
     extra_config: String,
 }
 

@@ -22,12 +22,16 @@ use crate::{free_port, is_root, log_tail, wait_for_port};
 /// for the shared one, and, should the test process be killed, when a small
 /// watchdog process sees it gone.
 pub struct PgServer {
+    /// URL of the `postgres` database as the `postgres` superuser.
     admin_url: String,
+    /// The private cluster this value owns; none: the test run's server.
     cluster: Option<Cluster>,
 }
 
 struct Cluster {
+    /// Holds the data directory (`data/`) and the server's log.
     dir: tempfile::TempDir,
+    /// The port it listens on, on 127.0.0.1.
     port: u16,
     /// `sh` that stops the cluster if this process dies without doing so.
     watchdog: Mutex<Option<Child>>,

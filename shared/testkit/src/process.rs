@@ -16,11 +16,17 @@ use crate::log_tail;
 /// ([`ChildProcess::wait_for_line`]). Killed (SIGKILL) when dropped; when the
 /// test is panicking the log is kept and its path printed.
 pub struct ChildProcess {
+    /// The process; SIGKILLed when this is dropped.
     child: tokio::process::Child,
+    /// Its process id, remembered for after it exits (0 if unknown).
     pid: u32,
+    /// The program's path as spawned, for messages.
     program: String,
+    /// Its stdout lines, as read (they are also appended to the log).
     lines: mpsc::UnboundedReceiver<String>,
+    /// The directory of the log; taken and kept when the test panics.
     log_dir: Option<tempfile::TempDir>,
+    /// `output.log` in `log_dir`: stdout and stderr.
     log_path: PathBuf,
 }
 

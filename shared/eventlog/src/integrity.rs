@@ -8,78 +8,13 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::hash::{recompute, GENESIS};
 use crate::model::{Cursor, RecordedEvent};
 use crate::store::EventLog;
 use crate::Error;
 
-/// The `prev_hash` of a stream's first event, and the chain's start.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
 /// Name of the sealer's checkpoint.
 pub const SEALER: &str = "integrity-sealer";
-
-/// Every envelope field and the payload text, in a fixed order.
-pub(crate) struct HashInput<'a> {
-    pub prev_hash: &'a str,
-    pub stream_type: &'a str,
-    pub stream_id: &'a str,
-    pub version: i64,
-    pub event_id: &'a str,
-    pub event_type: &'a str,
-    pub schema_version: i64,
-    pub occurred_at: &'a str,
-    pub actor_user: &'a str,
-    pub actor_agency: &'a str,
-    pub correlation_id: &'a str,
-    pub causation_id: Option<&'a str>,
-    pub payload: &'a str,
-}
-
-pub(crate) fn event_hash(i: &HashInput<'_>) -> String {
-    // A JSON array is an unambiguous encoding of the fields.
-    let canonical = serde_json::to_string(&(
-        i.prev_hash,
-        i.stream_type,
-        i.stream_id,
-        i.version,
-        i.event_id,
-        i.event_type,
-        i.schema_version,
-        i.occurred_at,
-        i.actor_user,
-        i.actor_agency,
-        i.correlation_id,
-        i.causation_id,
-        i.payload,
-    ))
-    .expect("strings and integers always serialise");
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-impl RecordedEvent {
-    /// The hash its fields give: equal to `hash` unless it was altered.
-    pub fn content_hash(&self) -> String {
-        recompute(self)
-    }
-}
-
-pub(crate) fn recompute(e: &RecordedEvent) -> String {
-    event_hash(&HashInput {
-        prev_hash: &e.prev_hash,
-        stream_type: &e.stream_type,
-        stream_id: &e.stream_id,
-        version: e.version,
-        event_id: &e.event_id,
-        event_type: &e.event_type,
-        schema_version: e.schema_version,
-        occurred_at: &e.occurred_at,
-        actor_user: &e.actor.user,
-        actor_agency: &e.actor.agency,
-        correlation_id: &e.correlation_id,
-        causation_id: e.causation_id.as_deref(),
-        payload: &e.payload_text,
-    })
-}
 
 fn chain(prev: &str, event_hash: &str) -> String {
     let mut h = Sha256::new();

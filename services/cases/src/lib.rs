@@ -11,11 +11,13 @@ mod plan_api;
 mod projection;
 mod records;
 mod routes;
+mod service;
 
 pub use agencies::{Agencies, AgenciesProjection};
 pub use projection::CasesProjection;
 pub use records::{RecordEvent, RecordView};
-pub use routes::{api_doc, router, Cases};
+pub use routes::{api_doc, router};
+pub use service::Cases;
 
 /// Creates the cases service's tables.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

@@ -16,7 +16,7 @@ use verkosto_types::{Language, Text};
 
 use crate::domain::Case;
 use crate::plan::{ClientAgreement, Measure, Network, Plan, PlanCommand, PlanContent};
-use crate::routes::{Cases, Member, CASE_WORKERS};
+use crate::service::{Cases, Member, CASE_WORKERS};
 
 pub(crate) fn routes() -> Router<Cases> {
     Router::new()

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 use verkosto_eventlog::bulk::{self, Param};
-use verkosto_eventlog::{decode_event, ApplyError, Error, Projection, RecordedEvent};
+use verkosto_eventlog::{decode_event, ApplyError, Db, Error, Projection, RecordedEvent};
 
 use crate::domain::{Case, CaseEvent};
 
@@ -243,4 +243,37 @@ impl Changes {
         )
         .await
     }
+}
+
+// The reads of the tables above, for the endpoints: with the writes, the
+// one place that knows their shape.
+
+/// `(id, pseudonym, lead_agency, minor, safety_risk, opened_at, version)`
+pub(crate) type CaseRow = (String, String, String, i64, i64, String, i64);
+
+/// The cases `agency` is a member of, the latest opened first.
+pub(crate) async fn cases_of(db: &Db, agency: &str) -> Result<Vec<CaseRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT h.id, h.pseudonym, h.lead_agency, h.minor, h.safety_risk, h.opened_at, h.version \
+         FROM cases_headers h JOIN cases_network n ON n.case_id = h.id \
+         WHERE n.agency = $1 AND n.status = 'member' ORDER BY h.opened_at DESC, h.id",
+    )
+    .bind(agency)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// `(case_id, pseudonym, lead_agency, purpose, invited_at)`
+pub(crate) type InvitationRow = (String, String, String, Option<String>, Option<String>);
+
+/// The open invitations of `agency`, the oldest first.
+pub(crate) async fn invitations_of(db: &Db, agency: &str) -> Result<Vec<InvitationRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT n.case_id, h.pseudonym, h.lead_agency, n.purpose, n.invited_at \
+         FROM cases_network n JOIN cases_headers h ON h.id = n.case_id \
+         WHERE n.agency = $1 AND n.status = 'invited' ORDER BY n.invited_at, n.case_id",
+    )
+    .bind(agency)
+    .fetch_all(db.reader())
+    .await?)
 }

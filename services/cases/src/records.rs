@@ -23,7 +23,7 @@ use verkosto_http::{
 use verkosto_policy::{Category, Item};
 use verkosto_types::Text;
 
-use crate::routes::{Cases, Member};
+use crate::service::{Cases, Member};
 
 /// Events of the `record` stream (its id is the record id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,93 +1,20 @@
 //! `/api/v1/cases`, its network, and `/api/v1/invitations`.
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRef, FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_eventlog::{format_time, AggregateStore, EventLog, Outcome, Progress};
-use verkosto_guard::{Guard, Reader};
-use verkosto_http::{
-    command_response, Action, AuthState, Caller, Commands, Problem, RequestId, Write,
-};
+use verkosto_eventlog::{format_time, Outcome};
+use verkosto_guard::Reader;
+use verkosto_http::{command_response, Action, Caller, Problem, RequestId, Write};
 use verkosto_types::{AgencyId, CaseId, Language, Text};
 
-use crate::domain::{self, not_found, Case, CaseCommand, Flags};
-
-/// The cases service.
-#[derive(Clone)]
-pub struct Cases {
-    pub log: EventLog,
-    /// The `cases_*` read model's progress.
-    pub progress: Progress,
-    pub guard: Guard,
-    /// This service's own read model of the directory's agencies.
-    pub agencies: crate::Agencies,
-    pub auth: AuthState,
-    /// Bench builds only (`--features bench`): record lists skip consent
-    /// filtering and the access log, as the baseline of the read benchmark.
-    /// Production builds have no such field, so nothing can switch it on.
-    #[cfg(feature = "bench")]
-    pub bench_unfiltered_reads: bool,
-}
-
-impl FromRef<Cases> for AuthState {
-    fn from_ref(c: &Cases) -> AuthState {
-        c.auth.clone()
-    }
-}
-
-/// Who may work with cases at all.
-pub(crate) const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
-
-impl Cases {
-    pub(crate) fn store(&self) -> AggregateStore<Case> {
-        AggregateStore::new(self.log.clone())
-    }
-
-    /// Where case commands run: writes wait for the `cases` read model.
-    pub(crate) fn commands(&self) -> Commands<Case> {
-        Commands::new(self.log.clone(), self.progress.clone(), "cases")
-    }
-}
-
-/// The case, for a caller whose agency is in its network (or, on the
-/// `/invitations/` paths, invited to it). Extracted before the body, so an
-/// outsider gets 404 whatever it sends: it never learns the case exists.
-pub(crate) struct Member(pub Case);
-
-impl FromRequestParts<Cases> for Member {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, c: &Cases) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, c).await?;
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, c)
-            .await
-            .map_err(|_| Problem::not_found("no such case"))?;
-        let id = params.get("id").map(String::as_str).unwrap_or_default();
-        let case = c.store().load(id).await?.aggregate;
-        let agency = caller.0.agency.as_str();
-        let invitation_path = parts.uri.path().contains("/invitations/");
-        if case.is_member(agency) || invitation_path && case.invited.contains_key(agency) {
-            Ok(Member(case))
-        } else {
-            Err(not_found(id).into())
-        }
-    }
-}
-
-impl Member {
-    /// The case, once the caller has one of `roles` (403 otherwise).
-    pub(crate) fn allow(self, caller: &Caller, roles: &[Role]) -> Result<Case, Problem> {
-        caller.require(roles)?;
-        Ok(self.0)
-    }
-}
+use crate::domain::{self, not_found, CaseCommand, Flags};
+use crate::projection;
+use crate::service::{Cases, Member, CASE_WORKERS};
 
 pub fn router(cases: Cases) -> Router {
     Router::new()
@@ -152,15 +79,7 @@ async fn open_case(State(c): State<Cases>, write: Write<NewCase>) -> Result<Resp
 }
 
 async fn list_cases(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
-    let rows: Vec<(String, String, String, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT h.id, h.pseudonym, h.lead_agency, h.minor, h.safety_risk, h.opened_at, h.version \
-         FROM cases_headers h JOIN cases_network n ON n.case_id = h.id \
-         WHERE n.agency = $1 AND n.status = 'member' ORDER BY h.opened_at DESC, h.id",
-    )
-    .bind(&caller.0.agency)
-    .fetch_all(c.log.db().reader())
-    .await
-    .map_err(verkosto_eventlog::Error::from)?;
+    let rows = projection::cases_of(c.log.db(), &caller.0.agency).await?;
     let cases: Vec<Value> = rows
         .into_iter()
         .map(
@@ -303,20 +222,9 @@ async fn remove_member(
     Ok(command_response(outcome, |_| (204, Value::Null)))
 }
 
-/// `(case_id, pseudonym, lead_agency, purpose, invited_at)`
-type InvitationRow = (String, String, String, Option<String>, Option<String>);
-
 async fn invitations(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
     caller.require(&CASE_WORKERS)?;
-    let rows: Vec<InvitationRow> = sqlx::query_as(
-        "SELECT n.case_id, h.pseudonym, h.lead_agency, n.purpose, n.invited_at \
-         FROM cases_network n JOIN cases_headers h ON h.id = n.case_id \
-         WHERE n.agency = $1 AND n.status = 'invited' ORDER BY n.invited_at, n.case_id",
-    )
-    .bind(&caller.0.agency)
-    .fetch_all(c.log.db().reader())
-    .await
-    .map_err(verkosto_eventlog::Error::from)?;
+    let rows = projection::invitations_of(c.log.db(), &caller.0.agency).await?;
     let invitations: Vec<Value> = rows
         .into_iter()
         .map(|(case_id, pseudonym, lead, purpose, invited_at)| {

@@ -14,7 +14,8 @@ use verkosto_guard::Reader;
 use verkosto_http::{Caller, Problem, RequestId};
 use verkosto_policy::{ConsentEvent, ConsentState};
 
-use crate::routes::ConsentService;
+use crate::matrix::{matrix_answer, parse_at};
+use crate::service::ConsentService;
 
 pub(crate) fn routes() -> Router<ConsentService> {
     Router::new()
@@ -151,7 +152,7 @@ async fn consent_at(
     caller.require(&[Role::Auditor])?;
     let axum::extract::Query(query) =
         query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
-    let at = crate::routes::parse_at(query.at.as_deref())?;
+    let at = parse_at(query.at.as_deref())?;
     let replay = replay(&s.log, &case_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
@@ -165,7 +166,7 @@ async fn consent_at(
     let state = replay.state.clone().with_case(facts);
     audited(&s, &caller, request_id, &case_id, "audit/consent").await?;
     let members = std::collections::BTreeSet::new();
-    let mut answer = crate::routes::matrix_answer(&case_id, &members, &state, at);
+    let mut answer = matrix_answer(&case_id, &members, &state, at);
     answer["timeline"] = serde_json::to_value(replay.timeline(at)).unwrap_or_default();
     Ok(Json(answer))
 }

@@ -8,7 +8,11 @@
 
 mod audit;
 pub mod domain;
+mod matrix;
 mod routes;
+mod service;
 
 pub use audit::{replay, HistoryEntry, Replay};
-pub use routes::{api_doc, matrix_answer, router, ConsentService};
+pub use matrix::matrix_answer;
+pub use routes::{api_doc, router};
+pub use service::ConsentService;

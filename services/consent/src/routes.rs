@@ -1,11 +1,11 @@
 //! `/api/v1/cases/{id}/consent...`: changes by the lead facilitator, and
 //! the point-in-time matrix for members.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,33 +14,15 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_eventlog::{format_time, EventLog};
-use verkosto_guard::{CaseAccess, Guard, Reader};
-use verkosto_http::{Action, AuthState, Caller, Commands, Problem, RequestId, Write};
-use verkosto_policy::{
-    check_grant, matrix, Category, ConsentState, Decision, GrantRefusal, Obtained,
-};
+use verkosto_guard::{CaseAccess, Reader};
+use verkosto_http::{Action, Caller, Commands, Problem, RequestId, Write};
+use verkosto_policy::{check_grant, Category, GrantRefusal, Obtained};
 use verkosto_types::parse_field;
 use verkosto_types::{AgencyId, Text};
 
-use crate::domain::{agencies_in, Consent, ConsentCommand, Network};
-
-/// The consent service.
-#[derive(Clone)]
-pub struct ConsentService {
-    /// The event log: the consent streams, and the case streams audits replay.
-    pub log: EventLog,
-    /// Fresh views of cases: membership, the network and the case's facts.
-    pub guard: Guard,
-    /// Token verification for the `Caller` extractor.
-    pub auth: AuthState,
-}
-
-impl FromRef<ConsentService> for AuthState {
-    fn from_ref(c: &ConsentService) -> AuthState {
-        c.auth.clone()
-    }
-}
+use crate::domain::{Consent, ConsentCommand, Network};
+use crate::matrix::{grants_in_force, matrix_answer, parse_at, stale_matrix};
+use crate::service::ConsentService;
 
 pub fn router(service: ConsentService) -> Router {
     Router::new()
@@ -136,20 +118,13 @@ fn new_id(prefix: &str) -> String {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGrant {
-    /// The agency to let read: a member of the case's network other than the lead.
     recipient: AgencyId,
-    /// The categories of the client's data it covers; at least one.
     categories: BTreeSet<Category>,
-    /// What the data may be used for.
     purpose: Text<500>,
-    /// When the grant starts (RFC 3339); default: now.
     #[serde(default)]
     valid_from: Option<DateTime<Utc>>,
-    /// When the grant ends (exclusive; RFC 3339, in the future); default:
-    /// until withdrawn.
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
-    /// How, in which language and from whom the consent was obtained.
     obtained: Obtained,
 }
 
@@ -202,7 +177,6 @@ async fn grant(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Reason {
-    /// Why it is withdrawn.
     reason: Text<1000>,
 }
 
@@ -231,7 +205,6 @@ fn version_answer(v: i64) -> (u16, Value) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRefusal {
-    /// The agency refused: a member of the case's network other than the lead.
     agency: AgencyId,
     /// Missing or empty: every category.
     #[serde(default)]
@@ -276,14 +249,9 @@ async fn lift_refusal(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewStatutory {
-    /// The agency the law lets read: a member of the network other than the lead.
     recipient: AgencyId,
-    /// The categories it covers; at least one.
     categories: BTreeSet<Category>,
-    /// The provision of law that allows the sharing.
     law_reference: Text<300>,
-    /// When the basis ends (exclusive; RFC 3339, in the future); default:
-    /// until ended.
     #[serde(default)]
     valid_until: Option<DateTime<Utc>>,
 }
@@ -328,25 +296,10 @@ async fn end_statutory(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AtQuery {
-    /// The moment (RFC 3339 with an offset); default: now.
     at: Option<String>,
     /// `true`: also list the grants in force at `at`, with their ids.
     #[serde(default)]
     grants: bool,
-}
-
-/// Parses `?at=`: RFC 3339 with an offset.
-pub(crate) fn parse_at(raw: Option<&str>) -> Result<DateTime<Utc>, Problem> {
-    match raw {
-        None => Ok(verkosto_eventlog::clock::now()),
-        Some(text) => DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| {
-                Problem::bad_request(
-                    "at: must be an RFC 3339 time with an offset, like 2026-11-22T10:00:00Z",
-                )
-            }),
-    }
 }
 
 async fn consent_matrix(
@@ -383,99 +336,6 @@ async fn consent_matrix(
         "consent"
     };
     Ok(read.finish(resource, answer).await?.into_response())
-}
-
-/// The matrix of a view that may be behind: every cell denied (`stale`).
-fn stale_matrix(
-    case_id: &str,
-    members: &BTreeSet<String>,
-    state: &ConsentState,
-    at: DateTime<Utc>,
-) -> Value {
-    let mut answer = matrix_answer(case_id, members, state, at);
-    let stale = cell(&Decision::Denied(verkosto_policy::Denial::Stale));
-    if let Some(rows) = answer["matrix"].as_object_mut() {
-        for row in rows.values_mut() {
-            if let Some(row) = row.as_object_mut() {
-                for c in row.values_mut() {
-                    *c = stale.clone();
-                }
-            }
-        }
-    }
-    answer
-}
-
-/// The matrix answer: every agency in `members` and every agency the record
-/// names, with each category's decision at `at`.
-pub fn matrix_answer(
-    case_id: &str,
-    members: &BTreeSet<String>,
-    state: &ConsentState,
-    at: DateTime<Utc>,
-) -> Value {
-    let mut agencies: BTreeSet<String> = members.clone();
-    agencies.insert(state.lead.clone());
-    agencies.extend(agencies_in(state));
-    let rows = matrix(state, agencies.iter().map(String::as_str), at);
-    let rows: BTreeMap<String, BTreeMap<&str, Value>> = rows
-        .into_iter()
-        .map(|(agency, row)| {
-            let row = row
-                .into_iter()
-                .map(|(category, decision)| (category.as_str(), cell(&decision)))
-                .collect();
-            (agency, row)
-        })
-        .collect();
-    json!({
-        "case_id": case_id,
-        "consent_version": state.version_at(at),
-        "as_of": format_time(at),
-        "lead_agency": state.lead,
-        "matrix": rows,
-    })
-}
-
-/// The grants in force at `at`, with how each was obtained.
-pub fn grants_in_force(state: &ConsentState, at: DateTime<Utc>) -> Value {
-    let grants: Vec<Value> = state
-        .grants
-        .values()
-        .filter(|g| g.in_force(at))
-        .map(|g| {
-            json!({
-                "grant_id": g.id,
-                "recipient": g.recipient,
-                "categories": g.categories,
-                "purpose": g.purpose,
-                "valid_from": format_time(g.valid_from),
-                "valid_until": g.valid_until.map(format_time),
-                "obtained": g.obtained,
-                "granted_at": format_time(g.granted_at),
-            })
-        })
-        .collect();
-    Value::Array(grants)
-}
-
-fn cell(decision: &Decision) -> Value {
-    let mut cell = json!({ "allowed": decision.allowed(), "basis": decision.word() });
-    match decision {
-        Decision::Allowed(verkosto_policy::Basis::Consent { grant_id })
-        | Decision::Denied(verkosto_policy::Denial::Withdrawn { grant_id })
-        | Decision::Denied(verkosto_policy::Denial::Expired { grant_id }) => {
-            cell["grant_id"] = json!(grant_id);
-        }
-        Decision::Allowed(verkosto_policy::Basis::Statutory { basis_id }) => {
-            cell["basis_id"] = json!(basis_id);
-        }
-        Decision::Denied(verkosto_policy::Denial::Refused { refusal_id }) => {
-            cell["refusal_id"] = json!(refusal_id);
-        }
-        _ => {}
-    }
-    cell
 }
 
 /// The consent service's operations (and the auditor's), for the OpenAPI document.

@@ -23,8 +23,9 @@ use crate::feed_token::{
     DEFAULT_DAYS, MAX_DAYS,
 };
 use crate::ics::{calendar, CalendarEvent};
+use crate::member::CASE_WORKERS;
+use crate::projection;
 use crate::read::parse_time;
-use crate::routes::CASE_WORKERS;
 use crate::Meetings;
 
 pub(crate) fn routes() -> Router<Meetings> {
@@ -237,18 +238,6 @@ fn no_calendar() -> Problem {
     Problem::not_found("no such calendar")
 }
 
-/// `(id, case_id, starts_at, ends_at, status, sequence, location, changed_at)`
-type FeedRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    String,
-);
-
 async fn feed(
     State(m): State<Meetings>,
     Path(file): Path<String>,
@@ -271,15 +260,7 @@ async fn feed(
         .accepts(token, now)
         .map(|t| t.owner.clone())
         .ok_or_else(no_calendar)?;
-    let rows: Vec<FeedRow> = sqlx::query_as(
-        "SELECT m.id, m.case_id, m.starts_at, m.ends_at, m.status, m.sequence, m.location, m.changed_at \
-         FROM meetings_meetings m JOIN meetings_participants p ON p.meeting_id = m.id \
-         WHERE p.agency = $1 ORDER BY m.starts_at, m.id",
-    )
-    .bind(agency)
-    .fetch_all(m.log.db().reader())
-    .await
-    .map_err(verkosto_eventlog::Error::from)?;
+    let rows = projection::feed_of(m.log.db(), agency).await?;
 
     // Each case read once: a case the agency has left shows nothing, and
     // each leaves its access record.

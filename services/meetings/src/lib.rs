@@ -12,6 +12,7 @@ mod calendar;
 pub mod domain;
 pub mod feed_token;
 pub mod ics;
+mod member;
 mod projection;
 mod read;
 mod routes;

@@ -1,8 +1,12 @@
 //! The meetings read model: meetings by case (lists) and by participant
 //! agency (calendar feeds), fed from the log.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
-use verkosto_eventlog::{decode_event, format_time, ApplyError, Error, Projection, RecordedEvent};
+use verkosto_eventlog::{
+    decode_event, format_time, ApplyError, Db, Error, Projection, RecordedEvent,
+};
 
 use crate::domain::{Meeting, MeetingEvent};
 
@@ -128,4 +132,74 @@ impl Projection for MeetingsProjection {
             .await?;
         Ok(())
     }
+}
+
+// The reads of the tables above: the one place besides `apply` that knows
+// their shape.
+
+/// `(id, title, starts_at, ends_at, status, sequence, location, version)`
+pub(crate) type ListRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+);
+
+/// The meetings of a case, in the order lists show them.
+pub(crate) async fn meetings_of_case(db: &Db, case_id: &str) -> Result<Vec<ListRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, title, starts_at, ends_at, status, sequence, location, version \
+         FROM meetings_meetings WHERE case_id = $1 ORDER BY starts_at, id",
+    )
+    .bind(case_id)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// The participants of each meeting of a case, by meeting id.
+pub(crate) async fn participants_of_case(
+    db: &Db,
+    case_id: &str,
+) -> Result<HashMap<String, Vec<String>>, Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.meeting_id, p.agency FROM meetings_participants p \
+         JOIN meetings_meetings m ON m.id = p.meeting_id \
+         WHERE m.case_id = $1 ORDER BY p.meeting_id, p.agency",
+    )
+    .bind(case_id)
+    .fetch_all(db.reader())
+    .await?;
+    let mut by_meeting: HashMap<String, Vec<String>> = HashMap::new();
+    for (meeting, agency) in rows {
+        by_meeting.entry(meeting).or_default().push(agency);
+    }
+    Ok(by_meeting)
+}
+
+/// `(id, case_id, starts_at, ends_at, status, sequence, location, changed_at)`
+pub(crate) type FeedRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+);
+
+/// The meetings `agency` takes part in, for its calendar feed.
+pub(crate) async fn feed_of(db: &Db, agency: &str) -> Result<Vec<FeedRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT m.id, m.case_id, m.starts_at, m.ends_at, m.status, m.sequence, m.location, m.changed_at \
+         FROM meetings_meetings m JOIN meetings_participants p ON p.meeting_id = m.id \
+         WHERE p.agency = $1 ORDER BY m.starts_at, m.id",
+    )
+    .bind(agency)
+    .fetch_all(db.reader())
+    .await?)
 }

@@ -15,7 +15,8 @@ use verkosto_http::{Caller, Problem, RequestId};
 use verkosto_policy::{Category, Item};
 
 use crate::domain::{Meeting, Minutes};
-use crate::routes::{MeetingRead, CASE_WORKERS};
+use crate::member::{MeetingRead, CASE_WORKERS};
+use crate::projection;
 use crate::Meetings;
 use verkosto_types::time::{helsinki_rfc3339, HELSINKI};
 
@@ -264,18 +265,6 @@ pub(crate) async fn get_minutes(caller: Caller, member: MeetingRead) -> Result<R
     Ok(with_etag(version, answer))
 }
 
-/// `(id, title, starts_at, ends_at, status, sequence, location, version)`
-type ListRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    i64,
-);
-
 pub(crate) async fn list_meetings(
     State(m): State<Meetings>,
     caller: Caller,
@@ -291,15 +280,8 @@ pub(crate) async fn list_meetings(
     let reader = Reader::new("meetings", &caller, request_id.as_deref());
     let mut read = m.guard.read(&case_id, &reader).await?;
     caller.require(&CASE_WORKERS)?;
-    let rows: Vec<ListRow> = sqlx::query_as(
-        "SELECT id, title, starts_at, ends_at, status, sequence, location, version \
-         FROM meetings_meetings WHERE case_id = $1 ORDER BY starts_at, id",
-    )
-    .bind(&case_id)
-    .fetch_all(m.log.db().reader())
-    .await
-    .map_err(verkosto_eventlog::Error::from)?;
-    let participants = participants_of_case(&m, &case_id).await?;
+    let rows = projection::meetings_of_case(m.log.db(), &case_id).await?;
+    let participants = projection::participants_of_case(m.log.db(), &case_id).await?;
     let lead = read.case().lead_agency.clone();
     let mut meetings = Vec::with_capacity(rows.len());
     for (id, title, starts_at, ends_at, status, sequence, location, version) in rows {
@@ -335,24 +317,4 @@ pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
-}
-
-async fn participants_of_case(
-    m: &Meetings,
-    case_id: &str,
-) -> Result<HashMap<String, Vec<String>>, Problem> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT p.meeting_id, p.agency FROM meetings_participants p \
-         JOIN meetings_meetings m ON m.id = p.meeting_id \
-         WHERE m.case_id = $1 ORDER BY p.meeting_id, p.agency",
-    )
-    .bind(case_id)
-    .fetch_all(m.log.db().reader())
-    .await
-    .map_err(verkosto_eventlog::Error::from)?;
-    let mut by_meeting: HashMap<String, Vec<String>> = HashMap::new();
-    for (meeting, agency) in rows {
-        by_meeting.entry(meeting).or_default().push(agency);
-    }
-    Ok(by_meeting)
 }

@@ -1,10 +1,7 @@
-//! The meetings service's state, its membership extractors, and the writes:
-//! scheduling, answers, attendance and minutes.
+//! The meetings service's writes: scheduling, answers, attendance and
+//! minutes, and the router of every meeting endpoint.
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -12,133 +9,19 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_eventlog::{Appended, LoadedAggregate};
-use verkosto_guard::{CaseAccess, CaseRead, Reader};
-use verkosto_http::{Action, Caller, Commands, Problem, RequestId, Write};
+use verkosto_eventlog::Appended;
+use verkosto_guard::CaseAccess;
+use verkosto_http::{Action, Caller, Problem, Write};
 use verkosto_types::parse_field;
 use verkosto_types::{Language, OptionalText, Text};
 
 use crate::domain::{
-    not_found, InterpreterBooking, Meeting, MeetingCommand, Minutes, Network, RsvpResponse,
+    ApproveMinutes, CancelMeeting, GiveRsvp, InterpreterBooking, MeetingCommand, Minutes, Network,
+    PublishMinutes, RecordAttendance, RescheduleMeeting, RsvpResponse, SaveMinutes,
+    ScheduleMeeting, SetInterpreterBooking,
 };
+use crate::member::{CaseMember, MeetingMember, CASE_WORKERS};
 use crate::Meetings;
-
-/// Who works with meetings: facilitators and liaisons of member agencies.
-pub(crate) const CASE_WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
-
-impl Meetings {
-    /// Where meeting commands run: writes wait for the `meetings` read model.
-    pub(crate) fn commands(&self) -> Commands<Meeting> {
-        Commands::new(self.log.clone(), self.progress.clone(), "meetings")
-    }
-
-    /// The case as the guard sees it, or 404 unless `agency` is a member.
-    pub(crate) async fn member_view(
-        &self,
-        case_id: &str,
-        agency: &str,
-        missing: impl FnOnce() -> Problem,
-    ) -> Result<CaseAccess, Problem> {
-        self.guard
-            .case(case_id)
-            .await?
-            .filter(|c| c.is_member(agency))
-            .ok_or_else(missing)
-    }
-}
-
-fn case_not_found(case_id: &str) -> Problem {
-    Problem::not_found(format!("no case {case_id}"))
-}
-
-/// The case of `/cases/{id}/meetings`, for a caller whose agency is in its
-/// network. Extracted before the body: an outsider gets 404 whatever it sends.
-pub(crate) struct CaseMember(pub CaseAccess);
-
-impl FromRequestParts<Meetings> for CaseMember {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, m).await?;
-        let id = path_id(parts, m).await?;
-        let case = m
-            .member_view(&id, &caller.0.agency, || case_not_found(&id))
-            .await?;
-        Ok(CaseMember(case))
-    }
-}
-
-/// A meeting, for a caller whose agency is in its case's network (404
-/// otherwise, before any role check and before the body is read).
-pub(crate) struct MeetingMember {
-    pub meeting: Meeting,
-    pub case: CaseAccess,
-}
-
-impl FromRequestParts<Meetings> for MeetingMember {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
-        let (caller, id, loaded) = meeting_of_path(parts, m).await?;
-        let case = m
-            .member_view(&loaded.aggregate.case_id, &caller.0.agency, || {
-                not_found(&id).into()
-            })
-            .await?;
-        Ok(MeetingMember {
-            meeting: loaded.aggregate,
-            case,
-        })
-    }
-}
-
-/// A meeting being read: its case's guarded read, for a caller whose
-/// agency is in the network (404 naming only the meeting otherwise).
-pub(crate) struct MeetingRead {
-    pub meeting: Meeting,
-    pub version: i64,
-    pub read: CaseRead,
-}
-
-impl FromRequestParts<Meetings> for MeetingRead {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, m: &Meetings) -> Result<Self, Problem> {
-        let (caller, id, loaded) = meeting_of_path(parts, m).await?;
-        let reader = Reader::new("meetings", &caller, parts.extensions.get::<RequestId>());
-        let read = m
-            .guard
-            .read(&loaded.aggregate.case_id, &reader)
-            .await
-            .map_err(|e| e.or_not_found(|| not_found(&id).into()))?;
-        Ok(MeetingRead {
-            meeting: loaded.aggregate,
-            version: loaded.version,
-            read,
-        })
-    }
-}
-
-/// The caller, and the meeting the path names (404 if there is none).
-async fn meeting_of_path(
-    parts: &mut Parts,
-    m: &Meetings,
-) -> Result<(Caller, String, LoadedAggregate<Meeting>), Problem> {
-    let caller = Caller::from_request_parts(parts, m).await?;
-    let id = path_id(parts, m).await?;
-    let loaded = m.commands().store().load(&id).await?;
-    if loaded.aggregate.id.is_none() {
-        return Err(not_found(&id).into());
-    }
-    Ok((caller, id, loaded))
-}
-
-async fn path_id(parts: &mut Parts, m: &Meetings) -> Result<String, Problem> {
-    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, m)
-        .await
-        .map_err(|_| Problem::not_found("no such resource"))?;
-    Ok(params.get("id").cloned().unwrap_or_default())
-}
 
 /// The network for a command's rules; refuses on a view that is not fresh.
 fn network(case: &CaseAccess) -> Result<Network, Problem> {
@@ -240,21 +123,23 @@ async fn schedule(
     let network = network(&case)?;
     let meeting_id = format!("meeting-{}", uuid::Uuid::now_v7().simple());
     let (by, lead_time) = (write.agency(), m.interpreter_lead_time);
-    let command = |body: NewMeeting, at| MeetingCommand::Schedule {
-        meeting_id: meeting_id.clone(),
-        network,
-        by,
-        title: body.title.into(),
-        starts_at: body.starts_at,
-        ends_at: body.ends_at,
-        location: body.location.map(String::from),
-        participants: body.participants,
-        client_attends: body.client_attends,
-        interpreter_language: body.interpreter_language.map(String::from),
-        agenda: body.agenda.into_iter().map(String::from).collect(),
-        lead_time_override_reason: body.lead_time_override_reason.into_option(),
-        lead_time,
-        at,
+    let command = |body: NewMeeting, at| {
+        MeetingCommand::Schedule(ScheduleMeeting {
+            meeting_id: meeting_id.clone(),
+            network,
+            by,
+            title: body.title.into(),
+            starts_at: body.starts_at,
+            ends_at: body.ends_at,
+            location: body.location.map(String::from),
+            participants: body.participants,
+            client_attends: body.client_attends,
+            interpreter_language: body.interpreter_language.map(String::from),
+            agenda: body.agenda.into_iter().map(String::from).collect(),
+            lead_time_override_reason: body.lead_time_override_reason.into_option(),
+            lead_time,
+            at,
+        })
     };
     m.commands()
         .run(&meeting_id, write, answer(&meeting_id, 201), command)
@@ -279,14 +164,16 @@ async fn reschedule(
 ) -> Result<Response, Problem> {
     require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
     let (by, lead_time) = (write.agency(), m.interpreter_lead_time);
-    let command = |body: NewTime, at| MeetingCommand::Reschedule {
-        by,
-        starts_at: body.starts_at,
-        ends_at: body.ends_at,
-        reason: body.reason.into(),
-        lead_time_override_reason: body.lead_time_override_reason.into_option(),
-        lead_time,
-        at,
+    let command = |body: NewTime, at| {
+        MeetingCommand::Reschedule(RescheduleMeeting {
+            by,
+            starts_at: body.starts_at,
+            ends_at: body.ends_at,
+            reason: body.reason.into(),
+            lead_time_override_reason: body.lead_time_override_reason.into_option(),
+            lead_time,
+            at,
+        })
     };
     m.commands()
         .run(&id, write, answer(&id, 200), command)
@@ -307,10 +194,12 @@ async fn cancel(
 ) -> Result<Response, Problem> {
     require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
     let by = write.agency();
-    let command = |body: Reason, at| MeetingCommand::Cancel {
-        by,
-        reason: body.reason.into(),
-        at,
+    let command = |body: Reason, at| {
+        MeetingCommand::Cancel(CancelMeeting {
+            by,
+            reason: body.reason.into(),
+            at,
+        })
     };
     m.commands()
         .run(&id, write, answer(&id, 200), command)
@@ -331,10 +220,12 @@ async fn interpreter(
 ) -> Result<Response, Problem> {
     require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
     let by = write.agency();
-    let command = |body: Booking, at| MeetingCommand::SetInterpreterBooking {
-        by,
-        status: body.status,
-        at,
+    let command = |body: Booking, at| {
+        MeetingCommand::SetInterpreterBooking(SetInterpreterBooking {
+            by,
+            status: body.status,
+            at,
+        })
     };
     m.commands()
         .run(&id, write, answer(&id, 200), command)
@@ -357,11 +248,13 @@ async fn rsvp(
 ) -> Result<Response, Problem> {
     write.caller.require(&CASE_WORKERS)?;
     let agency = write.agency();
-    let command = |body: Rsvp, at| MeetingCommand::Rsvp {
-        agency,
-        response: body.response,
-        comment: body.comment.into_option(),
-        at,
+    let command = |body: Rsvp, at| {
+        MeetingCommand::Rsvp(GiveRsvp {
+            agency,
+            response: body.response,
+            comment: body.comment.into_option(),
+            at,
+        })
     };
     m.commands()
         .run(&id, write, answer(&id, 200), command)
@@ -385,11 +278,13 @@ async fn attendance(
     require_lead_facilitator(&write.caller, &member.meeting.lead_agency)?;
     check_count("present", &write.body.present, MAX_ITEMS)?;
     let by = write.agency();
-    let command = |body: Presence, at| MeetingCommand::RecordAttendance {
-        by,
-        present: body.present,
-        client_present: body.client_present,
-        at,
+    let command = |body: Presence, at| {
+        MeetingCommand::RecordAttendance(RecordAttendance {
+            by,
+            present: body.present,
+            client_present: body.client_present,
+            at,
+        })
     };
     m.commands()
         .run(&id, write, answer(&id, 200), command)
@@ -431,11 +326,13 @@ async fn save_minutes(
         move |v: i64| (200, json!({ "id": id, "status": "saved", "version": v }))
     };
     let by = write.agency();
-    let command = |minutes, at| MeetingCommand::SaveMinutes {
-        by,
-        network,
-        minutes,
-        at,
+    let command = |minutes, at| {
+        MeetingCommand::SaveMinutes(SaveMinutes {
+            by,
+            network,
+            minutes,
+            at,
+        })
     };
     m.commands().run(&id, write, answer, command).await
 }
@@ -464,7 +361,7 @@ async fn publish(
         move |v: i64| (200, json!({ "id": id, "revision": next, "version": v }))
     };
     let by = write.agency();
-    let command = |(), at| MeetingCommand::PublishMinutes { by, at };
+    let command = |(), at| MeetingCommand::PublishMinutes(PublishMinutes { by, at });
     let fresh = |a: &Appended| {
         let revision = published_revision(a).unwrap_or(next);
         (
@@ -485,7 +382,7 @@ async fn approve(
 ) -> Result<Response, Problem> {
     write.caller.require(&CASE_WORKERS)?;
     let agency = write.agency();
-    let command = |(), at| MeetingCommand::ApproveMinutes { agency, at };
+    let command = |(), at| MeetingCommand::ApproveMinutes(ApproveMinutes { agency, at });
     m.commands()
         .run(&id, write, answer(&id, 200), command)
         .await

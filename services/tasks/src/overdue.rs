@@ -1,16 +1,26 @@
 //! The overdue sweep: a task past its due date, still open or accepted,
 //! becomes overdue (an event), which escalates it to the lead facilitator.
-//! Runs every minute and whenever the dev clock is moved.
+//! Runs every minute and whenever the dev clock is moved: the dev-only
+//! `POST /api/v1/dev/clock` moves the injected clock and sweeps at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use verkosto_eventlog::{Actor, AggregateStore, CommandMeta, Cursor, EventLog, Execution, Outcome};
+use verkosto_auth::Role;
+use verkosto_eventlog::{
+    format_time, Actor, AggregateStore, CommandMeta, Cursor, EventLog, Execution, Outcome,
+};
+use verkosto_http::{Caller, JsonBody, Problem};
 
 use crate::clock::Clock;
 use crate::domain::{Task, TaskCommand};
+use crate::service::{Tasks, READ_YOUR_WRITES};
 
 /// Marks every task overdue whose due date has passed; returns how many,
 /// and the cursor of the last event written.
@@ -19,13 +29,7 @@ pub async fn sweep(
     clock: &Clock,
 ) -> Result<(usize, Option<Cursor>), verkosto_eventlog::Error> {
     let today = clock.today();
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM tasks_tasks WHERE due IS NOT NULL AND due < $1 \
-         AND status IN ('open', 'accepted') AND overdue = 0",
-    )
-    .bind(today.to_string())
-    .fetch_all(log.db().reader())
-    .await?;
+    let ids = crate::projection::overdue_candidates(log.db(), today).await?;
     let store = AggregateStore::<Task>::new(log.clone());
     let mut marked = 0;
     let mut last = None;
@@ -65,4 +69,37 @@ pub async fn run_sweeper(
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClockMove {
+    advance_seconds: i64,
+}
+
+/// Tests move the injected clock forward; the overdue sweep runs at once.
+pub(crate) async fn dev_clock(
+    State(t): State<Tasks>,
+    caller: Caller,
+    body: JsonBody<ClockMove>,
+) -> Result<Json<Value>, Problem> {
+    if !t.dev_clock {
+        return Err(Problem::not_found("the dev clock is off"));
+    }
+    caller.require(&[Role::Admin])?;
+    if !(0..=10 * 365 * 86_400).contains(&body.value.advance_seconds) {
+        return Err(Problem::invalid(
+            "advance_seconds",
+            "must be between 0 and ten years",
+        ));
+    }
+    t.clock.advance(body.value.advance_seconds);
+    let (marked, last) = sweep(&t.log, &t.clock).await?;
+    if let Some(cursor) = last {
+        t.progress.wait_for(cursor, READ_YOUR_WRITES).await;
+    }
+    t.sweep.notify_one();
+    Ok(Json(
+        json!({ "now": format_time(t.clock.now()), "marked_overdue": marked }),
+    ))
 }

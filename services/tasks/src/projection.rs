@@ -1,8 +1,9 @@
 //! The tasks read model, and the webhook outbox, fed from `task` events.
 
+use chrono::NaiveDate;
 use serde_json::json;
 use sqlx::AnyConnection;
-use verkosto_eventlog::{decode_event, ApplyError, Error, Projection, RecordedEvent};
+use verkosto_eventlog::{decode_event, ApplyError, Db, Error, Projection, RecordedEvent};
 
 use crate::domain::{Task, TaskEvent};
 
@@ -225,4 +226,94 @@ impl Projection for TasksProjection {
             .await?;
         Ok(())
     }
+}
+
+// The reads of `tasks_tasks` for the endpoints and the sweep: with the
+// writes above, the one place that knows the table's shape.
+
+/// A task row of the read model.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    pub id: String,
+    pub case_id: String,
+    pub lead_agency: String,
+    pub source_kind: String,
+    pub source_ref: String,
+    pub description: String,
+    pub category: String,
+    pub assignee: String,
+    pub due: Option<String>,
+    pub status: String,
+    pub overdue: i64,
+    pub accepted_by: Option<String>,
+    pub outcome_note: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+const COLUMNS: &str = "id, case_id, lead_agency, source_kind, source_ref, description, category, \
+    assignee, due, status, overdue, accepted_by, outcome_note, created_at, updated_at, version";
+
+impl TaskRow {
+    /// `overdue` is shown as the status of a task that is still to be done.
+    pub(crate) fn shown_status(&self) -> &str {
+        if self.overdue != 0 && (self.status == "open" || self.status == "accepted") {
+            "overdue"
+        } else {
+            &self.status
+        }
+    }
+}
+
+/// One task's row.
+pub(crate) async fn task(db: &Db, id: &str) -> Result<Option<TaskRow>, Error> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks_tasks WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db.reader())
+            .await?,
+    )
+}
+
+/// The tasks of `agency` that `user` accepted.
+pub(crate) async fn accepted_by(db: &Db, agency: &str, user: &str) -> Result<Vec<TaskRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tasks_tasks WHERE assignee = $1 AND accepted_by = $2 ORDER BY due, id"
+    ))
+    .bind(agency)
+    .bind(user)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// The agency's own tasks and, with `escalations`, the tasks declined or
+/// gone overdue in the cases it leads.
+pub(crate) async fn inbox_of(
+    db: &Db,
+    agency: &str,
+    escalations: bool,
+) -> Result<Vec<TaskRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tasks_tasks WHERE assignee = $1 \
+         OR ($2 = 1 AND lead_agency = $1 AND (status = 'declined' \
+             OR (overdue = 1 AND status IN ('open', 'accepted')))) \
+         ORDER BY due, id"
+    ))
+    .bind(agency)
+    .bind(escalations as i64)
+    .fetch_all(db.reader())
+    .await?)
+}
+
+/// The tasks still to be done whose due date is before `today`, not yet
+/// marked overdue.
+pub(crate) async fn overdue_candidates(db: &Db, today: NaiveDate) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM tasks_tasks WHERE due IS NOT NULL AND due < $1 \
+         AND status IN ('open', 'accepted') AND overdue = 0",
+    )
+    .bind(today.to_string())
+    .fetch_all(db.reader())
+    .await?)
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::case_page::matrix;
 use crate::layout::layout;
-use crate::session::Page;
+use crate::session::{encode, Page};
 use crate::{s, Web};
 
 #[derive(Deserialize)]
@@ -32,15 +32,6 @@ fn matches(read: &Value, who: Option<&str>) -> bool {
         None => true,
         Some(w) => s(&read["user"]) == w || s(&read["agency"]) == w,
     }
-}
-
-pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery>) -> Response {

@@ -103,7 +103,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
         .map(|m| s(m).to_string())
         .collect();
     let value = |form: &str, name: &str| error.map(|e| e.value(form, name)).unwrap_or_default();
-    let meetings = crate::meetings_page::section(web, page, me, token, id, h, error).await;
+    let meetings = crate::meetings_section::section(web, page, me, token, id, h, error).await;
     // The agencies consent can be given to: the network but the lead.
     let others: Vec<&String> = members.iter().filter(|m| **m != me.agency).collect();
 

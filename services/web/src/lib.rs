@@ -9,6 +9,7 @@ mod case_page;
 pub mod i18n;
 mod layout;
 mod meetings_page;
+mod meetings_section;
 pub mod oidc;
 mod pages;
 pub mod session;

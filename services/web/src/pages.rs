@@ -50,7 +50,7 @@ pub async fn signin_page(
     };
     let idle_minutes = web.sessions.idle_timeout.as_secs().div_ceil(60);
     let oidc_start = match &next {
-        Some(n) => format!("/oidc/start?next={}", crate::audit_page::encode(n)),
+        Some(n) => format!("/oidc/start?next={}", crate::session::encode(n)),
         None => "/oidc/start".to_string(),
     };
     let body = html! {

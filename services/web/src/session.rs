@@ -482,6 +482,16 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
+/// `text` percent-encoded for a URL's query (all but `A-Za-z0-9-_.`).
+pub(crate) fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A path on this site to return to: `/…`, never `//…` or `/\…` (which
 /// browsers read as another host), nor the sign-in machinery itself.
 pub fn local_path(path: &str) -> Option<String> {
@@ -591,7 +601,7 @@ impl Page {
             query.push(format!("ended={}", why.as_str()));
         }
         if let Some(back) = self.back.as_deref().filter(|b| *b != "/") {
-            query.push(format!("next={}", crate::audit_page::encode(back)));
+            query.push(format!("next={}", encode(back)));
         }
         let to = if query.is_empty() {
             "/signin".to_string()

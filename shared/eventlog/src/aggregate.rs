@@ -122,7 +122,7 @@ where
         let events = self.log.read_stream(A::TYPE, id).await?;
         let mut aggregate = A::default();
         let mut version = 0;
-        let mut head_hash = crate::integrity::GENESIS.to_string();
+        let mut head_hash = crate::hash::GENESIS.to_string();
         for e in events {
             aggregate.apply(decode_event::<A>(&e)?);
             version = e.version;

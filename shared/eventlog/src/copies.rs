@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::db::DbKind;
-use crate::integrity::recompute;
+use crate::hash::recompute;
 use crate::model::{Cursor, RecordedEvent};
 use crate::store::EventLog;
 use crate::Error;

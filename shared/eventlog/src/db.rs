@@ -201,6 +201,11 @@ fn clone_migrator(m: &sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     }
 }
 
+/// Whether `e` is a unique constraint's violation (a concurrent insert won).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Transaction};
 
+use crate::db::{is_unique_violation, Db};
 use crate::model::format_time;
-use crate::store::{is_unique_violation, EventLog};
 use crate::Error;
 
 /// The answer a write gave, as stored under its key.
@@ -84,28 +84,27 @@ impl IdempotencyWrite {
     }
 }
 
-impl EventLog {
-    /// The stored answer for `(scope, key)`, if a write with that key committed.
-    pub async fn idempotent_answer(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<StoredAnswer>, Error> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT request_hash, status, response FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(self.db().writer())
-        .await?;
-        row.map(|(request_hash, status, response)| {
-            Ok(StoredAnswer {
-                request_hash,
-                status: status as u16,
-                response: serde_json::from_str(&response)?,
-            })
+/// The stored answer for `(scope, key)`, if a write with that key committed
+/// (`EventLog::idempotent_answer`).
+pub(crate) async fn stored_answer(
+    db: &Db,
+    scope: &str,
+    key: &str,
+) -> Result<Option<StoredAnswer>, Error> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT request_hash, status, response FROM idempotency_keys \
+         WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(db.writer())
+    .await?;
+    row.map(|(request_hash, status, response)| {
+        Ok(StoredAnswer {
+            request_hash,
+            status: status as u16,
+            response: serde_json::from_str(&response)?,
         })
-        .transpose()
-    }
+    })
+    .transpose()
 }

@@ -16,6 +16,7 @@ pub mod clock;
 mod copies;
 mod db;
 mod event_meta;
+mod hash;
 mod idempotency;
 mod integrity;
 mod model;
@@ -30,8 +31,9 @@ pub use aggregate::{
 pub use cqrs_es as __cqrs_es;
 pub use db::{Db, DbKind};
 pub use event_meta::event_type_of;
+pub use hash::GENESIS;
 pub use idempotency::{request_hash, IdempotencyWrite, StoredAnswer};
-pub use integrity::{BrokenLink, VerifyReport, GENESIS, SEALER};
+pub use integrity::{BrokenLink, VerifyReport, SEALER};
 pub use model::{
     format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
 };

@@ -6,9 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
 use tokio::sync::watch;
 
-use crate::db::{Db, DbKind};
-use crate::idempotency::IdempotencyWrite;
-use crate::integrity::{event_hash, HashInput, GENESIS};
+use crate::db::{is_unique_violation, Db, DbKind};
+use crate::hash::{event_hash, HashInput, GENESIS};
+use crate::idempotency::{IdempotencyWrite, StoredAnswer};
 use crate::model::{
     format_time, Actor, Appended, CommandMeta, Cursor, ExpectedVersion, NewEvent, RecordedEvent,
 };
@@ -580,6 +580,15 @@ impl EventLog {
             .await?;
         row.as_ref().map(decode_row).transpose()
     }
+
+    /// The stored answer for `(scope, key)`, if a write with that key committed.
+    pub async fn idempotent_answer(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<StoredAnswer>, Error> {
+        crate::idempotency::stored_answer(self.db(), scope, key).await
+    }
 }
 
 /// A stream's last version and hash, (0, genesis) for a new stream.
@@ -636,8 +645,4 @@ pub(crate) fn decode_row(row: &AnyRow) -> Result<RecordedEvent, Error> {
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
     })
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }

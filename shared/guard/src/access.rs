@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use verkosto_eventlog::{bulk, format_time, Db};
 use verkosto_policy::Category;
 
+use crate::error::GuardError;
 use crate::feed::words;
-use crate::view::GuardError;
 
 /// One read of one case's client data.
 #[derive(Clone, Debug, PartialEq, Serialize)]

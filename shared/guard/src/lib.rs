@@ -17,14 +17,16 @@
 //! made from it withholds everything: fail closed, and say so.
 
 mod access;
+mod error;
 mod feed;
 mod read;
 mod view;
 
 pub use access::{read_case_log, AccessEntry, AccessLog, AccessRecord};
+pub use error::GuardError;
 pub use feed::{GuardFeed, OPERATOR_STREAM, RESOLVED};
 pub use read::{CaseRead, Guarded, ReadSet, Reader};
-pub use view::{CaseAccess, Guard, GuardError, UnreadableEvent};
+pub use view::{CaseAccess, Guard, UnreadableEvent};
 
 /// Creates the guard's tables and the shared access log.
 pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog::Error> {

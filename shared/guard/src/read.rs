@@ -17,11 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use verkosto_http::{Caller, Problem, RequestId};
+use verkosto_http::{Caller, RequestId};
 use verkosto_policy::{Category, Decision, Item};
 
 use crate::access::{AccessLog, AccessRecord};
-use crate::view::{CaseAccess, Guard, GuardError};
+use crate::error::GuardError;
+use crate::view::{CaseAccess, Guard};
 
 /// Who reads, through which service: what the access record names.
 #[derive(Clone, Debug)]
@@ -286,34 +287,46 @@ impl<T: Into<Value>> IntoResponse for Guarded<T> {
     }
 }
 
-/// The guard's errors as problem JSON, in one place.
-impl From<GuardError> for Problem {
-    fn from(e: GuardError) -> Problem {
-        match e {
-            GuardError::NotFound(case_id) => Problem::not_found(format!("no case {case_id}")),
-            GuardError::NetworkUnreadable(_) => {
-                tracing::error!(error = %e, "consent guard failed");
-                Problem::unavailable(
-                    "the case's network cannot be read by this version; nothing was read",
-                )
-            }
-            GuardError::Log(_) | GuardError::AccessLog(_) => {
-                tracing::error!(error = %e, "consent guard failed");
-                Problem::unavailable(
-                    "the consent state or the access log is unavailable; nothing was read",
-                )
-            }
-        }
+impl Guard {
+    /// Opens a guarded read of the case for `reader`: the one way to read
+    /// a case's client data. [`GuardError::NotFound`] unless the reader's
+    /// agency is in the network, by a fresh view or, when the view may be
+    /// behind, by the log itself.
+    pub async fn read(&self, case_id: &str, reader: &Reader) -> Result<CaseRead, GuardError> {
+        let view = self
+            .case(case_id)
+            .await?
+            .filter(|v| v.is_member(&reader.agency))
+            .ok_or_else(|| GuardError::NotFound(case_id.to_string()))?;
+        Ok(CaseRead::new(view, reader.clone(), self.access.clone()))
     }
-}
 
-impl GuardError {
-    /// As problem JSON, with `missing` for a read the reader may not make
-    /// (a meeting's or task's own 404, which does not name the case).
-    pub fn or_not_found(self, missing: impl FnOnce() -> Problem) -> Problem {
-        match self {
-            GuardError::NotFound(_) => missing(),
-            e => e.into(),
-        }
+    /// Records an auditor's read of a case's history or access log (no
+    /// client data), durably, before it is answered.
+    pub async fn record_audit(
+        &self,
+        case_id: &str,
+        reader: &Reader,
+        resource: &str,
+    ) -> Result<(), GuardError> {
+        let version = self.log().stream_version("consent", case_id).await?;
+        self.access
+            .record(AccessRecord {
+                case_id: case_id.to_string(),
+                reader_user: reader.user.clone(),
+                reader_agency: reader.agency.clone(),
+                service: reader.service.to_string(),
+                resource: resource.to_string(),
+                returned: Vec::new(),
+                withheld: Vec::new(),
+                items_returned: 0,
+                items_withheld: 0,
+                consent_version: version,
+                consent_fresh: true,
+                read_at: verkosto_eventlog::clock::now(),
+                request_id: reader.request_id.clone(),
+                auditor: true,
+            })
+            .await
     }
 }

@@ -8,30 +8,9 @@ use chrono::{DateTime, Utc};
 use verkosto_eventlog::{Cursor, EventLog, Progress};
 use verkosto_policy::{CaseFacts, ConsentEvent, ConsentState, Decision, Item};
 
-use crate::access::{AccessLog, AccessRecord};
+use crate::access::AccessLog;
+use crate::error::GuardError;
 use crate::feed::fold_case;
-use crate::read::{CaseRead, Reader};
-
-#[derive(Debug, thiserror::Error)]
-pub enum GuardError {
-    #[error(transparent)]
-    Log(#[from] verkosto_eventlog::Error),
-    #[error("the access log could not be written: {0}")]
-    AccessLog(String),
-    /// No such case, or the reader's agency is not in its network.
-    #[error("no case {0} in the reader's network")]
-    NotFound(String),
-    /// The case's network cannot be read (an unreadable case event): no
-    /// one can be shown to be a member, so nothing is read.
-    #[error("the network of case {0} cannot be read")]
-    NetworkUnreadable(String),
-}
-
-impl From<sqlx::Error> for GuardError {
-    fn from(e: sqlx::Error) -> Self {
-        GuardError::Log(e.into())
-    }
-}
 
 /// What a service needs to filter reads of one case.
 #[derive(Clone, Debug)]
@@ -209,48 +188,6 @@ impl Guard {
         .fetch_optional(self.log.db().reader())
         .await?;
         Ok(found.is_some())
-    }
-
-    /// Opens a guarded read of the case for `reader`: the one way to read
-    /// a case's client data. [`GuardError::NotFound`] unless the reader's
-    /// agency is in the network, by a fresh view or, when the view may be
-    /// behind, by the log itself.
-    pub async fn read(&self, case_id: &str, reader: &Reader) -> Result<CaseRead, GuardError> {
-        let view = self
-            .case(case_id)
-            .await?
-            .filter(|v| v.is_member(&reader.agency))
-            .ok_or_else(|| GuardError::NotFound(case_id.to_string()))?;
-        Ok(CaseRead::new(view, reader.clone(), self.access.clone()))
-    }
-
-    /// Records an auditor's read of a case's history or access log (no
-    /// client data), durably, before it is answered.
-    pub async fn record_audit(
-        &self,
-        case_id: &str,
-        reader: &Reader,
-        resource: &str,
-    ) -> Result<(), GuardError> {
-        let version = self.log.stream_version("consent", case_id).await?;
-        self.access
-            .record(AccessRecord {
-                case_id: case_id.to_string(),
-                reader_user: reader.user.clone(),
-                reader_agency: reader.agency.clone(),
-                service: reader.service.to_string(),
-                resource: resource.to_string(),
-                returned: Vec::new(),
-                withheld: Vec::new(),
-                items_returned: 0,
-                items_withheld: 0,
-                consent_version: version,
-                consent_fresh: true,
-                read_at: verkosto_eventlog::clock::now(),
-                request_id: reader.request_id.clone(),
-                auditor: true,
-            })
-            .await
     }
 
     /// A view that may be behind: it withholds everything, and its network

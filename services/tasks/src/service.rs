@@ -1,0 +1,72 @@
+//! The tasks service's state, shared by its endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use tokio::sync::Notify;
+use verkosto_auth::Role;
+use verkosto_eventlog::{Appended, EventLog, Progress};
+use verkosto_guard::{CaseAccess, Guard};
+use verkosto_http::{AuthState, Problem};
+
+use crate::clock::Clock;
+use crate::projection::{self, TaskRow};
+
+/// The tasks service.
+#[derive(Clone)]
+pub struct Tasks {
+    pub log: EventLog,
+    /// The `tasks_tasks` read model's progress.
+    pub progress: Progress,
+    pub guard: Guard,
+    pub auth: AuthState,
+    pub clock: Clock,
+    /// Wakes the overdue sweep.
+    pub sweep: Arc<Notify>,
+    /// Serve `POST /api/v1/dev/clock` (tests only).
+    pub dev_clock: bool,
+    /// Where webhooks may point.
+    pub outbound: crate::outbound::Policy,
+}
+
+impl FromRef<Tasks> for AuthState {
+    fn from_ref(t: &Tasks) -> AuthState {
+        t.auth.clone()
+    }
+}
+
+/// How long a write waits for the read model to show it.
+pub(crate) const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+/// Who works with tasks: facilitators and liaisons.
+pub(crate) const WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
+
+impl Tasks {
+    pub(crate) async fn wait(&self, appended: &Appended) {
+        if let Some(cursor) = appended.last_cursor() {
+            if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
+                tracing::warn!(%cursor, "tasks read model is behind");
+            }
+        }
+    }
+
+    /// The case, fresh, or 404 unless `agency` is in its network.
+    pub(crate) async fn member_case(
+        &self,
+        case_id: &str,
+        agency: &str,
+    ) -> Result<CaseAccess, Problem> {
+        self.guard
+            .case(case_id)
+            .await?
+            .filter(|c| c.is_member(agency))
+            .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))
+    }
+
+    /// The task's row, or 404.
+    pub(crate) async fn task_row(&self, id: &str) -> Result<TaskRow, Problem> {
+        projection::task(self.log.db(), id)
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("no task {id}")))
+    }
+}

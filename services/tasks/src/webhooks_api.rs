@@ -1,0 +1,200 @@
+//! `/api/v1/webhooks`: an agency registers, lists and removes its webhooks.
+//! The `tasks_webhooks` table is written here, in the transaction of the
+//! `webhook` event; the secret never leaves this service but once.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use verkosto_auth::Role;
+use verkosto_eventlog::{format_time, Error as LogError, ExpectedVersion, NewEvent};
+use verkosto_http::{
+    commit_idempotent, earlier_answer, Caller, JsonBody, Problem, WriteConditions,
+};
+
+use crate::service::{Tasks, WORKERS};
+
+/// Events of the `webhook` stream (its id is the webhook id). The secret is
+/// not in them: it stays in the tasks service's table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub enum WebhookEvent {
+    WebhookRegistered {
+        webhook_id: String,
+        agency: String,
+        url: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    WebhookRemoved {
+        webhook_id: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+fn webhook_event(event: &WebhookEvent) -> Result<NewEvent, Problem> {
+    let event_type = match event {
+        WebhookEvent::WebhookRegistered { .. } => "WebhookRegistered",
+        WebhookEvent::WebhookRemoved { .. } => "WebhookRemoved",
+    };
+    Ok(NewEvent {
+        event_type: event_type.into(),
+        schema_version: 1,
+        payload: serde_json::to_value(event).map_err(LogError::from)?,
+    })
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewWebhook {
+    url: String,
+}
+
+/// The stable code of a refused webhook URL.
+const URL_REFUSED: &str = "webhook_url_refused";
+
+/// An agency-wide webhook is the agency's admin's, or a facilitator's whose
+/// agency leads a case: the lead facilitator of the contract, who answers
+/// for the tasks that flow from the cases the agency leads.
+async fn may_register_webhooks(t: &Tasks, caller: &Caller) -> Result<(), Problem> {
+    if caller.0.has_role(Role::Admin) {
+        return Ok(());
+    }
+    caller.require(&[Role::Admin, Role::Facilitator])?;
+    if t.guard.leads_a_case(&caller.0.agency).await? {
+        return Ok(());
+    }
+    Err(Problem::forbidden(
+        "webhooks are registered by an admin, or by a facilitator of an agency that leads a case",
+    ))
+}
+
+pub(crate) async fn register_webhook(
+    State(t): State<Tasks>,
+    caller: Caller,
+    conditions: WriteConditions,
+    body: JsonBody<NewWebhook>,
+) -> Result<Response, Problem> {
+    may_register_webhooks(&t, &caller).await?;
+    let url = body.value.url.trim().to_string();
+    let webhook_id = format!("wh-{}", uuid::Uuid::now_v7().simple());
+    // The secret is shown once, now; a retry with the same key cannot show it again.
+    let execution = conditions.execution(&caller, &body.raw, {
+        let (id, agency, url) = (webhook_id.clone(), caller.0.agency.clone(), url.clone());
+        move |_v| (201, json!({ "id": id, "agency": agency, "url": url, "secret": null, "note": "the secret was shown in the first answer" }))
+    });
+    // A retry answers as the first time did, even if the rules changed since.
+    if let Some(first) = earlier_answer(&t.log, execution.idempotency.as_ref()).await? {
+        return Ok(first);
+    }
+    let parsed = reqwest::Url::parse(&url)
+        .ok()
+        .filter(|_| url.len() <= 2000)
+        .ok_or_else(|| {
+            Problem::invalid_code("url", URL_REFUSED, "must be an absolute https URL")
+        })?;
+    t.outbound
+        .check_registration(&parsed)
+        .await
+        .map_err(|refused| Problem::invalid_code("url", URL_REFUSED, refused.to_string()))?;
+    let secret = crate::webhooks::new_secret();
+    let at = t.clock.now();
+    let event = WebhookEvent::WebhookRegistered {
+        webhook_id: webhook_id.clone(),
+        agency: caller.0.agency.clone(),
+        url: url.clone(),
+        at,
+    };
+    let mut tx = t.log.db().begin().await?;
+    let appended = t
+        .log
+        .append_in(
+            &mut tx,
+            "webhook",
+            &webhook_id,
+            ExpectedVersion::NoStream,
+            vec![webhook_event(&event)?],
+            &execution.meta,
+        )
+        .await?;
+    sqlx::query("INSERT INTO tasks_webhooks (id, agency, url, secret, created_at, removed) VALUES ($1, $2, $3, $4, $5, 0)")
+        .bind(&webhook_id)
+        .bind(&caller.0.agency)
+        .bind(&url)
+        .bind(&secret)
+        .bind(format_time(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(LogError::from)?;
+    let committed = commit_idempotent(&t.log, tx, execution.idempotency.as_ref(), appended.version);
+    if let Some(first) = committed.await? {
+        return Ok(first);
+    }
+    t.log.announce(&appended);
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "id": webhook_id, "agency": caller.0.agency, "url": url, "secret": secret })),
+    )
+        .into_response())
+}
+
+pub(crate) async fn list_webhooks(
+    State(t): State<Tasks>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    caller.require(&WORKERS)?;
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT id, url, created_at FROM tasks_webhooks WHERE agency = $1 AND removed = 0 ORDER BY created_at",
+    )
+    .bind(&caller.0.agency)
+    .fetch_all(t.log.db().reader())
+    .await
+    .map_err(LogError::from)?;
+    let hooks: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, url, created_at)| json!({ "id": id, "url": url, "created_at": created_at }))
+        .collect();
+    Ok(Json(json!({ "webhooks": hooks })))
+}
+
+pub(crate) async fn remove_webhook(
+    State(t): State<Tasks>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(&WORKERS)?;
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT agency FROM tasks_webhooks WHERE id = $1 AND removed = 0")
+            .bind(&id)
+            .fetch_optional(t.log.db().reader())
+            .await
+            .map_err(LogError::from)?;
+    if owner.as_deref() != Some(caller.0.agency.as_str()) {
+        return Err(Problem::not_found(format!("no webhook {id}")));
+    }
+    let event = WebhookEvent::WebhookRemoved {
+        webhook_id: id.clone(),
+        at: t.clock.now(),
+    };
+    let meta = verkosto_eventlog::CommandMeta::new(caller.actor());
+    let mut tx = t.log.db().begin().await?;
+    let appended = t
+        .log
+        .append_in(
+            &mut tx,
+            "webhook",
+            &id,
+            ExpectedVersion::Any,
+            vec![webhook_event(&event)?],
+            &meta,
+        )
+        .await?;
+    sqlx::query("UPDATE tasks_webhooks SET removed = 1 WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(LogError::from)?;
+    tx.commit().await.map_err(LogError::from)?;
+    t.log.announce(&appended);
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}

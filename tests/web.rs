@@ -571,8 +571,11 @@ both_modes!(
 );
 
 /// A small OpenID Connect provider: it signs in "fiona" at once, checks
-/// PKCE, and signs its tokens with its own key.
-async fn fake_identity_provider() -> String {
+/// PKCE, and signs its tokens with its own key. Its issuer has a path, as a
+/// Keycloak realm's does, and its discovery document names what the
+/// specification requires. Returns the issuer and the ID token's claims
+/// to change (`"stranger": true` signs it with a key not in its JWKS).
+async fn fake_identity_provider() -> (String, IdTokenChanges) {
     use axum::extract::{Form, Query, State};
     use axum::response::{IntoResponse, Redirect};
     use axum::routing::{get, post};
@@ -587,14 +590,17 @@ async fn fake_identity_provider() -> String {
         issuer: Arc<verkosto_auth::DevIssuer>,
         /// code → (PKCE challenge, nonce, redirect URI)
         codes: Arc<Mutex<HashMap<String, Grant>>>,
+        changes: IdTokenChanges,
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let base = format!("http://{}/realms/verkosto", listener.local_addr().unwrap());
     let (_, issuer) = verkosto_auth::Verifier::dev();
+    let changes = IdTokenChanges::default();
     let idp = Idp {
         base: base.clone(),
         issuer: Arc::new(issuer),
         codes: Arc::default(),
+        changes: changes.clone(),
     };
     let app = axum::Router::new()
         .route(
@@ -603,6 +609,8 @@ async fn fake_identity_provider() -> String {
                 axum::Json(serde_json::json!({
                     "issuer": i.base, "authorization_endpoint": format!("{}/authorize", i.base),
                     "token_endpoint": format!("{}/token", i.base), "jwks_uri": format!("{}/jwks", i.base),
+                    "response_types_supported": ["code"], "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["EdDSA"],
                 }))
             }),
         )
@@ -613,6 +621,7 @@ async fn fake_identity_provider() -> String {
                 assert_eq!(q["client_id"], "verkosto-web");
                 assert_eq!(q["code_challenge_method"], "S256");
                 assert_eq!(q["response_type"], "code");
+                assert!(q["scope"].split(' ').any(|s| s == "openid"), "{q:?}");
                 let code = format!("code-{}", i.codes.lock().unwrap().len());
                 i.codes.lock().unwrap().insert(
                     code.clone(),
@@ -629,7 +638,7 @@ async fn fake_identity_provider() -> String {
                 };
                 let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
                 let proof = b64.encode(sha2::Sha256::digest(f["code_verifier"].as_bytes()));
-                if proof != challenge || f["redirect_uri"] != redirect {
+                if proof != challenge || f["redirect_uri"] != redirect || f["client_id"] != "verkosto-web" {
                     return axum::http::StatusCode::BAD_REQUEST.into_response();
                 }
                 let now = chrono::Utc::now().timestamp();
@@ -637,22 +646,75 @@ async fn fake_identity_provider() -> String {
                     "iss": i.base, "aud": aud, "sub": "fiona", "agency": "assistance-system",
                     "roles": ["facilitator"], "nonce": nonce, "iat": now, "nbf": now, "exp": now + 600,
                 });
+                let access_token = i.issuer.issue_claims(&claims("verkosto"));
+                // at_hash: the left half of the access token's hash (SHA-512 for Ed25519).
+                let hash = sha2::Sha512::digest(access_token.as_bytes());
+                let mut id_claims = claims("verkosto-web");
+                id_claims["at_hash"] = b64.encode(&hash[..32]).into();
+                let mut stranger = false;
+                for (claim, value) in i.changes.lock().unwrap().iter() {
+                    match (claim.as_str(), value) {
+                        ("stranger", v) => stranger = v == true,
+                        (_, serde_json::Value::Null) => {
+                            id_claims.as_object_mut().unwrap().remove(claim);
+                        }
+                        _ => id_claims[claim] = value.clone(),
+                    }
+                }
+                let id_token = if stranger {
+                    verkosto_auth::Verifier::dev().1.issue_claims(&id_claims)
+                } else {
+                    i.issuer.issue_claims(&id_claims)
+                };
                 axum::Json(serde_json::json!({
-                    "token_type": "Bearer",
-                    "access_token": i.issuer.issue_claims(&claims("verkosto")),
-                    "id_token": i.issuer.issue_claims(&claims("verkosto-web")),
+                    "token_type": "Bearer", "access_token": access_token, "id_token": id_token,
                 }))
                 .into_response()
             }),
         )
         .with_state(idp);
+    let app = axum::Router::new().nest("/realms/verkosto", app);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
+    (base, changes)
+}
+
+/// Claims the fake provider puts into its next ID tokens (null: leaves it out).
+type IdTokenChanges = std::sync::Arc<std::sync::Mutex<serde_json::Map<String, serde_json::Value>>>;
+
+/// Follows a sign-in with the provider from `path` on, cookies kept (only
+/// Verkosto's), to the first answer that is not a redirect or to `until`.
+async fn walk(b: &mut Browser<'_>, path: &str, until: Option<&str>) -> (u16, String) {
+    let mut url = b.v.url(path);
+    for _ in 0..6 {
+        let r = b
+            .http
+            .get(&url)
+            .header("cookie", b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        if r.url().as_str().starts_with(&b.v.base) {
+            b.keep(&r);
+        }
+        if !r.status().is_redirection() {
+            return (r.status().as_u16(), r.text().await.unwrap());
+        }
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        if Some(location.as_str()) == until {
+            return (r.status().as_u16(), location);
+        }
+        url = if location.starts_with('/') {
+            b.v.url(&location)
+        } else {
+            location
+        };
+    }
+    panic!("too many redirects");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn signing_in_with_the_organisations_identity_provider() {
-    let idp = fake_identity_provider().await;
+    let (idp, _) = fake_identity_provider().await;
     let jwks = format!("{idp}/jwks");
     let v = Verkosto::start_with(
         Mode::Embedded,
@@ -774,6 +836,118 @@ async fn signing_in_with_the_organisations_identity_provider() {
         .await
         .unwrap();
     assert_eq!(r.status(), 502);
+    v.stop().await;
+}
+
+/// What the `openidconnect` crate checks in the provider's answer, each
+/// refused with the error page (502) and no session: a callback whose
+/// `state` is not the one sent, an ID token with another nonce (a replay),
+/// for another audience, from another issuer, expired, signed by a key not
+/// the provider's, with an `at_hash` not of its access token, or without
+/// Verkosto's claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_with_a_forged_or_stale_answer_is_refused() {
+    let (idp, changes) = fake_identity_provider().await;
+    let jwks = format!("{idp}/jwks");
+    let v = Verkosto::start_with(
+        Mode::Embedded,
+        &[
+            "--demo",
+            "--demo-case",
+            "off",
+            "--dev-auth",
+            "off",
+            "--jwks-url",
+            &jwks,
+            "--jwt-issuer",
+            &idp,
+            "--jwt-algorithms",
+            "EdDSA",
+            "--oidc-issuer",
+            &idp,
+        ],
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::new(&v);
+
+    // A state other than the one this browser was sent off with.
+    let r = b.http.get(v.url("/oidc/start")).send().await.unwrap();
+    b.keep(&r);
+    let to_provider = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to_provider.starts_with(&idp), "{to_provider}");
+    let r = b.http.get(&to_provider).send().await.unwrap();
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    let (before, state) = back.split_once("state=").unwrap();
+    assert!(
+        !state.is_empty() && b.jar["vk_oidc"].starts_with(state),
+        "{back}"
+    );
+    let r = b
+        .http
+        .get(format!("{before}state=x{state}"))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("state does not match"), "{page}");
+
+    let now = chrono::Utc::now().timestamp();
+    let cases = [
+        (serde_json::json!({ "nonce": "replayed" }), "Invalid nonce"),
+        (
+            serde_json::json!({ "aud": "another-app" }),
+            "Invalid audiences",
+        ),
+        (
+            serde_json::json!({ "aud": ["verkosto-web", "another-app"] }),
+            "`another-app` is not a trusted audience",
+        ),
+        (
+            serde_json::json!({ "iss": "http://127.0.0.1:9/realms/other" }),
+            "Invalid issuer",
+        ),
+        (
+            serde_json::json!({ "iat": now - 1200, "nbf": now - 1200, "exp": now - 600 }),
+            "ID token expired",
+        ),
+        (
+            serde_json::json!({ "stranger": true }),
+            "Signature verification failed",
+        ),
+        (
+            serde_json::json!({ "at_hash": "AAAAAAAAAAAAAAAAAAAAAA" }),
+            "at_hash does not match",
+        ),
+        (
+            serde_json::json!({ "agency": null }),
+            "agency and roles are required",
+        ),
+        (
+            serde_json::json!({ "roles": ["superuser"] }),
+            "unknown role superuser",
+        ),
+    ];
+    for (change, refusal) in cases {
+        *changes.lock().unwrap() = change.as_object().unwrap().clone();
+        let (status, page) = walk(&mut b, "/oidc/start", None).await;
+        assert_eq!(status, 502, "{change}: {page}");
+        assert!(
+            page.contains("Sign-in failed: ID token: ") && page.contains(refusal),
+            "{change}: {page}"
+        );
+        assert!(!b.jar.contains_key("vk_session"), "{change}: {:?}", b.jar);
+    }
+
+    // The same provider, answering truly again: signed in.
+    changes.lock().unwrap().clear();
+    let (status, _) = walk(&mut b, "/oidc/start", Some("/")).await;
+    assert_eq!(status, 303);
+    assert!(b.jar.contains_key("vk_session"), "{:?}", b.jar);
+    let (_, home) = b.get("/").await;
+    assert!(home.contains("Signed in as fiona"), "{home}");
     v.stop().await;
 }
 

@@ -712,11 +712,11 @@ async fn walk(b: &mut Browser<'_>, path: &str, until: Option<&str>) -> (u16, Str
     panic!("too many redirects");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn signing_in_with_the_organisations_identity_provider() {
-    let (idp, _) = fake_identity_provider().await;
+/// Verkosto with the demo directory, no dev sign-in, and sign-in through
+/// the identity provider at `idp` (its keys verify the API tokens too).
+async fn signing_in_through(idp: &str) -> Verkosto {
     let jwks = format!("{idp}/jwks");
-    let v = Verkosto::start_with(
+    Verkosto::start_with(
         Mode::Embedded,
         &[
             "--demo",
@@ -727,15 +727,21 @@ async fn signing_in_with_the_organisations_identity_provider() {
             "--jwks-url",
             &jwks,
             "--jwt-issuer",
-            &idp,
+            idp,
             "--jwt-algorithms",
             "EdDSA",
             "--oidc-issuer",
-            &idp,
+            idp,
         ],
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_in_with_the_organisations_identity_provider() {
+    let (idp, _) = fake_identity_provider().await;
+    let v = signing_in_through(&idp).await;
     let mut b = Browser::new(&v);
     let (_, page) = b.get("/signin").await;
     assert!(
@@ -848,27 +854,7 @@ async fn signing_in_with_the_organisations_identity_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_with_a_forged_or_stale_answer_is_refused() {
     let (idp, changes) = fake_identity_provider().await;
-    let jwks = format!("{idp}/jwks");
-    let v = Verkosto::start_with(
-        Mode::Embedded,
-        &[
-            "--demo",
-            "--demo-case",
-            "off",
-            "--dev-auth",
-            "off",
-            "--jwks-url",
-            &jwks,
-            "--jwt-issuer",
-            &idp,
-            "--jwt-algorithms",
-            "EdDSA",
-            "--oidc-issuer",
-            &idp,
-        ],
-    )
-    .await
-    .unwrap();
+    let v = signing_in_through(&idp).await;
     let mut b = Browser::new(&v);
 
     // A state other than the one this browser was sent off with.

@@ -25,3 +25,38 @@ pub async fn migrate(db: &verkosto_eventlog::Db) -> Result<(), verkosto_eventlog
     let migrations = sqlx::migrate!("./migrations");
     db.run_migrations(&migrations, &migrations).await
 }
+
+/// The cases service's settings, from the command line.
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// Bench builds only: see [`Cases::bench_unfiltered_reads`].
+    #[cfg(feature = "bench")]
+    pub bench_unfiltered_reads: bool,
+}
+
+/// The cases service as the binary runs it: in `--target all` and `cases`.
+pub fn module(settings: Settings) -> verkosto_service::Module {
+    // Outside bench builds there is nothing to set.
+    #[cfg(not(feature = "bench"))]
+    let Settings {} = settings;
+    verkosto_service::Module::new("cases", &["all", "cases"])
+        .migration(|db| async move { migrate(&db).await })
+        .guarded()
+        .projection(CasesProjection)
+        .projection(AgenciesProjection)
+        .api_doc(api_doc)
+        .start(move |ctx| {
+            Ok(router(Cases {
+                log: ctx.log.clone(),
+                progress: ctx.progress_of(&CasesProjection)?,
+                guard: ctx.guard()?,
+                agencies: Agencies {
+                    log: ctx.log.clone(),
+                    progress: ctx.progress_of(&AgenciesProjection)?,
+                },
+                auth: ctx.auth.clone(),
+                #[cfg(feature = "bench")]
+                bench_unfiltered_reads: settings.bench_unfiltered_reads,
+            }))
+        })
+}

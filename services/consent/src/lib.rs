@@ -16,3 +16,18 @@ pub use audit::{replay, HistoryEntry, Replay};
 pub use matrix::matrix_answer;
 pub use routes::{api_doc, router};
 pub use service::ConsentService;
+
+/// The consent service as the binary runs it: in `--target all` and
+/// `consent`. Its state is the log itself: no tables, no read model.
+pub fn module() -> verkosto_service::Module {
+    verkosto_service::Module::new("consent", &["all", "consent"])
+        .guarded()
+        .api_doc(api_doc)
+        .start(|ctx| {
+            Ok(router(ConsentService {
+                log: ctx.log.clone(),
+                guard: ctx.guard()?,
+                auth: ctx.auth.clone(),
+            }))
+        })
+}

@@ -246,3 +246,38 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .answer(404, "Unknown agency, or a wrong, revoked or expired token"),
     ]
 }
+
+/// The meetings service's settings, from the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long before a meeting an interpreter must be booked.
+    pub interpreter_lead_time: Duration,
+}
+
+impl Default for Settings {
+    /// The flag's default: 24 hours.
+    fn default() -> Self {
+        Settings {
+            interpreter_lead_time: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The meetings service as the binary runs it: in `--target all` and
+/// `meetings`.
+pub fn module(settings: Settings) -> verkosto_service::Module {
+    verkosto_service::Module::new("meetings", &["all", "meetings"])
+        .migration(|db| async move { migrate(&db).await })
+        .guarded()
+        .projection(MeetingsProjection)
+        .api_doc(api_doc)
+        .start(move |ctx| {
+            Ok(router(Meetings {
+                log: ctx.log.clone(),
+                progress: ctx.progress_of(&MeetingsProjection)?,
+                guard: ctx.guard()?,
+                auth: ctx.auth.clone(),
+                interpreter_lead_time: settings.interpreter_lead_time,
+            }))
+        })
+}

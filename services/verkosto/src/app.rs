@@ -1,7 +1,9 @@
-//! Building and running the app: the module table, the listener, the
-//! background workers and shutdown. Tests start the real app through
+//! Building and running the app: the service modules of a target (each
+//! service's `module(…)`, run in one loop), the relay and the sealer, the
+//! listener, and shutdown. Tests start the real app through
 //! [`start`] on port 0, the same way `main` does.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +11,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::routing::get;
 use axum::Router;
+use clap::ValueEnum as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use verkosto_auth::DevIssuer;
 use verkosto_bus::{Relay, StreamSettings};
 use verkosto_eventlog::{Db, EventLog, Progress, Projection};
+use verkosto_guard::GuardFeed;
 use verkosto_http::AuthState;
+use verkosto_service::{Context, Module};
 
 use crate::config::{ClockSync, ServeArgs, Target};
 use crate::health::{self, Health};
@@ -47,62 +53,105 @@ impl Running {
     }
 }
 
-/// Which modules a target runs.
+/// Each service's settings, from the flags (the defaults for `verkosto
+/// rebuild`, which only reads the modules' tables and read models).
 #[derive(Default)]
-struct Modules {
-    directory: bool,
-    cases: bool,
-    consent: bool,
-    meetings: bool,
-    tasks: bool,
-    web: bool,
-    relay: bool,
-    sealer: bool,
+pub(crate) struct Settings {
+    directory: verkosto_directory::Settings,
+    cases: verkosto_cases::Settings,
+    meetings: verkosto_meetings::Settings,
+    tasks: verkosto_tasks::Settings,
+    web: verkosto_web::Settings,
 }
 
-fn modules(target: Target, distributed: bool) -> Modules {
-    match target {
-        Target::All => Modules {
-            directory: true,
-            cases: true,
-            consent: true,
-            meetings: true,
-            tasks: true,
-            web: true,
-            relay: distributed,
-            sealer: true,
-        },
-        Target::Cases => Modules {
-            directory: true,
-            cases: true,
-            ..Modules::default()
-        },
-        Target::Web => Modules {
-            web: true,
-            ..Modules::default()
-        },
-        Target::Consent => Modules {
-            consent: true,
-            ..Modules::default()
-        },
-        Target::Meetings => Modules {
-            meetings: true,
-            ..Modules::default()
-        },
-        Target::Tasks => Modules {
-            tasks: true,
-            ..Modules::default()
-        },
-        Target::Relay => Modules {
-            relay: true,
-            sealer: true,
-            ..Modules::default()
-        },
+impl Settings {
+    /// For a process that serves on `listen`, with dev tokens from `dev`.
+    fn from_args(args: &ServeArgs, dev: Option<DevIssuer>, listen: SocketAddr) -> Settings {
+        let cookies = args.clone();
+        Settings {
+            directory: verkosto_directory::Settings { dev },
+            cases: verkosto_cases::Settings {
+                #[cfg(feature = "bench")]
+                bench_unfiltered_reads: args.bench_unfiltered_reads,
+            },
+            meetings: verkosto_meetings::Settings {
+                interpreter_lead_time: Duration::from_secs(args.interpreter_lead_time_hours * 3600),
+            },
+            tasks: verkosto_tasks::Settings {
+                webhook_allow_hosts: args.webhook_allow_hosts.clone(),
+                dev_clock: args.dev_clock,
+            },
+            web: verkosto_web::Settings {
+                api_url: args.api_url.clone(),
+                dev: args.dev_auth_on(),
+                oidc: args.oidc_issuer.clone().map(|issuer| {
+                    Arc::new(verkosto_web::oidc::Oidc::new(
+                        issuer,
+                        args.oidc_client_id.clone(),
+                        args.oidc_client_secret.clone(),
+                        args.public_url.clone(),
+                    ))
+                }),
+                idle_timeout: args.session_idle_timeout,
+                max_age: args.session_max_age,
+                secure_cookies: Box::new(move || {
+                    let secure = cookies.secure_cookies(listen)?;
+                    if !secure {
+                        tracing::warn!(
+                            "web cookies without Secure (--insecure-cookies-on-loopback): for \
+                             plain HTTP on this machine only"
+                        );
+                    }
+                    Ok(secure)
+                }),
+            },
+        }
     }
 }
 
+/// Every service's module, in the order a process starts them: the
+/// directory first, the web last (its pages may call the API of the others
+/// in this process).
+pub(crate) fn modules(settings: Settings) -> Vec<Module> {
+    vec![
+        verkosto_directory::module(settings.directory),
+        verkosto_cases::module(settings.cases),
+        verkosto_consent::module(),
+        verkosto_meetings::module(settings.meetings),
+        verkosto_tasks::module(settings.tasks),
+        verkosto_web::module(settings.web),
+    ]
+}
+
+/// The modules `target` runs. (The relay and the sealer are not services:
+/// [`start`] runs them itself.)
+pub(crate) fn modules_of(target: Target, settings: Settings) -> Vec<Module> {
+    let name = target_name(target);
+    modules(settings)
+        .into_iter()
+        .filter(|m| m.runs_in(&name))
+        .collect()
+}
+
+/// A target's name, as `--target` spells it and modules list it.
+pub(crate) fn target_name(target: Target) -> String {
+    target
+        .to_possible_value()
+        .expect("no target is hidden")
+        .get_name()
+        .to_string()
+}
+
+/// Whether the process of `target` runs the consent guard's feed: where a
+/// module of it reads client data.
+pub(crate) fn runs_guard(target: Target) -> bool {
+    modules_of(target, Settings::default())
+        .iter()
+        .any(|m| m.guarded)
+}
+
 /// The consent guard's feed name for a target: one copy per process kind.
-fn guard_consumer(target: Target) -> &'static str {
+pub(crate) fn guard_consumer(target: Target) -> &'static str {
     match target {
         Target::All => "guard-all",
         Target::Cases => "guard-cases",
@@ -158,7 +207,6 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         .await
         .context("cannot open the event log")?;
     let log = EventLog::new(db.clone());
-    let modules = modules(args.target, distributed);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // One clock for the deployment, the database's: measured before the
@@ -196,7 +244,7 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     };
 
     // Runs a projection from the local log (embedded) or the stream (distributed).
-    let mut run_projection = |projection: Arc<dyn Projection>| -> Progress {
+    let run_projection = |tasks: &mut JoinSet<()>, projection: Arc<dyn Projection>| -> Progress {
         let (tx, progress) = Progress::channel();
         let token = shutdown.clone();
         match &js {
@@ -223,224 +271,101 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         progress
     };
 
-    let mut api = Router::new();
-    let mut directory = None;
-    if modules.directory {
-        verkosto_directory::migrate(&db).await?;
-        let progress = run_projection(Arc::new(verkosto_directory::DirectoryProjection));
-        let d = verkosto_directory::Directory {
-            log: log.clone(),
-            progress,
-            auth: auth.clone(),
-            dev: dev.clone(),
-        };
-        api = api.merge(verkosto_directory::router(d.clone()));
-        directory = Some(d);
-    }
-
-    let guard = if modules.cases || modules.consent || modules.meetings || modules.tasks {
-        verkosto_guard::migrate(&db).await?;
-        let consumer = guard_consumer(args.target);
-        let feed = verkosto_guard::GuardFeed::new(consumer);
-        // Events an older binary could not read may read now.
-        let still = feed.retry_unreadable(&log).await?;
-        if still > 0 {
-            tracing::error!(
-                cases = still,
-                "cases with consent or case events this version cannot read: their reads \
-                 withhold everything (`verkosto guard unreadable`)"
-            );
-        }
-        let progress = run_projection(Arc::new(feed));
-        let access = verkosto_guard::AccessLog::start(db.clone());
-        Some(verkosto_guard::Guard::new(
-            log.clone(),
-            consumer,
-            progress,
-            access,
-            GUARD_WAIT,
-        ))
-    } else {
-        None
-    };
-
-    if modules.cases {
-        verkosto_cases::migrate(&db).await?;
-        let progress = run_projection(Arc::new(verkosto_cases::CasesProjection));
-        let agencies = verkosto_cases::Agencies {
-            log: log.clone(),
-            progress: run_projection(Arc::new(verkosto_cases::AgenciesProjection)),
-        };
-        let cases = verkosto_cases::Cases {
-            log: log.clone(),
-            progress,
-            guard: guard.clone().context("cases need the guard")?,
-            agencies,
-            auth: auth.clone(),
-            #[cfg(feature = "bench")]
-            bench_unfiltered_reads: args.bench_unfiltered_reads,
-        };
-        api = api.merge(verkosto_cases::router(cases));
-    }
-    if modules.consent {
-        let consent = verkosto_consent::ConsentService {
-            log: log.clone(),
-            guard: guard.clone().context("consent needs the guard")?,
-            auth: auth.clone(),
-        };
-        api = api.merge(verkosto_consent::router(consent));
-    }
-
-    if modules.meetings {
-        verkosto_meetings::migrate(&db).await?;
-        let progress = run_projection(Arc::new(verkosto_meetings::MeetingsProjection));
-        let meetings = verkosto_meetings::Meetings {
-            log: log.clone(),
-            progress,
-            guard: guard.clone().context("meetings need the guard")?,
-            auth: auth.clone(),
-            interpreter_lead_time: Duration::from_secs(args.interpreter_lead_time_hours * 3600),
-        };
-        api = api.merge(verkosto_meetings::router(meetings));
-    }
-
-    if modules.tasks {
-        verkosto_tasks::migrate(&db).await?;
-        let progress = run_projection(Arc::new(verkosto_tasks::TasksProjection));
-        run_projection(Arc::new(verkosto_tasks::TaskReactions { log: log.clone() }));
-        let clock = verkosto_tasks::Clock::default();
-        let sweep = Arc::new(tokio::sync::Notify::new());
-        tasks.spawn(verkosto_tasks::overdue::run_sweeper(
-            log.clone(),
-            clock.clone(),
-            sweep.clone(),
-            shutdown.clone(),
-        ));
-        let outbound = verkosto_tasks::outbound::Policy::new(args.webhook_allow_hosts.clone());
-        if !outbound.allowlist().is_empty() {
-            let hosts: Vec<String> = outbound.allowlist().iter().map(|h| h.to_string()).collect();
-            tracing::info!(hosts = %hosts.join(","), "webhooks may reach these hosts even if internal or over plain http");
-        }
-        tasks.spawn(verkosto_tasks::webhooks::run_delivery(
-            db.clone(),
-            clock.clone(),
-            verkosto_tasks::webhooks::Delivery {
-                policy: outbound.clone(),
-                ..Default::default()
-            },
-            shutdown.clone(),
-        ));
-        let service = verkosto_tasks::Tasks {
-            log: log.clone(),
-            progress,
-            guard: guard.clone().context("tasks need the guard")?,
-            auth: auth.clone(),
-            clock,
-            sweep,
-            dev_clock: args.dev_clock,
-            outbound,
-        };
-        api = api.merge(verkosto_tasks::router(service));
-    }
-
+    let settings = Settings::from_args(&args, dev.clone(), listener.local_addr()?);
+    let modules = modules_of(args.target, settings);
     // The OpenAPI document of what this process serves.
-    let mut operations = Vec::new();
-    if modules.directory {
-        operations.extend(verkosto_directory::api_doc());
-    }
-    if modules.cases {
-        operations.extend(verkosto_cases::api_doc());
-    }
-    if modules.consent {
-        operations.extend(verkosto_consent::api_doc());
-    }
-    if modules.meetings {
-        operations.extend(verkosto_meetings::api_doc());
-    }
-    if modules.tasks {
-        operations.extend(verkosto_tasks::api_doc());
-    }
+    let operations: Vec<_> = modules.iter().flat_map(|m| (m.api_doc)()).collect();
     let openapi = Arc::new(verkosto_http::openapi::document(
         env!("CARGO_PKG_VERSION"),
         &operations,
     ));
-    api = api.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let doc = openapi.clone();
-            async move { axum::Json((*doc).clone()) }
-        }),
-    );
-
-    if modules.web {
-        // The pages call the API: this process's own, or another's.
-        let client = match &args.api_url {
-            Some(base) => verkosto_web::ApiClient::Remote {
-                http: reqwest::Client::new(),
-                base: base.trim_end_matches('/').to_string(),
-            },
-            None if modules.cases => verkosto_web::ApiClient::Local(api.clone()),
-            None => anyhow::bail!("--target web needs --api-url (a process that serves the API)"),
-        };
-        let oidc = args.oidc_issuer.clone().map(|issuer| {
-            Arc::new(verkosto_web::oidc::Oidc::new(
-                issuer,
-                args.oidc_client_id.clone(),
-                args.oidc_client_secret.clone(),
-                args.public_url.clone(),
-            ))
-        });
-        let secure_cookies = args.secure_cookies(listener.local_addr()?)?;
-        if !secure_cookies {
-            tracing::warn!(
-                "web cookies without Secure (--insecure-cookies-on-loopback): for plain HTTP \
-                 on this machine only"
-            );
+    let mut ctx = Context {
+        log: log.clone(),
+        auth: auth.clone(),
+        guard: None,
+        progress: HashMap::new(),
+        api: Router::new().route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        ),
+        modules: modules.iter().map(|m| m.name).collect(),
+        shutdown: shutdown.clone(),
+    };
+    // Each module in turn: its tables, its read models and reactions, its
+    // router (given what has started), its workers.
+    for module in modules {
+        // The consent guard is shared code, not a service: its feed starts
+        // just before the first module that reads client data through it.
+        if module.guarded && ctx.guard.is_none() {
+            let consumer = guard_consumer(args.target);
+            let feed = guard_feed(&log, consumer).await?;
+            let progress = run_projection(&mut tasks, Arc::new(feed));
+            let access = verkosto_guard::AccessLog::start(db.clone());
+            ctx.guard = Some(verkosto_guard::Guard::new(
+                log.clone(),
+                consumer,
+                progress,
+                access,
+                GUARD_WAIT,
+            ));
         }
-        // Sessions live in this process's database, so every web replica
-        // shares them and a sign-out ends one everywhere.
-        verkosto_web::migrate(&db).await?;
-        let sessions = verkosto_web::Sessions::new(
-            db.clone(),
-            args.session_idle_timeout,
-            args.session_max_age,
-            secure_cookies,
-        );
-        tasks.spawn(verkosto_web::run_sweeper(
-            sessions.clone(),
-            shutdown.clone(),
-        ));
-        let web = verkosto_web::Web {
-            api: client,
-            dev: args.dev_auth_on(),
-            oidc,
-            sessions,
-        };
-        api = api.merge(verkosto_web::router(web));
+        module.migrate(&db).await?;
+        for projection in module.projections {
+            let name = projection.name();
+            ctx.progress
+                .insert(name, run_projection(&mut tasks, projection));
+        }
+        for reaction in module.reactions {
+            let progress = run_projection(&mut tasks, (reaction.make)(&log));
+            ctx.progress.insert(reaction.name, progress);
+        }
+        let router = (module.start)(&ctx)?;
+        for worker in module.workers {
+            tasks.spawn((worker.run)(&ctx));
+        }
+        ctx.api = ctx.api.merge(router);
     }
 
+    // Not services, so not modules: the relay (log to stream, distributed
+    // mode only) and the sealer run in `--target relay`, and in `all`.
     let mut relay_status = None;
-    if modules.relay {
+    let runs_relay = match args.target {
+        Target::Relay => true,
+        Target::All => distributed,
+        _ => false,
+    };
+    if runs_relay {
         let js = js.clone().context("the relay needs NATS (--nats-url)")?;
         let relay = Relay::new(log.clone(), js, stream.clone());
         relay_status = Some(relay.status());
         tasks.spawn(relay.run(Duration::from_millis(20), shutdown.clone()));
     }
-    if modules.sealer {
+    if matches!(args.target, Target::All | Target::Relay) {
         tasks.spawn(run_sealer(log.clone(), shutdown.clone()));
     }
 
     if args.demo {
-        let d = directory
-            .as_ref()
+        // The demo's agencies and users, through the directory's commands.
+        let progress = ctx
+            .progress_of(&verkosto_directory::DirectoryProjection)
+            .ok()
             .context("--demo needs a target that serves the directory (all or cases)")?;
-        crate::demo::load(d).await?;
+        let directory = verkosto_directory::Directory {
+            log: log.clone(),
+            progress,
+            auth: auth.clone(),
+            dev: dev.clone(),
+        };
+        crate::demo::load(&directory).await?;
         if args.demo_case == crate::config::OnOff::On
-            && modules.cases
-            && modules.consent
+            && ctx.runs("cases")
+            && ctx.runs("consent")
             && dev.is_some()
         {
-            crate::demo::load_case(verkosto_web::ApiClient::Local(api.clone())).await?;
+            crate::demo::load_case(verkosto_web::ApiClient::Local(ctx.api.clone())).await?;
         }
     }
 
@@ -451,11 +376,11 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         nats: js.as_ref().map(|j| j.client()),
         relay: relay_status,
         target: args.target,
-        guard: guard.clone(),
+        guard: ctx.guard.clone(),
         limits: limits.clone(),
     };
     let app = verkosto_http::conventions_with(
-        api.merge(
+        ctx.api.merge(
             Router::new()
                 .route("/healthz", get(health::healthz))
                 .route("/readyz", get(health::readyz))
@@ -485,6 +410,22 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         shutdown,
         tasks,
     })
+}
+
+/// The consent guard's feed, its tables made, after retrying the events an
+/// older binary could not read.
+async fn guard_feed(log: &EventLog, consumer: &'static str) -> anyhow::Result<GuardFeed> {
+    verkosto_guard::migrate(log.db()).await?;
+    let feed = GuardFeed::new(consumer);
+    let still = feed.retry_unreadable(log).await?;
+    if still > 0 {
+        tracing::error!(
+            cases = still,
+            "cases with consent or case events this version cannot read: their reads \
+             withhold everything (`verkosto guard unreadable`)"
+        );
+    }
+    Ok(feed)
 }
 
 /// The rate limits of `args`, said once in the log at start.

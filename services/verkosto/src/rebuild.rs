@@ -3,53 +3,61 @@
 //! then the log is fed through them all in commit order, as a running
 //! consumer would, reading it once for all of them; a JetStream consumer
 //! that resumes later skips what is done.
+//!
+//! The read models are the modules' (`crate::app::modules`) and the consent
+//! guard's feed of each target that runs one. A module's reactions (tasks'
+//! `tasks-reactions`) are not read models: they append, and are never
+//! rebuilt.
 
 use std::sync::Arc;
 
+use clap::ValueEnum as _;
 use verkosto_eventlog::{EventLog, Projection};
 
-use crate::config::StoreArgs;
+use crate::app::{self, guard_consumer, runs_guard, Settings};
+use crate::config::{StoreArgs, Target};
+
+/// Every read model a target runs: each module's, in the order the modules
+/// start, then the guard's feed of each target that runs one.
+pub(crate) fn all() -> Vec<Arc<dyn Projection>> {
+    let mut all: Vec<Arc<dyn Projection>> = app::modules(Settings::default())
+        .into_iter()
+        .flat_map(|m| m.projections)
+        .collect();
+    for &target in Target::value_variants() {
+        if runs_guard(target) {
+            all.push(Arc::new(verkosto_guard::GuardFeed::new(guard_consumer(
+                target,
+            ))));
+        }
+    }
+    all
+}
 
 /// The projections this binary knows, by name.
 pub fn projection(name: &str) -> Option<Arc<dyn Projection>> {
-    Some(match name {
-        "directory" => Arc::new(verkosto_directory::DirectoryProjection),
-        "cases" => Arc::new(verkosto_cases::CasesProjection),
-        "cases-agencies" => Arc::new(verkosto_cases::AgenciesProjection),
-        "meetings" => Arc::new(verkosto_meetings::MeetingsProjection),
-        "tasks" => Arc::new(verkosto_tasks::TasksProjection),
-        guard if guard.starts_with("guard-") => {
-            // The name must outlive the process's projection registry.
-            let name: &'static str = Box::leak(guard.to_string().into_boxed_str());
-            Arc::new(verkosto_guard::GuardFeed::new(name))
-        }
-        _ => return None,
+    if let Some(known) = all().into_iter().find(|p| p.name() == name) {
+        return Some(known);
+    }
+    // A guard feed of another name (a test's).
+    name.starts_with("guard-").then(|| {
+        // The name must outlive the process's projection registry.
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        Arc::new(verkosto_guard::GuardFeed::new(name)) as Arc<dyn Projection>
     })
 }
-
-const ALL: [&str; 10] = [
-    "directory",
-    "cases",
-    "cases-agencies",
-    "meetings",
-    "tasks",
-    "guard-all",
-    "guard-cases",
-    "guard-consent",
-    "guard-meetings",
-    "guard-tasks",
-];
 
 pub async fn run(store: &StoreArgs, names: &[String]) -> anyhow::Result<()> {
     let log = EventLog::connect(&store.url()).await?;
     // Every read model's tables exist, whichever targets ran on this store.
-    verkosto_directory::migrate(log.db()).await?;
+    for module in app::modules(Settings::default()) {
+        if !module.projections.is_empty() {
+            module.migrate(log.db()).await?;
+        }
+    }
     verkosto_guard::migrate(log.db()).await?;
-    verkosto_cases::migrate(log.db()).await?;
-    verkosto_meetings::migrate(log.db()).await?;
-    verkosto_tasks::migrate(log.db()).await?;
     let names: Vec<String> = if names.iter().any(|n| n == "all") {
-        ALL.iter().map(|n| n.to_string()).collect()
+        all().iter().map(|p| p.name().to_string()).collect()
     } else {
         names.to_vec()
     };
@@ -105,5 +113,106 @@ async fn watch(log: EventLog, names: Vec<&'static str>, bar: indicatif::Progress
             .min()
             .unwrap_or(0);
         bar.set_position(slowest.max(0) as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::app::{modules, modules_of, target_name};
+
+    /// What the process of `target` runs from the log: its modules' read
+    /// models and reactions, and the guard's feed.
+    fn consumers(target: Target) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for m in modules_of(target, Settings::default()) {
+            names.extend(m.projections.iter().map(|p| p.name()));
+            names.extend(m.reactions.iter().map(|r| r.name));
+        }
+        if runs_guard(target) {
+            names.push(guard_consumer(target));
+        }
+        names
+    }
+
+    #[test]
+    fn every_projection_and_reaction_has_a_name_of_its_own() {
+        let mut seen = BTreeSet::new();
+        for m in modules(Settings::default()) {
+            for name in m
+                .projections
+                .iter()
+                .map(|p| p.name())
+                .chain(m.reactions.iter().map(|r| r.name))
+            {
+                assert!(seen.insert(name), "{name} twice (again in {})", m.name);
+            }
+        }
+        for &target in Target::value_variants() {
+            let guard = guard_consumer(target);
+            assert!(seen.insert(guard), "{guard} twice");
+        }
+    }
+
+    #[test]
+    fn every_target_but_the_relay_runs_a_module_and_every_module_runs() {
+        let targets: Vec<String> = Target::value_variants()
+            .iter()
+            .map(|&t| target_name(t))
+            .collect();
+        for &target in Target::value_variants() {
+            let count = modules_of(target, Settings::default()).len();
+            match target {
+                Target::Relay => assert_eq!(count, 0, "the relay runs no service"),
+                _ => assert!(count > 0, "{target:?} runs no module"),
+            }
+        }
+        for m in modules(Settings::default()) {
+            assert!(m.runs_in("all"), "{} is missing from --target all", m.name);
+            for t in m.targets {
+                assert!(targets.iter().any(|n| n == t), "{}: no target {t}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn rebuild_all_names_the_read_models_the_targets_run() {
+        let rebuilt: Vec<&str> = all().iter().map(|p| p.name()).collect();
+        // What `rebuild all` named before the modules said it themselves.
+        assert_eq!(
+            rebuilt,
+            [
+                "directory",
+                "cases",
+                "cases-agencies",
+                "meetings",
+                "tasks",
+                "guard-all",
+                "guard-cases",
+                "guard-consent",
+                "guard-meetings",
+                "guard-tasks",
+            ]
+        );
+        let run: BTreeSet<&str> = Target::value_variants()
+            .iter()
+            .flat_map(|&t| consumers(t))
+            .collect();
+        let reactions: BTreeSet<&str> = modules(Settings::default())
+            .iter()
+            .flat_map(|m| m.reactions.iter().map(|r| r.name).collect::<Vec<_>>())
+            .collect();
+        let rebuilt: BTreeSet<&str> = rebuilt.into_iter().collect();
+        assert_eq!(
+            rebuilt,
+            run.difference(&reactions).copied().collect::<BTreeSet<_>>()
+        );
+        for name in &rebuilt {
+            assert!(projection(name).is_some(), "{name}");
+        }
+        assert!(projection("guard-web").is_some());
+        assert!(projection("tasks-reactions").is_none());
     }
 }

@@ -94,3 +94,78 @@ fn forbidden(page: &Page) -> Response {
     *response.status_mut() = http::StatusCode::FORBIDDEN;
     response
 }
+
+/// The web app's settings, from the command line.
+pub struct Settings {
+    /// The base URL of a process that serves the API (`--api-url`); without
+    /// it the pages call this process's own API, which must then serve cases.
+    pub api_url: Option<String>,
+    /// Dev sign-in (choose a demo user) is on.
+    pub dev: bool,
+    /// Sign-in with the organisation's identity provider, when configured.
+    pub oidc: Option<oidc::Shared>,
+    /// How long a session lasts without a request.
+    pub idle_timeout: std::time::Duration,
+    /// The longest a session lasts.
+    pub max_age: std::time::Duration,
+    /// Whether the cookies carry `Secure`: asked when the web starts, so
+    /// that flags it refuses stop only a process that runs the web.
+    pub secure_cookies: Box<dyn FnOnce() -> anyhow::Result<bool> + Send>,
+}
+
+impl Default for Settings {
+    /// The flags' defaults: no API URL, no dev sign-in, no OIDC, sessions
+    /// of 30 minutes idle and 12 hours at most, `Secure` cookies.
+    fn default() -> Self {
+        Settings {
+            api_url: None,
+            dev: false,
+            oidc: None,
+            idle_timeout: std::time::Duration::from_secs(30 * 60),
+            max_age: std::time::Duration::from_secs(12 * 3600),
+            secure_cookies: Box::new(|| Ok(true)),
+        }
+    }
+}
+
+/// The web app as the binary runs it: in `--target all` and `web`, with the
+/// sweeper of ended sessions. Sessions live in this process's database, so
+/// every web replica shares them and a sign-out ends one everywhere.
+pub fn module(settings: Settings) -> verkosto_service::Module {
+    let Settings {
+        api_url,
+        dev,
+        oidc,
+        idle_timeout,
+        max_age,
+        secure_cookies,
+    } = settings;
+    verkosto_service::Module::new("web", &["all", "web"])
+        .migration(|db| async move { migrate(&db).await })
+        .start(move |ctx| {
+            // The pages call the API: this process's own, or another's.
+            let api = match api_url {
+                Some(base) => ApiClient::Remote {
+                    http: reqwest::Client::new(),
+                    base: base.trim_end_matches('/').to_string(),
+                },
+                None if ctx.runs("cases") => ApiClient::Local(ctx.api.clone()),
+                None => {
+                    anyhow::bail!("--target web needs --api-url (a process that serves the API)")
+                }
+            };
+            let sessions =
+                Sessions::new(ctx.db().clone(), idle_timeout, max_age, secure_cookies()?);
+            Ok(router(Web {
+                api,
+                dev,
+                oidc,
+                sessions,
+            }))
+        })
+        .worker("session sweep", move |ctx| {
+            // Sweeping sets no cookie: `Secure` or not is all the same here.
+            let sessions = Sessions::new(ctx.db().clone(), idle_timeout, max_age, true);
+            run_sweeper(sessions, ctx.shutdown.clone())
+        })
+}

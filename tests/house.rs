@@ -215,20 +215,92 @@ fn no_service_names_another_services_table() {
     );
 }
 
-/// The top-level modules of a crate (its files under `src/`), each with the
-/// modules it refers to through `crate::`.
+/// The paths a `use` tree or path names, spelled out: `a::{b, c::{d}}`
+/// gives `a::b` and `a::c::d`. Reads from the start of `text` to the end of
+/// the tree (a path ends at the first character that is not part of one).
+fn use_paths(text: &str) -> Vec<String> {
+    fn tree(chars: &[char], at: &mut usize, prefix: &str, out: &mut Vec<String>) {
+        let mut path = prefix.to_string();
+        loop {
+            while *at < chars.len() && chars[*at].is_whitespace() {
+                *at += 1;
+            }
+            if chars.get(*at) == Some(&'{') {
+                *at += 1;
+                loop {
+                    tree(chars, at, &path, out);
+                    while *at < chars.len() && chars[*at].is_whitespace() {
+                        *at += 1;
+                    }
+                    match chars.get(*at) {
+                        Some(',') => *at += 1,
+                        Some('}') => {
+                            *at += 1;
+                            return;
+                        }
+                        _ => return,
+                    }
+                    while *at < chars.len() && chars[*at].is_whitespace() {
+                        *at += 1;
+                    }
+                    if chars.get(*at) == Some(&'}') {
+                        *at += 1;
+                        return;
+                    }
+                }
+            }
+            let begin = *at;
+            while *at < chars.len() && (chars[*at].is_alphanumeric() || chars[*at] == '_') {
+                *at += 1;
+            }
+            let word: String = chars[begin..*at].iter().collect();
+            if !word.is_empty() {
+                path = if path.is_empty() {
+                    word
+                } else {
+                    format!("{path}::{word}")
+                };
+            }
+            if chars.get(*at) == Some(&':') && chars.get(*at + 1) == Some(&':') {
+                *at += 2;
+                continue;
+            }
+            if !path.is_empty() {
+                out.push(path);
+            }
+            return;
+        }
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    tree(&chars, &mut 0, "", &mut out);
+    out
+}
+
+/// The modules of a crate, one per file under `src/` (`domain/events.rs` is
+/// `domain::events`, `domain.rs` or `domain/mod.rs` is `domain`), each with
+/// the modules it refers to through `crate::` or `super::` in its code
+/// (comments, doc links included, and `#[cfg(test)]` parts do not count).
 fn module_references(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let reference = Regex::new(r"\bcrate::(?:\{([^}]*)\}|(\w+))").unwrap();
+    let reference = Regex::new(r"\b(crate|super)::").unwrap();
     let reexport =
         Regex::new(r"(?m)^\s*pub(?:\(crate\))?\s+use\s+(\w+)::(?:\{([^}]*)\}|(\w+))").unwrap();
+    let comment = Regex::new(r"(?m)//.*$").unwrap();
     let module_of = |file: &Path| -> String {
         let rel = file.strip_prefix(src).expect("under src");
-        let first = rel.components().next().expect("a file");
-        first
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string()
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        if parts.len() > 1 && parts.last().map(String::as_str) == Some("mod") {
+            parts.pop();
+        }
+        parts.join("::")
     };
     let sources = files(src, "rs");
     let modules: BTreeSet<String> = sources.iter().map(|f| module_of(f)).collect();
@@ -247,6 +319,16 @@ fn module_references(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
+    // The module a path from the crate root lands in: its longest prefix
+    // that is a module, or the module a re-exported name comes from.
+    let target_of = |path: &str| -> Option<String> {
+        let segments: Vec<&str> = path.split("::").collect();
+        (1..=segments.len())
+            .rev()
+            .map(|n| segments[..n].join("::"))
+            .find(|m| modules.contains(m))
+            .or_else(|| reexported.get(segments[0]).cloned())
+    };
     let mut refs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in &sources {
         let here = module_of(file);
@@ -256,25 +338,21 @@ fn module_references(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let code = std::fs::read_to_string(file).expect("source reads");
         // Tests inside a file may reach anywhere; only the code counts.
         let code = code.split("#[cfg(test)]").next().unwrap_or("");
+        let code = comment.replace_all(code, "");
+        // `super::` of `domain::events` is `domain`; of a top-level module, the root.
+        let parent = here.rsplit_once("::").map(|(p, _)| p.to_string());
         let entry = refs.entry(here.clone()).or_default();
-        for c in reference.captures_iter(code) {
-            let names: Vec<String> = match (c.get(1), c.get(2)) {
-                (Some(group), _) => group
-                    .as_str()
-                    .split(',')
-                    .map(|n| n.trim().split("::").next().unwrap_or("").to_string())
-                    .collect(),
-                (_, Some(name)) => vec![name.as_str().to_string()],
-                _ => Vec::new(),
+        for c in reference.captures_iter(&code) {
+            let base = match (&c[1], &parent) {
+                ("super", Some(parent)) => format!("{parent}::"),
+                _ => String::new(),
             };
-            for name in names {
-                let target = if modules.contains(&name) {
-                    Some(name)
-                } else {
-                    reexported.get(&name).cloned()
-                };
-                if let Some(target) = target.filter(|t| *t != here) {
-                    entry.insert(target);
+            for path in use_paths(&code[c.get(0).expect("a match").end()..]) {
+                if let Some(target) = target_of(&format!("{base}{path}")) {
+                    // A module may use its own children; only other files count.
+                    if target != here && !target.starts_with(&format!("{here}::")) {
+                        entry.insert(target);
+                    }
                 }
             }
         }
@@ -340,6 +418,35 @@ fn the_checks_find_what_they_look_for() {
         a_cycle(&refs(&[("a", "b"), ("b", "c"), ("c", "a")])),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
+    // Use trees are spelled out, nested ones too.
+    assert_eq!(
+        use_paths("{a::{b, c::{d}}, e} rest"),
+        vec!["a::b", "a::c::d", "e"]
+    );
+    assert_eq!(use_paths("x::y::Z;"), vec!["x::y::Z"]);
+    // Folder modules are one node each; `super::` and re-exports resolve; a
+    // doc link or a comment is no reference.
+    let dir = std::env::temp_dir().join(format!("house-{}", std::process::id()));
+    let write = |rel: &str, text: &str| {
+        let file = dir.join(rel);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write("lib.rs", "mod domain; mod routes; pub use routes::Api;");
+    write("domain/mod.rs", "mod events; mod rules;");
+    write("domain/events.rs", "use super::rules::Rule;");
+    write("domain/rules.rs", "use crate::{domain::{events::E}, Api};");
+    write(
+        "routes.rs",
+        "/// See [`crate::domain::rules`].\n// crate::domain\nstruct Api;",
+    );
+    let found = module_references(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(found["domain::events"], set(&["domain::rules"]));
+    assert_eq!(found["domain::rules"], set(&["domain::events", "routes"]));
+    assert_eq!(found["routes"], set(&[]));
+    assert!(a_cycle(&found).is_some());
     // A service depending on a service is found.
     let fake = vec![
         Package {

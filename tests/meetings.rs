@@ -807,7 +807,7 @@ async fn feed_refusal(v: &Verkosto, url: &str) -> (u16, Value) {
 }
 
 /// Waits until the meetings read model has every event of the log. A write
-/// waits for it only so long (READ_YOUR_WRITES in the meetings routes) and
+/// waits for it only so long (5 s: shared/http's `Commands`) and
 /// then answers anyway; on a loaded machine the feed, which a calendar
 /// client reads and not the writer, may be read before it has caught up.
 async fn meetings_read_model_caught_up(v: &Verkosto) {

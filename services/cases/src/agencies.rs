@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sqlx::AnyConnection;
-use verkosto_eventlog::{ApplyError, Error, EventLog, Progress, Projection, RecordedEvent};
+use verkosto_eventlog::{bulk, ApplyError, Error, EventLog, Progress, Projection, RecordedEvent};
 
 pub struct AgenciesProjection;
 
@@ -92,14 +92,22 @@ impl Agencies {
         }
     }
 
-    /// Whether any of `ids` is a child welfare agency.
+    /// Whether any of `ids` is a child welfare agency: one query, whatever
+    /// their number (a case's network is far below the parameter limits).
     pub async fn any_child_welfare(&self, ids: &BTreeSet<String>) -> Result<bool, Error> {
-        for id in ids {
-            if self.kind(id).await?.as_deref() == Some("child_welfare") {
-                return Ok(true);
-            }
+        if ids.is_empty() {
+            return Ok(false);
         }
-        Ok(false)
+        let db = self.log.db();
+        let sql = format!(
+            "SELECT id FROM cases_agencies WHERE kind = 'child_welfare' AND id IN {} LIMIT 1",
+            bulk::values(db.kind(), 1, ids.len())
+        );
+        let mut query = sqlx::query_as::<_, (String,)>(&sql);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        Ok(query.fetch_optional(db.reader()).await?.is_some())
     }
 
     async fn kind(&self, id: &str) -> Result<Option<String>, Error> {

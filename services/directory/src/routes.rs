@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use verkosto_auth::{DevIssuer, Principal, Role};
-use verkosto_eventlog::{AggregateStore, EventLog, Execution, Outcome, Progress};
-use verkosto_http::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
+use verkosto_eventlog::{EventLog, Execution, Outcome, Progress};
+use verkosto_http::{AuthState, Caller, Commands, JsonBody, Problem, Write};
 
 use verkosto_types::{AgencyId, Text, UserId};
 
@@ -59,9 +59,6 @@ pub struct UserView {
     /// The user's name as shown to others.
     pub display_name: String,
 }
-
-/// How long a write waits for its own read model before answering.
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
 impl Directory {
     pub async fn agencies(&self) -> Result<Vec<AgencyView>, Problem> {
@@ -132,7 +129,18 @@ impl Directory {
         }))
     }
 
-    /// Registers an agency (used by the API and the demo loader).
+    /// The agencies' commands: each waits for the directory's read model.
+    fn agency_commands(&self) -> Commands<Agency> {
+        Commands::new(self.log.clone(), self.progress.clone(), "directory")
+    }
+
+    /// The users' commands: each waits for the directory's read model.
+    fn user_commands(&self) -> Commands<User> {
+        Commands::new(self.log.clone(), self.progress.clone(), "directory")
+    }
+
+    /// Registers an agency, as `execution` says who does (the demo loader,
+    /// the bootstrap; the API's is `create_agency`).
     pub async fn register_agency(
         &self,
         id: AgencyId,
@@ -142,20 +150,18 @@ impl Directory {
     ) -> Result<Outcome<Agency>, Problem> {
         name.check()?;
         let id = String::from(id);
-        let store = AggregateStore::<Agency>::new(self.log.clone());
-        let outcome = store
-            .execute(
-                &id.clone(),
-                AgencyCommand::Register { id, kind, name },
-                &(),
-                execution,
-            )
-            .await?;
-        self.wait_for_read_model(&outcome).await;
-        Ok(outcome)
+        let command = AgencyCommand::Register {
+            id: id.clone(),
+            kind,
+            name,
+        };
+        self.agency_commands()
+            .execute_with(&id, command, execution)
+            .await
     }
 
-    /// Registers a user of a known agency.
+    /// Registers a user of a known agency, as `execution` says who does
+    /// (the demo loader, the bootstrap; the API's is `create_user`).
     pub async fn register_user(
         &self,
         id: UserId,
@@ -164,11 +170,32 @@ impl Directory {
         display_name: Text<200>,
         execution: Execution,
     ) -> Result<Outcome<User>, Problem> {
-        let (id, display_name) = (String::from(id), String::from(display_name));
+        self.check_user(&id, &agency, &roles).await?;
+        let id = String::from(id);
+        let command = UserCommand::Register {
+            id: id.clone(),
+            agency,
+            roles,
+            display_name: display_name.into(),
+        };
+        self.user_commands()
+            .execute_with(&id, command, execution)
+            .await
+    }
+
+    /// What a user's registration needs: a role at least, an agency the
+    /// directory knows (or `system`), and an id other than the built-in
+    /// admin's.
+    async fn check_user(
+        &self,
+        id: &str,
+        agency: &str,
+        roles: &BTreeSet<Role>,
+    ) -> Result<(), Problem> {
         if roles.is_empty() {
             return Err(Problem::invalid("roles", "must name at least one role"));
         }
-        if agency != "system" && self.agency(&agency).await?.is_none() {
+        if agency != "system" && self.agency(agency).await?.is_none() {
             return Err(Problem::invalid(
                 "agency",
                 format!("unknown agency {agency}"),
@@ -177,26 +204,7 @@ impl Directory {
         if id == "admin" {
             return Err(Problem::conflict("id: user admin is built in"));
         }
-        let store = AggregateStore::<User>::new(self.log.clone());
-        let command = UserCommand::Register {
-            id: id.clone(),
-            agency,
-            roles,
-            display_name,
-        };
-        let outcome = store.execute(&id, command, &(), execution).await?;
-        self.wait_for_read_model(&outcome).await;
-        Ok(outcome)
-    }
-
-    async fn wait_for_read_model<A>(&self, outcome: &Outcome<A>) {
-        if let Outcome::Committed { appended, .. } = outcome {
-            if let Some(cursor) = appended.last_cursor() {
-                if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
-                    tracing::warn!(%cursor, "directory read model is behind");
-                }
-            }
-        }
+        Ok(())
     }
 }
 
@@ -264,21 +272,21 @@ struct NewAgency {
 
 async fn create_agency(
     State(d): State<Directory>,
-    caller: Caller,
-    conditions: WriteConditions,
-    body: JsonBody<NewAgency>,
+    write: Write<NewAgency>,
 ) -> Result<Response, Problem> {
-    caller.require(&[Role::Admin])?;
-    let NewAgency { id, kind, name } = body.value;
-    let answer_id = id.clone();
-    let execution = conditions.execution(&caller, &body.raw, move |version| {
-        (201, json!({ "id": answer_id, "version": version }))
-    });
-    let id2 = id.clone();
-    let outcome = d.register_agency(id, kind, name, execution).await?;
-    Ok(command_response(outcome, |a| {
-        (201, json!({ "id": id2, "version": a.version }))
-    }))
+    write.caller.require(&[Role::Admin])?;
+    write.body.name.check()?;
+    let id = write.body.id.clone();
+    let stream = id.to_string();
+    let answer = move |version: i64| (201, json!({ "id": id, "version": version }));
+    let register = |agency: NewAgency, _| AgencyCommand::Register {
+        id: agency.id.into(),
+        kind: agency.kind,
+        name: agency.name,
+    };
+    d.agency_commands()
+        .run(&stream, write, answer, register)
+        .await
 }
 
 async fn list_agencies(
@@ -305,28 +313,25 @@ struct NewUser {
 
 async fn create_user(
     State(d): State<Directory>,
-    caller: Caller,
-    conditions: WriteConditions,
-    body: JsonBody<NewUser>,
+    write: Write<NewUser>,
 ) -> Result<Response, Problem> {
-    caller.require(&[Role::Admin])?;
+    write.caller.require(&[Role::Admin])?;
     let NewUser {
-        id,
-        agency,
-        roles,
-        display_name,
-    } = body.value;
-    let answer_id = id.clone();
-    let execution = conditions.execution(&caller, &body.raw, move |version| {
-        (201, json!({ "id": answer_id, "version": version }))
-    });
-    let id2 = id.clone();
-    let outcome = d
-        .register_user(id, agency, roles, display_name, execution)
-        .await?;
-    Ok(command_response(outcome, |a| {
-        (201, json!({ "id": id2, "version": a.version }))
-    }))
+        id, agency, roles, ..
+    } = &write.body;
+    d.check_user(id, agency, roles).await?;
+    let id = id.clone();
+    let stream = id.to_string();
+    let answer = move |version: i64| (201, json!({ "id": id, "version": version }));
+    let register = |user: NewUser, _| UserCommand::Register {
+        id: user.id.into(),
+        agency: user.agency,
+        roles: user.roles,
+        display_name: user.display_name.into(),
+    };
+    d.user_commands()
+        .run(&stream, write, answer, register)
+        .await
 }
 
 async fn list_users(State(d): State<Directory>, caller: Caller) -> Result<Response, Problem> {

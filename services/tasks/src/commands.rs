@@ -1,23 +1,19 @@
 //! The writes of tasks: the lifecycle actions (accept, complete, decline,
 //! reassign, cancel) and a task made by hand.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use chrono::NaiveDate;
+use axum::response::Response;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::json;
 use verkosto_auth::Role;
-use verkosto_eventlog::{
-    encode_event, AggregateStore, Error as LogError, ExpectedVersion, Outcome,
-};
+use verkosto_eventlog::Outcome;
 use verkosto_guard::CaseAccess;
-use verkosto_http::{parse_json, Caller, Problem, WriteConditions};
+use verkosto_http::{command_response, Caller, Problem, Unparsed};
 use verkosto_policy::Category;
 use verkosto_types::{AgencyId, Text};
 
-use crate::domain::{Source, Task, TaskCommand, TaskEvent};
+use crate::domain::{Source, TaskCommand, TaskEvent};
 use crate::projection::TaskRow;
 use crate::service::{Tasks, WORKERS};
 
@@ -40,68 +36,68 @@ pub(crate) struct ActionBody {
     assignee: Option<AgencyId>,
 }
 
+/// A lifecycle command, but for the moment it is recorded at.
+type Lifecycle = Box<dyn FnOnce(DateTime<Utc>) -> TaskCommand + Send>;
+
 pub(crate) async fn act(
     State(t): State<Tasks>,
-    caller: Caller,
-    conditions: WriteConditions,
     Path((id, action)): Path<(String, String)>,
-    raw: Bytes,
+    write: Unparsed,
 ) -> Result<Response, Problem> {
-    let (_row, access) = load(&t, &id, &caller).await?;
-    let body: ActionBody = if raw.is_empty() {
-        ActionBody::default()
-    } else {
-        parse_json(&raw)?
-    };
+    let (_row, access) = load(&t, &id, &write.caller).await?;
+    let write = write.parse_or_default::<ActionBody>()?;
+    let (caller, body) = (&write.caller, &write.body);
     let agency = caller.0.agency.clone();
     let user = caller.0.user.clone();
-    let at = t.clock.now();
     fn required<T: Into<String>>(field: &str, value: Option<T>) -> Result<String, Problem> {
         value
             .map(Into::into)
             .ok_or_else(|| Problem::invalid(field, "is required"))
     }
-    let command = match action.as_str() {
+    let command: Lifecycle = match action.as_str() {
         "accept" => {
             caller.require(&WORKERS)?;
-            TaskCommand::Accept { agency, user, at }
+            Box::new(move |at| TaskCommand::Accept { agency, user, at })
         }
         "complete" => {
             caller.require(&WORKERS)?;
-            TaskCommand::Complete {
+            let note = body.note.clone().map(String::from);
+            Box::new(move |at| TaskCommand::Complete {
                 agency,
                 user,
-                note: body.note.map(String::from),
+                note,
                 at,
-            }
+            })
         }
         "decline" => {
             caller.require(&WORKERS)?;
-            TaskCommand::Decline {
+            let reason = required("reason", body.reason.clone())?;
+            Box::new(move |at| TaskCommand::Decline {
                 agency,
                 user,
-                reason: required("reason", body.reason)?,
+                reason,
                 at,
-            }
+            })
         }
         "reassign" => {
             caller.require(&[Role::Facilitator])?;
-            let to = required("assignee", body.assignee)?;
+            let to = required("assignee", body.assignee.clone())?;
             if !access.is_member(&to) {
                 return Err(Problem::invalid(
                     "assignee",
                     format!("{to} is not in this case's network"),
                 ));
             }
-            TaskCommand::Reassign { by: agency, to, at }
+            Box::new(move |at| TaskCommand::Reassign { by: agency, to, at })
         }
         "cancel" => {
             caller.require(&[Role::Facilitator])?;
-            TaskCommand::Cancel {
+            let reason = required("reason", body.reason.clone())?;
+            Box::new(move |at| TaskCommand::Cancel {
                 by: agency,
-                reason: required("reason", body.reason)?,
+                reason,
                 at,
-            }
+            })
         }
         _ => return Err(Problem::not_found(format!("no action {action}"))),
     };
@@ -109,28 +105,20 @@ pub(crate) async fn act(
         let id = id.clone();
         move |v: i64| (200, json!({ "id": id, "version": v }))
     };
-    let mut execution = conditions.execution(&caller, &raw, answer.clone());
-    execution.meta.occurred_at = at;
-    let store = AggregateStore::<Task>::new(t.log.clone());
-    let outcome = store.execute(&id, command, &(), execution).await?;
-    let (status, mut body) = match &outcome {
-        Outcome::Committed {
-            appended,
-            aggregate,
-        } => {
-            t.wait(appended).await;
-            let (s, mut b) = answer(appended.version);
-            b["status"] = json!(aggregate.status.as_str());
-            (s, b)
-        }
-        Outcome::Replayed(stored) => (stored.status, stored.response.clone()),
+    let outcome = t
+        .commands()
+        .execute(&id, write, answer.clone(), |_, at| command(at))
+        .await?;
+    // A fresh answer tells the task's new status too; a replay, the first answer.
+    let status = match &outcome {
+        Outcome::Committed { aggregate, .. } => aggregate.status.as_str(),
+        Outcome::Replayed(_) => "",
     };
-    body["id"] = json!(id);
-    Ok((
-        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK),
-        Json(body),
-    )
-        .into_response())
+    Ok(command_response(outcome, |appended| {
+        let (s, mut b) = answer(appended.version);
+        b["status"] = json!(status);
+        (s, b)
+    }))
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -145,21 +133,14 @@ pub(crate) struct NewTask {
 
 pub(crate) async fn create_task(
     State(t): State<Tasks>,
-    caller: Caller,
-    conditions: WriteConditions,
     Path(case_id): Path<String>,
-    raw: Bytes,
+    write: Unparsed,
 ) -> Result<Response, Problem> {
     // Membership before the body: an outsider learns nothing.
-    let access = t.member_case(&case_id, &caller.0.agency).await?;
-    caller.require(&[Role::Facilitator])?;
-    let NewTask {
-        description,
-        category,
-        assignee,
-        due,
-    } = parse_json(&raw)?;
-    let (description, assignee) = (String::from(description), String::from(assignee));
+    let access = t.member_case(&case_id, &write.caller.0.agency).await?;
+    write.caller.require(&[Role::Facilitator])?;
+    let write = write.parse::<NewTask>()?;
+    let assignee = String::from(write.body.assignee.clone());
     if !access.is_member(&assignee) {
         return Err(Problem::invalid(
             "assignee",
@@ -175,57 +156,22 @@ pub(crate) async fn create_task(
         let id = task_id.clone();
         move |_v: i64| (201, json!({ "id": id }))
     };
-    let execution = conditions.execution(&caller, &raw, answer.clone());
-    if let Some(idem) = &execution.idempotency {
-        if let Some(stored) = t.log.idempotent_answer(&idem.scope, &idem.key).await? {
-            if stored.request_hash != idem.request_hash {
-                return Err(Problem::invalid(
-                    "Idempotency-Key",
-                    "this key was already used with a different request",
-                ));
-            }
-            return Ok((
-                axum::http::StatusCode::from_u16(stored.status)
-                    .unwrap_or(axum::http::StatusCode::OK),
-                Json(stored.response),
-            )
-                .into_response());
-        }
-    }
-    let event = TaskEvent::TaskCreated {
-        task_id: task_id.clone(),
-        case_id,
-        lead_agency: access.lead_agency.clone(),
-        source,
-        description,
-        category,
-        assignee,
-        due,
-        at: t.clock.now(),
+    let created = |task: NewTask, at| {
+        vec![TaskEvent::TaskCreated {
+            task_id: task_id.clone(),
+            case_id,
+            lead_agency: access.lead_agency.clone(),
+            source,
+            description: task.description.into(),
+            category: task.category,
+            assignee,
+            due: task.due,
+            at,
+        }]
     };
-    let new = encode_event::<Task>(&event)?;
-    let appended = t
-        .log
-        .append(
-            "task",
-            &task_id,
-            ExpectedVersion::NoStream,
-            vec![new],
-            &execution.meta,
-            execution.idempotency.clone(),
-        )
-        .await
-        .map_err(|e| match e {
-            LogError::IdempotencyRace => Problem::conflict(
-                "a concurrent request with the same Idempotency-Key won; retry it",
-            ),
-            e => e.into(),
-        })?;
-    t.wait(&appended).await;
-    let (status, body) = answer(appended.version);
-    Ok((
-        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::CREATED),
-        Json(body),
-    )
-        .into_response())
+    let outcome = t
+        .commands()
+        .start(&task_id, write, answer.clone(), created)
+        .await?;
+    Ok(command_response(outcome, |a| answer(a.version)))
 }

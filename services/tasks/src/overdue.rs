@@ -20,7 +20,7 @@ use verkosto_http::{Caller, JsonBody, Problem};
 
 use crate::clock::Clock;
 use crate::domain::{Task, TaskCommand};
-use crate::service::{Tasks, READ_YOUR_WRITES};
+use crate::service::Tasks;
 
 /// Marks every task overdue whose due date has passed; returns how many,
 /// and the cursor of the last event written.
@@ -96,7 +96,7 @@ pub(crate) async fn dev_clock(
     t.clock.advance(body.value.advance_seconds);
     let (marked, last) = sweep(&t.log, &t.clock).await?;
     if let Some(cursor) = last {
-        t.progress.wait_for(cursor, READ_YOUR_WRITES).await;
+        t.commands().wait_for(cursor).await;
     }
     t.sweep.notify_one();
     Ok(Json(

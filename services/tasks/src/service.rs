@@ -1,16 +1,16 @@
 //! The tasks service's state, shared by its endpoints.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::FromRef;
 use tokio::sync::Notify;
 use verkosto_auth::Role;
-use verkosto_eventlog::{Appended, EventLog, Progress};
+use verkosto_eventlog::{EventLog, Progress};
 use verkosto_guard::{CaseAccess, Guard};
-use verkosto_http::{AuthState, Problem};
+use verkosto_http::{AuthState, Commands, Problem};
 
 use crate::clock::Clock;
+use crate::domain::Task;
 use crate::projection::{self, TaskRow};
 
 /// The tasks service.
@@ -36,18 +36,16 @@ impl FromRef<Tasks> for AuthState {
     }
 }
 
-/// How long a write waits for the read model to show it.
-pub(crate) const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 /// Who works with tasks: facilitators and liaisons.
 pub(crate) const WORKERS: [Role; 2] = [Role::Facilitator, Role::Liaison];
 
 impl Tasks {
-    pub(crate) async fn wait(&self, appended: &Appended) {
-        if let Some(cursor) = appended.last_cursor() {
-            if !self.progress.wait_for(cursor, READ_YOUR_WRITES).await {
-                tracing::warn!(%cursor, "tasks read model is behind");
-            }
-        }
+    /// The task commands: recorded by the service's clock (the one tests
+    /// move), each waiting for the `tasks_tasks` read model to show it.
+    pub(crate) fn commands(&self) -> Commands<Task> {
+        let clock = self.clock.clone();
+        Commands::new(self.log.clone(), self.progress.clone(), "tasks")
+            .with_clock(move || clock.now())
     }
 
     /// The case, fresh, or 404 unless `agency` is in its network.

@@ -2,17 +2,20 @@
 //! The `tasks_webhooks` table is written here, in the transaction of the
 //! `webhook` event; the secret never leaves this service but once.
 
+use std::convert::Infallible;
+
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use verkosto_auth::Role;
-use verkosto_eventlog::{format_time, Error as LogError, ExpectedVersion, NewEvent};
-use verkosto_http::{
-    commit_idempotent, earlier_answer, Caller, JsonBody, Problem, WriteConditions,
-};
+use verkosto_eventlog::{encode_event, Error as LogError, ExpectedVersion};
+use verkosto_http::{command_response, Caller, Commands, Problem, Write};
+use verkosto_types::Refusal;
 
 use crate::service::{Tasks, WORKERS};
 
@@ -32,16 +35,31 @@ pub enum WebhookEvent {
     },
 }
 
-fn webhook_event(event: &WebhookEvent) -> Result<NewEvent, Problem> {
-    let event_type = match event {
-        WebhookEvent::WebhookRegistered { .. } => "WebhookRegistered",
-        WebhookEvent::WebhookRemoved { .. } => "WebhookRemoved",
-    };
-    Ok(NewEvent {
-        event_type: event_type.into(),
-        schema_version: 1,
-        payload: serde_json::to_value(event).map_err(LogError::from)?,
-    })
+verkosto_eventlog::domain_event!(WebhookEvent);
+
+/// The `webhook` stream. Nothing is decided on it: a registration starts
+/// it ([`Commands::start_with`], with the secret's row), a removal is
+/// appended by hand; so it takes no commands and keeps no state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Webhook;
+
+impl Aggregate for Webhook {
+    const TYPE: &'static str = "webhook";
+    type Command = Infallible;
+    type Event = WebhookEvent;
+    type Error = Refusal;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Infallible,
+        _services: &(),
+        _sink: &EventSink<Self>,
+    ) -> Result<(), Refusal> {
+        match command {}
+    }
+
+    fn apply(&mut self, _event: WebhookEvent) {}
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -71,20 +89,28 @@ async fn may_register_webhooks(t: &Tasks, caller: &Caller) -> Result<(), Problem
 
 pub(crate) async fn register_webhook(
     State(t): State<Tasks>,
-    caller: Caller,
-    conditions: WriteConditions,
-    body: JsonBody<NewWebhook>,
+    write: Write<NewWebhook>,
 ) -> Result<Response, Problem> {
-    may_register_webhooks(&t, &caller).await?;
-    let url = body.value.url.trim().to_string();
+    may_register_webhooks(&t, &write.caller).await?;
+    let url = write.body.url.trim().to_string();
+    let agency = write.agency();
     let webhook_id = format!("wh-{}", uuid::Uuid::now_v7().simple());
     // The secret is shown once, now; a retry with the same key cannot show it again.
-    let execution = conditions.execution(&caller, &body.raw, {
-        let (id, agency, url) = (webhook_id.clone(), caller.0.agency.clone(), url.clone());
-        move |_v| (201, json!({ "id": id, "agency": agency, "url": url, "secret": null, "note": "the secret was shown in the first answer" }))
+    let answer = {
+        let (id, agency, url) = (webhook_id.clone(), agency.clone(), url.clone());
+        move |_v| {
+            (
+                201,
+                json!({ "id": id, "agency": agency, "url": url, "secret": null, "note": "the secret was shown in the first answer" }),
+            )
+        }
+    };
+    let webhooks = Commands::<Webhook>::without_read_model(t.log.clone()).with_clock({
+        let clock = t.clock.clone();
+        move || clock.now()
     });
     // A retry answers as the first time did, even if the rules changed since.
-    if let Some(first) = earlier_answer(&t.log, execution.idempotency.as_ref()).await? {
+    if let Some(first) = webhooks.earlier_answer(&write).await? {
         return Ok(first);
     }
     let parsed = reqwest::Url::parse(&url)
@@ -98,44 +124,44 @@ pub(crate) async fn register_webhook(
         .await
         .map_err(|refused| Problem::invalid_code("url", URL_REFUSED, refused.to_string()))?;
     let secret = crate::webhooks::new_secret();
-    let at = t.clock.now();
-    let event = WebhookEvent::WebhookRegistered {
-        webhook_id: webhook_id.clone(),
-        agency: caller.0.agency.clone(),
-        url: url.clone(),
-        at,
+    let registered = |_, at| {
+        vec![WebhookEvent::WebhookRegistered {
+            webhook_id: webhook_id.clone(),
+            agency: agency.clone(),
+            url: url.clone(),
+            at,
+        }]
     };
-    let mut tx = t.log.db().begin().await?;
-    let appended = t
-        .log
-        .append_in(
-            &mut tx,
-            "webhook",
-            &webhook_id,
-            ExpectedVersion::NoStream,
-            vec![webhook_event(&event)?],
-            &execution.meta,
-        )
+    let row = (
+        webhook_id.clone(),
+        agency.clone(),
+        url.clone(),
+        secret.clone(),
+    );
+    let outcome = webhooks
+        .start_with(&webhook_id, write, answer, registered, |tx, appended| {
+            let (id, agency, url, secret) = row;
+            let created_at = appended.events[0].occurred_at.clone();
+            Box::pin(async move {
+                sqlx::query("INSERT INTO tasks_webhooks (id, agency, url, secret, created_at, removed) VALUES ($1, $2, $3, $4, $5, 0)")
+                    .bind(id)
+                    .bind(agency)
+                    .bind(url)
+                    .bind(secret)
+                    .bind(created_at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(LogError::from)?;
+                Ok(())
+            })
+        })
         .await?;
-    sqlx::query("INSERT INTO tasks_webhooks (id, agency, url, secret, created_at, removed) VALUES ($1, $2, $3, $4, $5, 0)")
-        .bind(&webhook_id)
-        .bind(&caller.0.agency)
-        .bind(&url)
-        .bind(&secret)
-        .bind(format_time(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(LogError::from)?;
-    let committed = commit_idempotent(&t.log, tx, execution.idempotency.as_ref(), appended.version);
-    if let Some(first) = committed.await? {
-        return Ok(first);
-    }
-    t.log.announce(&appended);
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(json!({ "id": webhook_id, "agency": caller.0.agency, "url": url, "secret": secret })),
-    )
-        .into_response())
+    Ok(command_response(outcome, |_| {
+        (
+            201,
+            json!({ "id": webhook_id, "agency": agency, "url": url, "secret": secret }),
+        )
+    }))
 }
 
 pub(crate) async fn list_webhooks(
@@ -185,7 +211,7 @@ pub(crate) async fn remove_webhook(
             "webhook",
             &id,
             ExpectedVersion::Any,
-            vec![webhook_event(&event)?],
+            vec![encode_event::<Webhook>(&event)?],
             &meta,
         )
         .await?;

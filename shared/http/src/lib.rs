@@ -12,7 +12,7 @@ pub mod openapi;
 mod problem;
 pub mod request_id;
 
-pub use command::{Action, Answer, Commands, Write};
+pub use command::{Action, Answer, Commands, InTransaction, Transaction, Unparsed, Write};
 pub use extract::{parse_if_match, parse_json, AuthState, Caller, JsonBody, WriteConditions};
 pub use problem::{Coded, FieldError, Problem};
 pub use request_id::RequestId;
@@ -157,18 +157,9 @@ pub async fn earlier_answer(
     log: &verkosto_eventlog::EventLog,
     idempotency: Option<&verkosto_eventlog::IdempotencyWrite>,
 ) -> Result<Option<Response>, Problem> {
-    let Some(idem) = idempotency else {
+    let Some(stored) = command::stored_answer(log, idempotency).await? else {
         return Ok(None);
     };
-    let Some(stored) = log.idempotent_answer(&idem.scope, &idem.key).await? else {
-        return Ok(None);
-    };
-    if stored.request_hash != idem.request_hash {
-        return Err(Problem::invalid(
-            "Idempotency-Key",
-            "this key was already used with a different request",
-        ));
-    }
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     Ok(Some((status, axum::Json(stored.response)).into_response()))
 }

@@ -24,7 +24,7 @@ fn committed_proto_matches_the_code() {
 #[tokio::test]
 async fn serve_answers_health_checks_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path());
     let mut child = ChildProcess::spawn(cmd).unwrap();
@@ -93,7 +93,7 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
     assert!(status.success(), "exit status {status}");
 
     // Every read model rebuilds from the log, with the server gone.
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .args(["rebuild", "all", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -111,7 +111,7 @@ async fn serve_answers_health_checks_and_stops_on_sigterm() {
     );
 
     // The audit command checks the same store, after the server is gone.
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .args(["audit", "--data-dir"])
         .arg(dir.path())
         .arg("verify")

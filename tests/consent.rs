@@ -493,7 +493,8 @@ both_modes!(
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["ok"], true, "{report}");
 
-        // Edit one consent event behind the log's back: verify names it.
+        // Edit one consent event behind the log's back (a clear field: its
+        // time): verify names it.
         let log = v.log().await.unwrap();
         let position: i64 = sqlx::query_scalar(
             "SELECT position FROM events WHERE stream_type = 'consent' AND stream_id = $1 AND version = 2",
@@ -504,7 +505,7 @@ both_modes!(
         .unwrap();
         verkosto_e2e::tamper(
             &log,
-            &format!("UPDATE events SET payload = REPLACE(payload, 'asked', 'never') WHERE position = {position}"),
+            &format!("UPDATE events SET payload = REPLACE(payload, '\"at\":\"2', '\"at\":\"1') WHERE position = {position}"),
         )
         .await;
         let (_, report) = v.get(&aino, "/api/v1/audit/verify").await.unwrap();
@@ -720,8 +721,7 @@ both_modes!(
         .await
         .unwrap();
         let replay = |at: Option<String>| {
-            let mut cmd =
-                std::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+            let mut cmd = verkosto_testkit::verkosto_std();
             cmd.args([
                 "audit",
                 "--database-url",
@@ -763,7 +763,7 @@ both_modes!(
             .collect();
         assert_eq!(types, vec!["ConsentGranted", "ConsentWithdrawn"]);
         // The human form names the case and the change.
-        let out = std::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        let out = verkosto_testkit::verkosto_std()
             .args([
                 "audit",
                 "--database-url",

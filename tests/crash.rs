@@ -16,7 +16,7 @@ const CLIENTS: usize = 16;
 
 /// The embedded mode, as a real process this test can kill.
 async fn spawn_embedded(dir: &std::path::Path) -> (ChildProcess, String) {
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])

@@ -296,7 +296,7 @@ both_modes!(
 
         // An operator decides, on the command line, and it is logged.
         let url = v.database_url.clone();
-        let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+        let out = verkosto_testkit::verkosto()
             .args([
                 "guard",
                 "resolve",
@@ -346,6 +346,7 @@ async fn unreadable_withdrawal(log: &verkosto_eventlog::EventLog, case: &str) ->
         event_type: "ConsentWithdrawn".into(),
         schema_version: 9,
         payload: json!({ "ConsentWithdrawn": { "grant_ref": { "id": "?" } } }),
+        sealing: None,
     };
     let appended = log
         .append(
@@ -438,7 +439,7 @@ async fn separate_processes_withhold_a_case_with_an_unreadable_event() {
         assert_eq!(ready["stale_cases"], json!([case]), "{target}: {ready}");
     }
 
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .args([
             "guard",
             "resolve",

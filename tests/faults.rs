@@ -89,7 +89,7 @@ impl Deployment {
     }
 
     async fn spawn(&mut self, target: &'static str) -> Result<()> {
-        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        let mut cmd = verkosto_testkit::verkosto();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])
             .args(["--database-url", &self.database_url])

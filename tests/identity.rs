@@ -252,7 +252,7 @@ mod verkosto_auth_for_tests {
 #[tokio::test]
 async fn serve_without_sign_in_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env_remove("VERKOSTO_DEV_AUTH")
@@ -283,11 +283,17 @@ async fn secrets_stay_out_of_help_and_come_from_files() {
         )
         .env("VERKOSTO_OIDC_CLIENT_SECRET", "HUNTER2OIDC")
         .env("VERKOSTO_DEV_KEY_SEED", "HUNTER2SEED")
+        .env("VERKOSTO_KEY", "verkosto-kek-v1:HUNTER2KEK")
+        .env(
+            "VERKOSTO_KEYS_URL",
+            "postgres://keys:HUNTER2KEYS@db/verkosto",
+        )
         .output()
         .await
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--database-url-file"), "{help}");
+    assert!(help.contains("--key-file"), "{help}");
     assert!(!help.contains("HUNTER2"), "{help}");
 
     // The log's URL from a file: the audit check runs against it.
@@ -521,7 +527,7 @@ async fn bootstrap(store: &Store, subject: &str, extra: &[&str]) -> std::process
         }
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    verkosto_testkit::verkosto()
         .args(&args)
         .env_remove("VERKOSTO_JWT_ISSUER")
         .output()
@@ -595,7 +601,7 @@ both_modes!(
 
         // Serve with the provider's JWKS and no dev auth.
         let jwks = format!("{idp}/jwks");
-        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        let mut cmd = verkosto_testkit::verkosto();
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--jwks-url", &jwks, "--jwt-issuer", &idp])
             .args(["--jwt-algorithms", "EdDSA"])
@@ -718,7 +724,7 @@ async fn bootstrap_refuses_bad_flags_naming_them() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     // A missing flag: clap says which.
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .args(["admin", "bootstrap", "--data-dir"])
         .arg(&store.flags[1])
         .args(["--agency-kind", "ngo", "--agency-name", "N"])
@@ -762,7 +768,7 @@ async fn secrets_never_reach_the_log_or_metrics() {
     std::fs::write(&oidc_file, oidc_secret).unwrap();
     let seed = "4855_4e54_4552_3253_4545_4448_554e_5445_5232_5345_4544_4855_4e54_4552_3253_4545"
         .replace('_', "");
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--demo"])
         .arg("--database-url-file")
         .arg(&url_file)

@@ -30,6 +30,7 @@ mod race;
 mod rebuild;
 mod relay;
 mod scaleout;
+mod sealed;
 mod seams;
 mod stream_trust;
 mod tasks;

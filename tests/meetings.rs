@@ -151,12 +151,14 @@ both_modes!(
             m["participants"],
             json!(["assistance-system", "health-hus"])
         );
+        // The log keeps the reason sealed (the read above opened it).
         let log = v.log().await.unwrap();
         let events = log.read_stream("meeting", &id).await.unwrap();
-        assert_eq!(
-            events[0].payload["MeetingScheduled"]["lead_time_override_reason"],
-            "court hearing tomorrow"
-        );
+        let stored = events[0].payload["MeetingScheduled"]["lead_time_override_reason"]
+            .as_str()
+            .unwrap();
+        assert!(stored.starts_with(&format!("vks1.{}.", n.case)), "{stored}");
+        assert!(!stored.contains("court"), "{stored}");
 
         // The lead records the interpreter's booking.
         let (status, body) = v
@@ -1142,6 +1144,7 @@ both_modes!(
                 event_type: event_type.into(),
                 schema_version: 1,
                 payload,
+                sealing: None,
             })
             .collect();
         let meta = CommandMeta::new(Actor {

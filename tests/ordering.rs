@@ -39,6 +39,7 @@ async fn a_transaction_held_open_after_taking_a_low_position_is_seen_after_its_c
                 event_type: "AgencyRegistered".into(),
                 schema_version: 1,
                 payload: json!({ "AgencyRegistered": agency("late-agency", "ngo") }),
+                sealing: None,
             }],
             &CommandMeta::new(Actor::system()),
         )

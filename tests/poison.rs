@@ -115,6 +115,7 @@ async fn feed(log: &EventLog, batch: &[Generated], n: usize) {
                 event_type: event_type.clone(),
                 schema_version: *version,
                 payload: payload.clone(),
+                sealing: None,
             }],
             &meta,
             None,
@@ -233,6 +234,7 @@ async fn old_current_and_future_user_events(log: &EventLog) {
         payload: json!({ "UserRegistered": {
             "id": id, "agency": "health-hus", "roles": ["liaison"], name_field: format!("{id} name"),
         } }),
+        sealing: None,
     };
     for (version, field, id) in [
         (1, "display_name", "old"),

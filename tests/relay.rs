@@ -36,6 +36,7 @@ fn write_load(log: &EventLog, per_writer: i64) -> tokio::task::JoinHandle<()> {
                         event_type: "Noted".into(),
                         schema_version: 1,
                         payload: json!({ "writer": w, "i": i }),
+                        sealing: None,
                     };
                     log.append(
                         "note",

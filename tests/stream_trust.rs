@@ -395,7 +395,7 @@ async fn processes_speak_tls_to_nats_with_the_deploy_certificates() {
         .fresh_database()
         .await
         .unwrap();
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--demo"])
         .args(["--database-url", &database_url])
         .args(nats.client_args(&nats.url(), "all"))

@@ -91,7 +91,7 @@ async fn serve(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (ChildProcess, String) {
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(args);

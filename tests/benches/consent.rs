@@ -67,6 +67,7 @@ async fn fill(log: &EventLog, case: &str, members: &[&str]) -> (DateTime<Utc>, D
             event_type: event.name().into(),
             schema_version: 1,
             payload: serde_json::to_value(&event).unwrap(),
+            sealing: None,
         });
     }
     for chunk in events.chunks(500) {

@@ -349,7 +349,7 @@ const PROJECTIONS: [&str; 5] = ["directory", "cases", "meetings", "tasks", "guar
 /// Seconds `verkosto rebuild {names}` takes on the store, as it prints
 /// them ("cases: rebuilt up to 1:1000123 in 4.2 s").
 async fn rebuild(store_args: &[String], names: &[&str]) -> f64 {
-    let out = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let out = verkosto_testkit::verkosto()
         .arg("rebuild")
         .args(store_args)
         .args(names)
@@ -376,7 +376,7 @@ async fn profile_rebuild(
     backend: &str,
     store_args: &[String],
 ) {
-    let mut child = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"))
+    let mut child = verkosto_testkit::verkosto()
         .arg("rebuild")
         .args(store_args)
         .args(PROJECTIONS)

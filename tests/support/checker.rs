@@ -307,6 +307,9 @@ async fn check_rebuild(log: EventLog, database_url: &str) -> Result<(usize, usiz
         data_dir: Default::default(),
         database_url: Some(copy.url.clone()),
         database_url_file: None,
+        key: Some(verkosto_testkit::TEST_KEK.into()),
+        key_file: None,
+        keys_url: None,
     };
     verkosto::rebuild::run(&store, &names).await?;
     let copy_log = EventLog::connect(&copy.url).await?;

@@ -36,6 +36,14 @@ pub struct Verkosto {
     extra: Vec<String>,
 }
 
+impl Verkosto {
+    /// The embedded store's data directory (the SQLite log, the key store,
+    /// the key-encryption key); empty but present in the distributed mode.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 /// `serve` flags that turn the rate limits off, for load generators only
 /// (benchmarks, the race and fault tests, the API fuzzer): their clients
 /// hammer from one address as a handful of users, which is what the
@@ -123,7 +131,7 @@ impl Verkosto {
     /// Starts (or restarts) the distributed process: target `all`.
     pub async fn spawn_process(&mut self) -> Result<()> {
         let nats = self.nats.as_ref().context("distributed mode has NATS")?;
-        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        let mut cmd = verkosto_testkit::verkosto();
         cmd.args([
             "serve",
             "--listen",
@@ -606,7 +614,7 @@ impl Split {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<()> {
-        let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+        let mut cmd = verkosto_testkit::verkosto();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--target", target])
             .args(["--dev-auth", "on", "--dev-key-seed", DEV_SEED])
             .args(["--database-url", &self.database_url])

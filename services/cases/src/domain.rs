@@ -91,7 +91,21 @@ pub enum CaseEvent {
     },
 }
 
-verkosto_eventlog::domain_event!(CaseEvent);
+verkosto_eventlog::domain_event!(
+    CaseEvent,
+    sealed {
+        CaseOpened: ["pseudonym", "languages[]", "interpreter_language"],
+        AgencyInvited: ["purpose"],
+        InvitationDeclined: ["reason"],
+    }
+);
+
+impl verkosto_eventlog::DataSubject for Case {
+    /// The stream's id is the case id.
+    fn data_subject<'a>(&'a self, id: &'a str) -> Option<&'a str> {
+        Some(id)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {

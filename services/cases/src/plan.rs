@@ -85,7 +85,23 @@ pub enum PlanEvent {
     },
 }
 
-verkosto_eventlog::domain_event!(PlanEvent);
+verkosto_eventlog::domain_event!(
+    PlanEvent,
+    sealed {
+        PlanDraftSaved: ["content.goals[]", "content.measures[].description"],
+        PlanProposed: ["content.goals[]", "content.measures[].description"],
+        PlanChangesRequested: ["comment"],
+        ClientAgreementRecorded: ["agreement.language", "agreement.interpreter"],
+        PlanAgreed: ["measures[].description"],
+    }
+);
+
+impl verkosto_eventlog::DataSubject for Plan {
+    /// The plan's stream id is the case id.
+    fn data_subject<'a>(&'a self, id: &'a str) -> Option<&'a str> {
+        Some(id)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingVersion {
@@ -106,6 +122,19 @@ pub struct AgreedVersion {
     pub agreed_at: DateTime<Utc>,
 }
 
+/// Why a proposed version went back to draft: what the lead works from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangesRequested {
+    /// The version sent back.
+    pub plan_version: u32,
+    /// The member agency that asked for changes.
+    pub agency: String,
+    /// What it asked for (sealed client text until a read opens it).
+    pub comment: String,
+    /// When it asked.
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub draft: Option<PlanContent>,
@@ -113,6 +142,8 @@ pub struct Plan {
     pub agreed: Option<AgreedVersion>,
     /// The last version number given out.
     pub last_version: u32,
+    /// The last request for changes, until the next version is proposed.
+    pub changes_requested: Option<ChangesRequested>,
 }
 
 /// The case's network when the command was given.
@@ -384,6 +415,7 @@ impl Aggregate for Plan {
             } => {
                 self.last_version = plan_version;
                 self.draft = None;
+                self.changes_requested = None;
                 self.pending = Some(PendingVersion {
                     plan_version,
                     content,
@@ -397,11 +429,22 @@ impl Aggregate for Plan {
                     p.approvals.insert(agency, at);
                 }
             }
-            PlanEvent::PlanChangesRequested { .. } => {
+            PlanEvent::PlanChangesRequested {
+                plan_version,
+                agency,
+                comment,
+                at,
+            } => {
                 // Back to draft: the proposed content is where editing resumes.
                 if let Some(p) = self.pending.take() {
                     self.draft = Some(p.content);
                 }
+                self.changes_requested = Some(ChangesRequested {
+                    plan_version,
+                    agency,
+                    comment,
+                    at,
+                });
             }
             PlanEvent::ClientAgreementRecorded { agreement, .. } => {
                 if let Some(p) = &mut self.pending {

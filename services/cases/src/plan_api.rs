@@ -282,9 +282,21 @@ async fn get_plan(
         v["client_agreement"] = json!(p.client_agreement);
         v
     });
-    // The draft is the lead's working copy.
+    // The draft is the lead's working copy, with what it was sent back for.
     let draft = match &plan.draft {
-        Some(d) if read.case().lead_agency == caller.0.agency => Some(visible(d, &mut read)),
+        Some(d) if read.case().lead_agency == caller.0.agency => {
+            let mut v = visible(d, &mut read);
+            v["changes_requested"] = match &plan.changes_requested {
+                Some(r) => json!({
+                    "plan_version": r.plan_version,
+                    "agency": r.agency,
+                    "comment": read.keep(Item::Data(Category::Plan), &r.comment),
+                    "at": format_time(r.at),
+                }),
+                None => Value::Null,
+            };
+            Some(v)
+        }
         _ => None,
     };
     let body = json!({

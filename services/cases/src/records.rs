@@ -2,8 +2,10 @@
 //!
 //! A record is written once, in one category, and never changed: a
 //! correction is a new record that names the one it corrects. The body
-//! stays in this service's table; the `RecordAdded` event on the shared
-//! stream carries only its SHA-256, so the chain still vouches for it.
+//! stays in this service's table, sealed under the case's key; the
+//! `RecordAdded` event on the shared stream carries only the SHA-256 of the
+//! sealed body, so the chain still vouches for it, and an erased body
+//! cannot be confirmed by guessing it.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +36,8 @@ pub enum RecordEvent {
         category: Category,
         author_agency: String,
         corrects: Option<String>,
-        /// SHA-256 of the body, hex: the body itself stays in the cases service.
+        /// SHA-256 (hex) of the body as sealed: the body itself stays in the
+        /// cases service.
         body_sha256: String,
         at: DateTime<Utc>,
     },
@@ -109,19 +112,22 @@ async fn add_record(
         return Ok(first);
     }
     let at = execution.meta.occurred_at;
+    // Sealed before it is hashed or stored: the row never holds the text.
+    let body = c.log.case_key(&case_id).await?.seal(&record_id, &text);
     let event = RecordEvent::RecordAdded {
         record_id: record_id.clone(),
         case_id: case_id.clone(),
         category,
         author_agency: caller.0.agency.clone(),
         corrects: corrects.clone(),
-        body_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        body_sha256: hex::encode(Sha256::digest(body.as_bytes())),
         at,
     };
     let new_event = NewEvent {
         event_type: "RecordAdded".into(),
         schema_version: 1,
         payload: serde_json::to_value(&event).map_err(LogError::from)?,
+        sealing: None,
     };
 
     let mut tx = c.log.db().begin().await?;
@@ -145,7 +151,7 @@ async fn add_record(
     .bind(&case_id)
     .bind(position)
     .bind(category.as_str())
-    .bind(&text)
+    .bind(&body)
     .bind(&caller.0.agency)
     .bind(&caller.0.user)
     .bind(&corrects)

@@ -95,7 +95,10 @@ async fn list_cases(State(c): State<Cases>, caller: Caller) -> Result<Json<Value
             },
         )
         .collect();
-    Ok(Json(json!({ "cases": cases })))
+    // Only cases the caller's agency is in: their pseudonyms, opened.
+    let mut answer = json!({ "cases": cases });
+    c.log.open_sealed(&mut answer).await?;
+    Ok(Json(answer))
 }
 
 async fn get_case(
@@ -237,7 +240,10 @@ async fn invitations(State(c): State<Cases>, caller: Caller) -> Result<Json<Valu
             })
         })
         .collect();
-    Ok(Json(json!({ "invitations": invitations })))
+    // An invited agency sees the pseudonym and the purpose, nothing else.
+    let mut answer = json!({ "invitations": invitations });
+    c.log.open_sealed(&mut answer).await?;
+    Ok(Json(answer))
 }
 
 async fn accept(

@@ -125,12 +125,15 @@ async fn consent_history(
         .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
     audited(&s, &caller, request_id, &case_id, "audit/consent-history").await?;
     let events: Vec<HistoryEntry> = replay.events.iter().map(HistoryEntry::from).collect();
-    Ok(Json(json!({
+    let mut answer = json!({
         "case_id": case_id,
         "lead_agency": replay.lead_agency,
         "consent_version": replay.state.version(),
         "events": events,
-    })))
+    });
+    // The record is what the auditor judges: its purposes and evidence too.
+    s.log.open_sealed(&mut answer).await?;
+    Ok(Json(answer))
 }
 
 #[derive(serde::Deserialize)]
@@ -168,6 +171,7 @@ async fn consent_at(
     let members = std::collections::BTreeSet::new();
     let mut answer = matrix_answer(&case_id, &members, &state, at);
     answer["timeline"] = serde_json::to_value(replay.timeline(at)).unwrap_or_default();
+    s.log.open_sealed(&mut answer).await?;
     Ok(Json(answer))
 }
 

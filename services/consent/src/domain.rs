@@ -134,7 +134,20 @@ fn invalid(field: &str, detail: impl Into<String>) -> Refusal {
 #[serde(transparent)]
 pub struct ConsentChanged(pub ConsentEvent);
 
-verkosto_eventlog::domain_event!(ConsentChanged);
+verkosto_eventlog::domain_event!(
+    ConsentChanged,
+    sealed {
+        ConsentGranted: ["purpose", "obtained.language", "obtained.interpreter"],
+        ConsentWithdrawn: ["reason"],
+    }
+);
+
+impl verkosto_eventlog::DataSubject for Consent {
+    /// The consent stream's id is the case id.
+    fn data_subject<'a>(&'a self, id: &'a str) -> Option<&'a str> {
+        Some(id)
+    }
+}
 
 fn check_until(until: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Result<(), Refusal> {
     match until {

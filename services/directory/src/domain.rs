@@ -119,6 +119,9 @@ pub enum AgencyEvent {
 
 verkosto_eventlog::domain_event!(AgencyEvent);
 
+/// Agencies are the network's, not a client's: nothing to seal.
+impl verkosto_eventlog::DataSubject for Agency {}
+
 impl Aggregate for Agency {
     const TYPE: &'static str = "agency";
     type Command = AgencyCommand;
@@ -200,6 +203,9 @@ pub enum UserEvent {
 }
 
 verkosto_eventlog::domain_event!(UserEvent);
+
+/// Users are staff, not clients: nothing to seal.
+impl verkosto_eventlog::DataSubject for User {}
 
 impl Aggregate for User {
     const TYPE: &'static str = "user";

@@ -281,7 +281,11 @@ async fn feed(
         else {
             continue;
         };
-        let location = location.filter(|_| read.allows(Item::Location));
+        // Sealed text is opened here: a calendar is not JSON the guard opens.
+        let location = location
+            .filter(|_| read.allows(Item::Location))
+            .and_then(|l| read.open(&l));
+        let pseudonym = read.open(&read.case().pseudonym).unwrap_or_default();
         events.push(CalendarEvent {
             uid: format!("{id}@verkosto"),
             sequence: u32::try_from(sequence).unwrap_or(0),
@@ -289,7 +293,7 @@ async fn feed(
             starts_at,
             ends_at,
             // No title: it may hold client data. The pseudonym is the header.
-            summary: format!("Network meeting {}", read.case().pseudonym),
+            summary: format!("Network meeting {pseudonym}"),
             cancelled: status == "cancelled",
             location,
         });

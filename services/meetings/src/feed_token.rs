@@ -168,6 +168,9 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Feed tokens are staff's, not the client's: nothing to seal.
+impl verkosto_eventlog::DataSubject for CalendarFeed {}
+
 impl Aggregate for CalendarFeed {
     const TYPE: &'static str = "calendar-feed";
     type Command = CalendarFeedCommand;

@@ -75,7 +75,22 @@ pub enum TaskEvent {
     },
 }
 
-verkosto_eventlog::domain_event!(TaskEvent);
+verkosto_eventlog::domain_event!(
+    TaskEvent,
+    sealed {
+        TaskCreated: ["description"],
+        TaskCompleted: ["note"],
+        TaskDeclined: ["reason"],
+        TaskCancelled: ["reason"],
+    }
+);
+
+impl verkosto_eventlog::DataSubject for Task {
+    /// A task belongs to its case (known from `TaskCreated` on).
+    fn data_subject<'a>(&'a self, _id: &'a str) -> Option<&'a str> {
+        Some(self.case_id.as_str()).filter(|c| !c.is_empty())
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

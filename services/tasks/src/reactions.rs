@@ -5,14 +5,17 @@
 //! existing task stream is a no-op, so redelivery and replay add nothing.
 //!
 //! The sources are read as a tolerant reader of the wire contract
-//! (`proto/`), only the fields needed here.
+//! (`proto/`), only the fields needed here. Their client text arrives
+//! sealed: it is opened in-process to make the task's description, which
+//! is sealed again, under the same case's key, when the task is appended.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::Aggregate;
 use serde::Deserialize;
 use sqlx::AnyConnection;
 use verkosto_eventlog::{
-    encode_event, Actor, ApplyError, CommandMeta, Error, EventLog, ExpectedVersion, Projection,
-    RecordedEvent,
+    decode_event, encode_events, Actor, ApplyError, CommandMeta, Error, EventLog, ExpectedVersion,
+    Projection, RecordedEvent,
 };
 use verkosto_policy::Category;
 
@@ -233,7 +236,14 @@ impl Projection for TaskReactions {
         conn: &mut AnyConnection,
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
-        for task in tasks_from(event)? {
+        let mut opened = event.clone();
+        let sealed = verkosto_keys::sealed_strings(&opened.payload).len();
+        if self.log.open_sealed(&mut opened.payload).await? < sealed {
+            // The case was erased: no task is made for it any more.
+            tracing::debug!(event = %event.event_id, "source of an erased case: no task");
+            return Ok(());
+        }
+        for task in tasks_from(&opened)? {
             let TaskEvent::TaskCreated { task_id, .. } = &task else {
                 continue;
             };
@@ -243,24 +253,22 @@ impl Projection for TaskReactions {
                 causation_id: Some(event.event_id.clone()),
                 occurred_at: verkosto_eventlog::clock::now(),
             };
-            let new = encode_event::<Task>(&task)?;
+            let mut state = Task::default();
+            state.apply(task.clone());
+            let new =
+                encode_events(&self.log, &state, task_id, std::slice::from_ref(&task)).await?;
             // Only new streams are written in the consumer's transaction,
             // so commit order and stream order cannot disagree.
             match self
                 .log
-                .append_on(
-                    conn,
-                    "task",
-                    task_id,
-                    ExpectedVersion::NoStream,
-                    vec![new],
-                    &meta,
-                )
+                .append_on(conn, "task", task_id, ExpectedVersion::NoStream, new, &meta)
                 .await
             {
                 Ok(appended) => {
-                    // Visible in inboxes as soon as this commits.
-                    insert_task(conn, &appended.events[0], &task).await?;
+                    // Visible in inboxes as soon as this commits; the row
+                    // holds the description as sealed in the event.
+                    let sealed = decode_event::<Task>(&appended.events[0])?;
+                    insert_task(conn, &appended.events[0], &sealed).await?;
                 }
                 Err(Error::Conflict { .. }) => {
                     // Made before: this delivery is a repeat.

@@ -62,6 +62,9 @@ impl Aggregate for Webhook {
     fn apply(&mut self, _event: WebhookEvent) {}
 }
 
+/// A webhook is an agency's, not a client's: nothing to seal.
+impl verkosto_eventlog::DataSubject for Webhook {}
+
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewWebhook {

@@ -206,7 +206,8 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
     let db = Db::connect_with(&args.store.url(), args.db_pool)
         .await
         .context("cannot open the event log")?;
-    let log = EventLog::new(db.clone());
+    let keys = args.store.open_keys().await?;
+    let log = EventLog::with_keys(db.clone(), keys);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // One clock for the deployment, the database's: measured before the

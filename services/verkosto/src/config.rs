@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -186,6 +187,21 @@ pub struct StoreArgs {
         conflicts_with = "database_url"
     )]
     pub database_url_file: Option<PathBuf>,
+    /// The key-encryption key's file, which wraps every case's data key
+    /// (`verkosto-kek-v1:<hex>`; `verkosto keys rotate` replaces it). Keep it
+    /// apart from backups of the data. Embedded default: `<data-dir>/kek`,
+    /// made on first start; required with `--database-url`.
+    #[arg(long, global = true, env = "VERKOSTO_KEY_FILE", conflicts_with = "key")]
+    pub key_file: Option<PathBuf>,
+    /// The key-encryption key itself (`verkosto-kek-v1:<hex>`), from a
+    /// secret store's environment; prefer `--key-file`.
+    #[arg(long, global = true, env = "VERKOSTO_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Where the data keys are: a SQLite URL, or a PostgreSQL URL (schema
+    /// `verkosto_keys`). Default: `<data-dir>/keys.db` embedded, the
+    /// `--database-url` database distributed.
+    #[arg(long, global = true, env = "VERKOSTO_KEYS_URL", hide_env_values = true)]
+    pub keys_url: Option<String>,
 }
 
 /// A secret from the file a `*_FILE` flag names: its content, trimmed.
@@ -253,6 +269,48 @@ impl StoreArgs {
 
     pub fn distributed(&self) -> bool {
         self.database_url.is_some()
+    }
+
+    /// The key store, opened with the key-encryption key (made in the data
+    /// directory on an embedded store's first start).
+    pub async fn open_keys(&self) -> anyhow::Result<verkosto_keys::KeyStore> {
+        use verkosto_keys::{FileKeys, KeyEncryptionKeys};
+        let kek: FileKeys = match (&self.key, &self.key_file) {
+            (Some(value), _) => FileKeys::parse(value).context("--key")?,
+            (None, Some(path)) => {
+                FileKeys::load(path).with_context(|| format!("--key-file {}", path.display()))?
+            }
+            (None, None) if self.distributed() => anyhow::bail!(
+                "--key-file (or VERKOSTO_KEY) is required with --database-url: every process \
+                 of the deployment needs the same key-encryption key"
+            ),
+            (None, None) => {
+                let path = self.data_dir.join("kek");
+                if path.exists() {
+                    FileKeys::load(&path).with_context(|| format!("{}", path.display()))?
+                } else {
+                    std::fs::create_dir_all(&self.data_dir)
+                        .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+                    let made = FileKeys::generate(&path)
+                        .with_context(|| format!("cannot make {}", path.display()))?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        "made a key-encryption key beside the data; for a deployment, keep it \
+                         apart (--key-file) and out of the data's backups"
+                    );
+                    made
+                }
+            }
+        };
+        let url = match (&self.keys_url, &self.database_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(db)) => db.clone(),
+            (None, None) => format!("sqlite://{}", self.data_dir.join("keys.db").display()),
+        };
+        tracing::debug!(kek = %kek.current_id(), "key-encryption key");
+        verkosto_keys::KeyStore::open(&url, std::sync::Arc::new(kek))
+            .await
+            .context("cannot open the key store")
     }
 }
 

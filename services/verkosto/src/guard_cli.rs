@@ -67,6 +67,7 @@ pub async fn resolve(
             event_type: RESOLVED.into(),
             schema_version: 1,
             payload,
+            sealing: None,
         }],
         &meta,
         None,

@@ -24,6 +24,7 @@ fn event(i: usize) -> NewEvent {
         event_type: "Noted".into(),
         schema_version: 1,
         payload: json!({ "i": i, "text": "a note of a typical size, with some words in it" }),
+        sealing: None,
     }
 }
 

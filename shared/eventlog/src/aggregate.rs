@@ -14,6 +14,7 @@ use cqrs_es::{
 
 use crate::idempotency::{IdempotencyWrite, StoredAnswer};
 use crate::model::{Actor, Appended, CommandMeta, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::sealing::{encode_events, DataSubject, PersonalData};
 use crate::store::EventLog;
 use crate::Error;
 
@@ -104,7 +105,8 @@ const MAX_RETRIES: usize = 16;
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate,
+    A: Aggregate + DataSubject,
+    A::Event: PersonalData,
 {
     pub fn new(log: EventLog) -> AggregateStore<A> {
         AggregateStore {
@@ -182,12 +184,8 @@ where
                 }
                 return Err(ExecuteError::Rejected(rejection));
             }
-            let events = sink
-                .collect()
-                .await
-                .iter()
-                .map(encode_event::<A>)
-                .collect::<Result<Vec<_>, _>>()?;
+            let events = sink.collect().await;
+            let events = encode_events(&self.log, &loaded.aggregate, id, &events).await?;
             // The stream was just read: append after its head directly.
             match self
                 .log
@@ -259,12 +257,14 @@ where
     }
 }
 
-/// Turns a domain event into a row: its type, schema version and payload.
+/// Turns a domain event into a row: its type, schema version and payload,
+/// with nothing sealed ([`encode_events`] seals what the type names).
 pub fn encode_event<A: Aggregate>(event: &A::Event) -> Result<NewEvent, Error> {
     Ok(NewEvent {
         event_type: event.event_type(),
         schema_version: event.event_version().parse().unwrap_or(1),
         payload: serde_json::to_value(event)?,
+        sealing: None,
     })
 }
 
@@ -308,7 +308,8 @@ fn to_aggregate_error<E: std::error::Error>(e: Error) -> AggregateError<E> {
 
 impl<A> EventStore<A> for AggregateStore<A>
 where
-    A: Aggregate,
+    A: Aggregate + DataSubject,
+    A::Event: PersonalData,
 {
     type AC = LoadedAggregate<A>;
 
@@ -352,10 +353,8 @@ where
             meta.correlation_id = c;
         }
         meta.causation_id = get("causation_id");
-        let new_events = events
-            .iter()
-            .map(encode_event::<A>)
-            .collect::<Result<Vec<_>, _>>()
+        let new_events = encode_events(&self.log, &context.aggregate, &context.id, &events)
+            .await
             .map_err(to_aggregate_error)?;
         let expected = if context.version == 0 {
             ExpectedVersion::NoStream

@@ -22,10 +22,27 @@ pub fn event_type_of<E: Serialize>(event: &E) -> String {
 
 /// Implements cqrs-es's `DomainEvent` for an event enum: the type from
 /// serde ([`event_type_of`]), the version from the upcaster table
-/// ([`current_version`](crate::current_version)).
+/// ([`current_version`](crate::current_version)); and
+/// [`PersonalData`](crate::PersonalData): the fields each type seals,
+///
+/// ```ignore
+/// domain_event!(MeetingEvent, sealed {
+///     MeetingScheduled: ["title", "location", "agenda[]"],
+///     RsvpGiven: ["comment"],
+/// });
+/// ```
+///
+/// (the variant names must be the serde names), or none: `domain_event!(AgencyEvent)`.
 #[macro_export]
 macro_rules! domain_event {
     ($event:ty) => {
+        $crate::domain_event!($event, sealed {});
+    };
+    ($event:ty, sealed { $($variant:ident : [$($path:literal),* $(,)?]),* $(,)? }) => {
+        impl $crate::PersonalData for $event {
+            const SEALED: &'static [(&'static str, &'static [&'static str])] =
+                &[$((stringify!($variant), &[$($path),*])),*];
+        }
         impl $crate::__cqrs_es::DomainEvent for $event {
             fn event_type(&self) -> String {
                 $crate::event_type_of(self)

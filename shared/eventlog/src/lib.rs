@@ -21,6 +21,7 @@ mod idempotency;
 mod integrity;
 mod model;
 mod projection;
+mod sealing;
 mod store;
 mod upcast;
 
@@ -40,6 +41,7 @@ pub use model::{
 pub use projection::{
     advance_progress, run_local, ApplyError, Deferred, Progress, Projection, StreamSpan,
 };
+pub use sealing::{encode_events, DataSubject, PersonalData, Sealing};
 pub use store::EventLog;
 pub use upcast::{current_version, upcast, UpcastError, Upcaster, UPCASTERS};
 
@@ -70,6 +72,11 @@ pub enum Error {
         /// Where the run read from the stream starts (after this cursor).
         after: Cursor,
     },
+    /// The case was erased: its key is destroyed, nothing more is written for it.
+    #[error("case {0} was erased")]
+    Erased(String),
+    #[error("key store: {0}")]
+    Keys(verkosto_keys::KeyError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("configuration: {0}")]

@@ -88,8 +88,10 @@ pub struct NewEvent {
     pub event_type: String,
     /// The version of the payload's schema for `event_type`.
     pub schema_version: i64,
-    /// The event's data.
+    /// The event's data, in the clear: the append seals it.
     pub payload: serde_json::Value,
+    /// The fields to seal, and the key; none: the event holds no client text.
+    pub sealing: Option<crate::Sealing>,
 }
 
 /// What the writer expects the stream's current version to be.

@@ -37,6 +37,9 @@ struct Inner {
     heads: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
     /// Stream messages this process refused as not the log's (`/metrics`).
     refused_copies: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// The data keys that seal client text; none: this log takes no event
+    /// with sealed fields (a log of the directory alone, a test).
+    keys: Option<verkosto_keys::KeyStore>,
 }
 
 /// How many stream heads [`Inner::heads`] keeps before it starts over.
@@ -48,7 +51,17 @@ pub(crate) const COLUMNS: &str =
     payload, prev_hash, hash";
 
 impl EventLog {
+    /// A log that seals nothing: an event with sealed fields is refused.
     pub fn new(db: Db) -> EventLog {
+        Self::build(db, None)
+    }
+
+    /// A log whose client text is sealed under the case keys of `keys`.
+    pub fn with_keys(db: Db, keys: verkosto_keys::KeyStore) -> EventLog {
+        Self::build(db, Some(keys))
+    }
+
+    fn build(db: Db, keys: Option<verkosto_keys::KeyStore>) -> EventLog {
         let (commits, _) = watch::channel(Cursor::START);
         EventLog {
             inner: Arc::new(Inner {
@@ -57,6 +70,7 @@ impl EventLog {
                 applied: Default::default(),
                 heads: Default::default(),
                 refused_copies: Default::default(),
+                keys,
             }),
         }
     }
@@ -67,6 +81,48 @@ impl EventLog {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The key store that seals client text, if this log has one.
+    pub fn keys(&self) -> Option<&verkosto_keys::KeyStore> {
+        self.inner.keys.as_ref()
+    }
+
+    /// Opens every sealed string in `value` with its case's key (JSON null
+    /// where the case was erased). No membership or consent check: only
+    /// for an answer whose reader was let see each case's text by other
+    /// means (an invitation to it, an auditor's replay); a read of a member
+    /// opens through `verkosto-guard`, after the policy.
+    pub async fn open_sealed(&self, value: &mut serde_json::Value) -> Result<usize, Error> {
+        let cases: std::collections::BTreeSet<String> = verkosto_keys::sealed_strings(value)
+            .into_iter()
+            .filter_map(verkosto_keys::sealed_case)
+            .map(str::to_string)
+            .collect();
+        let mut keys = Vec::with_capacity(cases.len());
+        if let Some(store) = self.keys() {
+            for case in &cases {
+                if let Some(key) = store.existing_case_key(case).await.map_err(Error::Keys)? {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(verkosto_keys::open_all_with(value, &|case: &str| {
+            keys.iter().find(|k| k.case_id() == case)
+        }))
+    }
+
+    /// The data key of `case_id`, made (and durable) if it is new:
+    /// [`Error::Erased`] once the case was erased, [`Error::Config`] when
+    /// this log has no key store (client text is never stored in the clear).
+    pub async fn case_key(&self, case_id: &str) -> Result<verkosto_keys::CaseKey, Error> {
+        let keys = self
+            .keys()
+            .ok_or_else(|| Error::Config("no key store: client text cannot be sealed".into()))?;
+        keys.case_key(case_id).await.map_err(|e| match e {
+            verkosto_keys::KeyError::Destroyed(case) => Error::Erased(case),
+            other => Error::Keys(other),
+        })
     }
 
     /// How many events each consumer has applied (or passed over as not its
@@ -353,9 +409,23 @@ impl EventLog {
         let occurred_at = format_time(meta.occurred_at);
         let mut recorded = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
-            let payload_text = serde_json::to_string(&event.payload)?;
             let version = actual + 1 + i as i64;
             let event_id = uuid::Uuid::now_v7().to_string();
+            let mut payload = event.payload;
+            // Sealed before it is hashed: the chain vouches for the
+            // ciphertext, and stays valid when the key is destroyed.
+            if let Some(sealing) = &event.sealing {
+                // The payload is the enum's JSON: its fields sit under the type's name.
+                let fields = payload.get_mut(event.event_type.as_str()).ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: the payload is not tagged with its type, so nothing can be sealed",
+                        event.event_type
+                    ))
+                })?;
+                verkosto_keys::seal_paths(fields, sealing.paths, &sealing.key, &event_id)
+                    .map_err(|e| Error::Config(format!("{}: {e}", event.event_type)))?;
+            }
+            let payload_text = serde_json::to_string(&payload)?;
             let hash = event_hash(&HashInput {
                 prev_hash: &prev_hash,
                 stream_type,
@@ -384,7 +454,7 @@ impl EventLog {
                 actor: meta.actor.clone(),
                 correlation_id: meta.correlation_id.clone(),
                 causation_id: meta.causation_id.clone(),
-                payload: event.payload,
+                payload,
                 payload_text,
                 prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
                 hash,

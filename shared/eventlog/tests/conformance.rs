@@ -66,6 +66,7 @@ fn event(n: i64) -> NewEvent {
         event_type: "Noted".into(),
         schema_version: 1,
         payload: json!({ "n": n }),
+        sealing: None,
     }
 }
 
@@ -528,6 +529,10 @@ mod counter {
         Added { by: i64, total: i64 },
     }
 
+    impl verkosto_eventlog::PersonalData for CounterEvent {
+        const SEALED: &'static [(&'static str, &'static [&'static str])] = &[];
+    }
+
     impl DomainEvent for CounterEvent {
         fn event_type(&self) -> String {
             "Added".into()
@@ -540,6 +545,8 @@ mod counter {
     #[derive(Debug, thiserror::Error)]
     #[error("negative")]
     pub struct Negative;
+
+    impl verkosto_eventlog::DataSubject for Counter {}
 
     impl Aggregate for Counter {
         const TYPE: &'static str = "counter";

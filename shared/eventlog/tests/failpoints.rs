@@ -51,6 +51,7 @@ async fn append(log: &EventLog, n: usize) {
                 event_type: "Counted".into(),
                 schema_version: 1,
                 payload: json!({ "Counted": { "i": i } }),
+                sealing: None,
             }],
             &meta,
             None,

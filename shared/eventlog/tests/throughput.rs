@@ -18,6 +18,7 @@ async fn probe(name: &str, log: EventLog, writers: usize, per_writer: usize) {
                     event_type: "Noted".into(),
                     schema_version: 1,
                     payload: json!({ "i": i }),
+                    sealing: None,
                 };
                 log.append(
                     "probe",

@@ -16,6 +16,9 @@ pub enum GuardError {
     /// one can be shown to be a member, so nothing is read.
     #[error("the network of case {0} cannot be read")]
     NetworkUnreadable(String),
+    /// The case's keys cannot be read: its text cannot be opened.
+    #[error("the key store: {0}")]
+    Keys(#[from] verkosto_keys::KeyError),
 }
 
 impl From<sqlx::Error> for GuardError {
@@ -35,7 +38,7 @@ impl From<GuardError> for Problem {
                     "the case's network cannot be read by this version; nothing was read",
                 )
             }
-            GuardError::Log(_) | GuardError::AccessLog(_) => {
+            GuardError::Log(_) | GuardError::AccessLog(_) | GuardError::Keys(_) => {
                 tracing::error!(error = %e, "consent guard failed");
                 Problem::unavailable(
                     "the consent state or the access log is unavailable; nothing was read",

@@ -8,8 +8,14 @@
 //!     └─► CaseRead::allows(item) … ── the policy's `judge`, counted
 //!           └─► CaseRead::finish(resource, body) ── access record durable
 //!                 └─► Guarded<body> ── the response, with consent_version,
-//!                                       withheld and consent_fresh
+//!                                       withheld and consent_fresh, its
+//!                                       sealed text opened
 //! ```
+//!
+//! Client text is stored sealed under the case's key (`verkosto-keys`); a
+//! read opens it only here, at the end, with the keys of the cases the
+//! reader was let read. A value a read does not open stays sealed: a
+//! forgotten open shows ciphertext, never another case's text.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +25,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use verkosto_http::{Caller, RequestId};
 use verkosto_policy::{Category, Decision, Item};
+
+use verkosto_keys::CaseKey;
 
 use crate::access::{AccessLog, AccessRecord};
 use crate::error::GuardError;
@@ -67,10 +75,18 @@ pub struct CaseRead {
     items_returned: u64,
     /// Items withheld so far.
     items_withheld: u64,
+    /// The case's data key, to open its sealed text; none: the log seals
+    /// nothing, or the case's key is gone (then its text shows as null).
+    key: Option<CaseKey>,
 }
 
 impl CaseRead {
-    pub(crate) fn new(case: CaseAccess, reader: Reader, access: AccessLog) -> CaseRead {
+    pub(crate) fn new(
+        case: CaseAccess,
+        reader: Reader,
+        access: AccessLog,
+        key: Option<CaseKey>,
+    ) -> CaseRead {
         // Decided at the later of now and the record's last change: a
         // reader's clock behind the writer's never undoes a withdrawal.
         let at = verkosto_policy::moment(&case.consent, verkosto_eventlog::clock::now());
@@ -83,7 +99,19 @@ impl CaseRead {
             withheld: BTreeSet::new(),
             items_returned: 0,
             items_withheld: 0,
+            key,
         }
+    }
+
+    /// `text` opened, if it is sealed text of this case; as it is if it is
+    /// not sealed; None if it is sealed and cannot be opened (another
+    /// case's, or the key is gone). For text an answer composes (a
+    /// calendar's summary); [`Guarded`] opens whole values by itself.
+    pub fn open(&self, text: &str) -> Option<String> {
+        if !verkosto_keys::is_sealed(text) {
+            return Some(text.to_string());
+        }
+        self.key.as_ref().and_then(|k| k.open(text).ok())
     }
 
     /// Decides at `now` instead of the process's clock (the tasks service's
@@ -171,6 +199,7 @@ impl CaseRead {
             consent_version: Some(self.case.consent_version()),
             withheld: self.items_withheld,
             consent_fresh: self.case.fresh,
+            keys: self.key.into_iter().collect(),
         })
     }
 }
@@ -238,6 +267,7 @@ impl ReadSet {
             consent_version: None,
             withheld,
             consent_fresh: fresh,
+            keys: reads.into_iter().filter_map(|r| r.key).collect(),
         })
     }
 }
@@ -255,10 +285,14 @@ pub struct Guarded<T> {
     withheld: u64,
     /// Whether every case's view was fresh.
     consent_fresh: bool,
+    /// The data keys of the cases read: each opens only its own case's text.
+    keys: Vec<CaseKey>,
 }
 
 impl<T> Guarded<T> {
-    /// The body, for an answer in another format (a calendar feed, CSV).
+    /// The body as it was built, for an answer in another format (a
+    /// calendar feed): its sealed text is not opened here, so open what it
+    /// shows with [`CaseRead::open`] while building it.
     pub fn into_body(self) -> T {
         self.body
     }
@@ -270,6 +304,10 @@ impl<T: Into<Value>> Guarded<T> {
     /// body names the version it shows, as a matrix of a past moment does).
     pub fn into_json(self) -> Value {
         let mut value: Value = self.body.into();
+        let keys = self.keys;
+        verkosto_keys::open_all_with(&mut value, &|case: &str| {
+            keys.iter().find(|k| k.case_id() == case)
+        });
         if let Value::Object(map) = &mut value {
             map.insert("withheld".into(), self.withheld.into());
             map.insert("consent_fresh".into(), self.consent_fresh.into());
@@ -298,7 +336,16 @@ impl Guard {
             .await?
             .filter(|v| v.is_member(&reader.agency))
             .ok_or_else(|| GuardError::NotFound(case_id.to_string()))?;
-        Ok(CaseRead::new(view, reader.clone(), self.access.clone()))
+        let key = match self.log().keys() {
+            Some(keys) => keys.existing_case_key(case_id).await?,
+            None => None,
+        };
+        Ok(CaseRead::new(
+            view,
+            reader.clone(),
+            self.access.clone(),
+            key,
+        ))
     }
 
     /// Records an auditor's read of a case's history or access log (no

@@ -87,6 +87,7 @@ async fn append(
             event_type: event_type.into(),
             schema_version: 1,
             payload: json!({ event_type: body }),
+            sealing: None,
         }],
         &meta(),
         None,

@@ -26,8 +26,8 @@ use cqrs_es::Aggregate;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use verkosto_eventlog::{
-    encode_event, AggregateStore, Appended, Cursor, Error as LogError, EventLog, Execution,
-    ExpectedVersion, IdempotencyWrite, Outcome, Progress, StoredAnswer,
+    AggregateStore, Appended, Cursor, Error as LogError, EventLog, Execution, ExpectedVersion,
+    IdempotencyWrite, Outcome, Progress, StoredAnswer,
 };
 
 use crate::{command_response, AuthState, Caller, JsonBody, Problem, WriteConditions};
@@ -223,7 +223,8 @@ const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
 impl<A> Commands<A>
 where
-    A: Aggregate<Services = ()>,
+    A: Aggregate<Services = ()> + verkosto_eventlog::DataSubject,
+    A::Event: verkosto_eventlog::PersonalData,
     A::Command: Clone,
     A::Error: Into<Problem>,
 {
@@ -374,10 +375,12 @@ where
             return Ok(Outcome::Replayed(first));
         }
         let events = make(write.body, execution.meta.occurred_at);
-        let new = events
-            .iter()
-            .map(encode_event::<A>)
-            .collect::<Result<Vec<_>, _>>()?;
+        // The state the events lead to names the case whose key seals them.
+        let mut aggregate = A::default();
+        for event in &events {
+            aggregate.apply(event.clone());
+        }
+        let new = verkosto_eventlog::encode_events(&self.log, &aggregate, id, &events).await?;
         let mut tx = self.log.db().begin().await?;
         let appended = self
             .log
@@ -406,10 +409,6 @@ where
         }
         tx.commit().await.map_err(LogError::from)?;
         self.log.announce(&appended);
-        let mut aggregate = A::default();
-        for event in events {
-            aggregate.apply(event);
-        }
         let outcome = Outcome::Committed {
             aggregate,
             appended,

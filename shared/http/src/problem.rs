@@ -165,6 +165,15 @@ impl From<verkosto_eventlog::Error> for Problem {
             E::Busy(_) | E::IdempotencyRace => {
                 Problem::new(StatusCode::CONFLICT, "busy", "the resource is busy; retry")
             }
+            E::Erased(case) => Problem::new(
+                StatusCode::GONE,
+                "erased",
+                format!("case {case} was erased; its data no longer exists"),
+            ),
+            E::Keys(ref keys) => {
+                tracing::error!(error = %keys, "key store");
+                Problem::unavailable("the key store is unavailable; nothing was changed")
+            }
             E::Database(ref db) if is_unavailable(db) => {
                 tracing::error!(error = %e, "database unavailable");
                 Problem::unavailable("the store is unavailable; the write was not accepted")

@@ -173,6 +173,26 @@ pub fn open_all(value: &mut Value, key: Option<&CaseKey>) -> usize {
     }
 }
 
+/// [`open_all`] for a value holding several cases' text (an inbox, a
+/// calendar): each sealed string is opened with the key `key_of` gives for
+/// its case ([`sealed_case`](crate::sealed_case)); JSON null where it gives
+/// none (a case the reader may not read, or an erased one). Returns how
+/// many it opened.
+pub fn open_all_with<'k>(
+    value: &mut Value,
+    key_of: &impl Fn(&str) -> Option<&'k CaseKey>,
+) -> usize {
+    match value {
+        Value::String(text) if is_sealed(text) => {
+            let key = crate::sealed_case(text).and_then(key_of);
+            open_all(value, key)
+        }
+        Value::Array(items) => items.iter_mut().map(|v| open_all_with(v, key_of)).sum(),
+        Value::Object(map) => map.values_mut().map(|v| open_all_with(v, key_of)).sum(),
+        _ => 0,
+    }
+}
+
 /// Every sealed string in `value`, at any depth, in document order.
 pub fn sealed_strings(value: &Value) -> Vec<&str> {
     fn collect<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
@@ -296,7 +316,7 @@ mod tests {
 
         // Text that only looks sealed (nobody's seal, or another case's) is
         // sealed all the same: no plaintext slips through.
-        let forged = format!("vks1.x.{}", "A".repeat(60));
+        let forged = format!("vks1.case-1.x.{}", "A".repeat(60));
         let foreign = key("case-2").seal("evt-9", "toinen");
         let mut value = json!({"title": forged, "agenda": [foreign]});
         assert_eq!(seal_paths(&mut value, PATHS, &k, "evt-1").unwrap(), 2);
@@ -373,6 +393,23 @@ mod tests {
         assert_eq!(
             seal_paths(&mut text, &["[]"], &k, "r").unwrap_err().path,
             "[]"
+        );
+    }
+
+    #[test]
+    fn open_all_with_opens_each_cases_text_with_its_own_key() {
+        let (a, b) = (key("case-a"), key("case-b"));
+        let mut value = json!({"items": [
+            {"title": a.seal("e1", "Anna")},
+            {"title": b.seal("e2", "Bea")},
+            {"title": key("case-c").seal("e3", "Cecilia")},
+        ]});
+        let ring = [a.clone(), b.clone()];
+        let key_of = |case: &str| ring.iter().find(|k| k.case_id() == case);
+        assert_eq!(open_all_with(&mut value, &key_of), 2);
+        assert_eq!(
+            value,
+            json!({"items": [{"title": "Anna"}, {"title": "Bea"}, {"title": null}]})
         );
     }
 }

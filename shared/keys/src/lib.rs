@@ -10,7 +10,7 @@
 //!   `verkosto_keys`), with a cache of unwrapped keys, [`KeyStore::destroy`]
 //!   for erasure, [`KeyStore::rotate`] for a new KEK, and a blind index to
 //!   find a case by a name without storing the name.
-//! - [`CaseKey`]: seals and opens text, `vks1.<context>.<base64url>`
+//! - [`CaseKey`]: seals and opens text, `vks1.<case>.<context>.<base64url>`
 //!   (XChaCha20-Poly1305, bound to the case and to the record it belongs
 //!   to); [`seal_paths`] and [`open_all`] do it for JSON payloads.
 //!
@@ -35,9 +35,9 @@ mod store;
 
 pub use blind::normalize;
 pub use error::{KeyError, PathError, SealError};
-pub use json::{open_all, seal_paths, sealed_strings};
+pub use json::{open_all, open_all_with, seal_paths, sealed_strings};
 pub use kek::{FileKeys, KeyEncryptionKeys, Wrapped, KEY_FILE_PREFIX};
-pub use seal::{is_sealed, sealed_context, CaseKey, SEALED_PREFIX};
+pub use seal::{is_sealed, sealed_case, sealed_context, CaseKey, SEALED_PREFIX};
 pub use store::{Backend, KeyStore, KeyStoreOptions};
 
 /// Re-exported: the wrapper that wipes key material on drop, as

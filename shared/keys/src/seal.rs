@@ -14,13 +14,15 @@ pub const SEALED_PREFIX: &str = "vks1.";
 /// A case's data key: seals and opens that case's text. Wiped on drop.
 /// Cheap to clone (32 bytes and the case id).
 ///
-/// A sealed value is `vks1.<context>.<base64url, no padding, of nonce ||
-/// ciphertext>`: XChaCha20-Poly1305 with a random 24-byte nonce, associated
-/// data `vks1|<case id>|<context>`. The context stays readable (it is an
-/// id, and a reader needs it to open the value); since base64url has no
-/// `.`, the last `.` ends it, so a context may hold any character, dots
-/// included. Callers pass ids as contexts (an event id, a row id): it is
-/// not secret.
+/// A sealed value is `vks1.<case id>.<context>.<base64url, no padding, of
+/// nonce || ciphertext>`: XChaCha20-Poly1305 with a random 24-byte nonce,
+/// associated data `vks1|<case id>|<context>`. The case id and the context
+/// stay readable (they are ids: a reader needs them to pick the key and to
+/// open the value, and a read across cases opens each value with its own
+/// case's key); a case id has no `.` (ids are `[a-z0-9-]`), and base64url
+/// has none either, so the first `.` after the prefix ends the case id and
+/// the last one ends the context, which may hold any character. Callers pass
+/// ids as contexts (an event id, a row id): it is not secret.
 #[derive(Clone)]
 pub struct CaseKey {
     /// The case the key belongs to; part of every seal's associated data.
@@ -58,17 +60,24 @@ impl CaseKey {
     }
 
     /// Seals `plaintext` for record `context` (an event id or row id):
-    /// `vks1.<context>.<base64url(nonce || ciphertext)>`. A new random nonce
+    /// `vks1.<case id>.<context>.<base64url(nonce || ciphertext)>`. A new random nonce
     /// each time, so sealing the same text twice gives two different strings.
     ///
     /// Never fails: any context is accepted and read back whole, dots
     /// included.
     pub fn seal(&self, context: &str, plaintext: &str) -> String {
         let sealed = crypto::encrypt(&self.key, &self.aad(context), plaintext.as_bytes());
+        debug_assert!(!self.case_id.contains('.'), "case ids have no dots");
         let mut out = String::with_capacity(
-            SEALED_PREFIX.len() + context.len() + 1 + sealed.len().div_ceil(3) * 4,
+            SEALED_PREFIX.len()
+                + self.case_id.len()
+                + context.len()
+                + 2
+                + sealed.len().div_ceil(3) * 4,
         );
         out.push_str(SEALED_PREFIX);
+        out.push_str(&self.case_id);
+        out.push('.');
         out.push_str(context);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(&sealed, &mut out);
@@ -81,26 +90,34 @@ impl CaseKey {
     /// [`SealError::Refused`] if it does not authenticate (another case's or
     /// a replaced key, or an altered ciphertext or context).
     pub fn open(&self, sealed: &str) -> Result<String, SealError> {
-        let (context, bytes) = split(sealed)?;
+        let (case_id, context, bytes) = split(sealed)?;
+        if case_id != self.case_id {
+            return Err(SealError::Refused);
+        }
         let plain =
             crypto::decrypt(&self.key, &self.aad(context), &bytes).ok_or(SealError::Refused)?;
         String::from_utf8(plain.to_vec()).map_err(|_| SealError::Malformed)
     }
 }
 
-/// The context and the decoded `nonce || ciphertext` of a sealed value.
-fn split(sealed: &str) -> Result<(&str, Vec<u8>), SealError> {
+/// The case id, the context and the decoded `nonce || ciphertext` of a
+/// sealed value.
+fn split(sealed: &str) -> Result<(&str, &str, Vec<u8>), SealError> {
     let rest = sealed
         .strip_prefix(SEALED_PREFIX)
         .ok_or(SealError::NotSealed)?;
+    let (case_id, rest) = rest.split_once('.').ok_or(SealError::Malformed)?;
     let (context, encoded) = rest.rsplit_once('.').ok_or(SealError::Malformed)?;
+    if case_id.is_empty() {
+        return Err(SealError::Malformed);
+    }
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| SealError::Malformed)?;
     if bytes.len() < crypto::NONCE_LEN + crypto::TAG_LEN {
         return Err(SealError::Malformed);
     }
-    Ok((context, bytes))
+    Ok((case_id, context, bytes))
 }
 
 /// Whether `s` has the shape of a sealed value: the `vks1.` prefix, a
@@ -112,7 +129,13 @@ pub fn is_sealed(s: &str) -> bool {
 
 /// The context (record id) a sealed value was sealed for, if `s` is one.
 pub fn sealed_context(s: &str) -> Option<&str> {
-    split(s).ok().map(|(context, _)| context)
+    split(s).ok().map(|(_, context, _)| context)
+}
+
+/// The case whose key sealed `s`, if `s` is a sealed value: a read across
+/// cases opens each value with that case's key.
+pub fn sealed_case(s: &str) -> Option<&str> {
+    split(s).ok().map(|(case_id, _, _)| case_id)
 }
 
 #[cfg(test)]
@@ -128,12 +151,13 @@ mod tests {
         let k = key("case-1");
         for text in ["", "Anna K.", "Äijälä – 日本語 🙂", &"x".repeat(10_000)] {
             let sealed = k.seal("0190f0e2-7c1a-7d5e-8f00-000000000001", text);
-            assert!(sealed.starts_with("vks1.0190f0e2-7c1a-7d5e-8f00-000000000001."));
+            assert!(sealed.starts_with("vks1.case-1.0190f0e2-7c1a-7d5e-8f00-000000000001."));
             assert!(is_sealed(&sealed));
             assert!(text.is_empty() || !sealed.contains(text));
             assert_eq!(k.open(&sealed).unwrap(), text);
         }
         assert_eq!(sealed_context(&k.seal("evt:1_a-b", "t")), Some("evt:1_a-b"));
+        assert_eq!(sealed_case(&k.seal("evt:1_a-b", "t")), Some("case-1"));
     }
 
     #[test]
@@ -180,17 +204,19 @@ mod tests {
         assert_eq!(k.open(""), Err(SealError::NotSealed));
         for bad in [
             "vks1.",
-            "vks1.e1",
-            "vks1.e1.",
-            "vks1.e1.!!!",
-            "vks1.e1.AAAA",
-            "vks1.e1.é",
+            "vks1.c1",
+            "vks1.c1.e1",
+            "vks1.c1.e1.",
+            "vks1.c1.e1.!!!",
+            "vks1.c1.e1.AAAA",
+            "vks1.c1.e1.é",
+            "vks1..e1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert_eq!(k.open(bad), Err(SealError::Malformed), "{bad}");
             assert!(!is_sealed(bad), "{bad}");
         }
         // Long enough and well formed, but nobody's seal.
-        let forged = format!("vks1.e1.{}", "A".repeat(60));
+        let forged = format!("vks1.case-1.e1.{}", "A".repeat(60));
         assert!(is_sealed(&forged));
         assert_eq!(k.open(&forged), Err(SealError::Refused));
     }
@@ -205,7 +231,7 @@ mod tests {
         }
         // Contexts differing only around dots stay apart.
         let sealed = k.seal("a.b", "Anna");
-        let moved = sealed.replacen("vks1.a.b.", "vks1.a.", 1);
+        let moved = sealed.replacen("vks1.case-1.a.b.", "vks1.case-1.a.", 1);
         assert!(k.open(&moved).is_err());
     }
 

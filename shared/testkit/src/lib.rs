@@ -84,6 +84,35 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or(start)
 }
 
+/// The key-encryption key every Verkosto a test starts is given
+/// (`VERKOSTO_KEY`): the processes of one test deployment must share it.
+/// Noted as a secret, so the run's scan fails if a log ever shows it.
+pub const TEST_KEK: &str =
+    "verkosto-kek-v1:5e3a1f0c9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f";
+
+/// A command that runs this workspace's `verkosto` binary with the test
+/// key-encryption key ([`TEST_KEK`]) in its environment.
+pub fn verkosto() -> tokio::process::Command {
+    note_test_kek();
+    let mut cmd = tokio::process::Command::new(workspace_binary("verkosto"));
+    cmd.env("VERKOSTO_KEY", TEST_KEK);
+    cmd
+}
+
+/// Notes [`TEST_KEK`] as a secret, once per test process.
+fn note_test_kek() {
+    static NOTED: std::sync::Once = std::sync::Once::new();
+    NOTED.call_once(|| note_secret(TEST_KEK));
+}
+
+/// [`verkosto`], as a blocking `std` command.
+pub fn verkosto_std() -> std::process::Command {
+    note_test_kek();
+    let mut cmd = std::process::Command::new(workspace_binary("verkosto"));
+    cmd.env("VERKOSTO_KEY", TEST_KEK);
+    cmd
+}
+
 /// Path to a binary built in this workspace's target directory (e.g.
 /// `target/debug/verkosto`), for tests that spawn the real binary.
 ///

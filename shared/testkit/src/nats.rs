@@ -287,6 +287,17 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server the way an operator does (SIGTERM: it writes out
+    /// what it holds) and reaps it; the store stays for a look at its files.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid, which is not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            child.wait()?;
+        }
+        Ok(())
+    }
+
     /// SIGKILL the server and reap it.
     pub fn kill9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {

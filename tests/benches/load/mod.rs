@@ -206,7 +206,7 @@ pub fn http() -> reqwest::Client {
 /// build profile) serving from `data_dir`, demo directory loaded. Returns
 /// the process and its base URL.
 pub async fn spawn_embedded(data_dir: &Path, extra_env: &[(&str, &str)]) -> (ChildProcess, String) {
-    let mut cmd = tokio::process::Command::new(verkosto_testkit::workspace_binary("verkosto"));
+    let mut cmd = verkosto_testkit::verkosto();
     cmd.args([
         "serve",
         "--listen",

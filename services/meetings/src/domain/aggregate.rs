@@ -363,6 +363,13 @@ impl Meeting {
     }
 }
 
+impl verkosto_eventlog::DataSubject for Meeting {
+    /// A meeting belongs to its case (known from the first event on).
+    fn data_subject<'a>(&'a self, _id: &'a str) -> Option<&'a str> {
+        Some(self.case_id.as_str()).filter(|c| !c.is_empty())
+    }
+}
+
 impl Aggregate for Meeting {
     const TYPE: &'static str = "meeting";
     type Command = MeetingCommand;

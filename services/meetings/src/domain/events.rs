@@ -147,7 +147,27 @@ pub enum MeetingEvent {
     },
 }
 
-verkosto_eventlog::domain_event!(MeetingEvent);
+verkosto_eventlog::domain_event!(
+    MeetingEvent,
+    sealed {
+        MeetingScheduled: [
+            "title",
+            "location",
+            "agenda[]",
+            "interpreter_language",
+            "lead_time_override_reason",
+        ],
+        MeetingRescheduled: ["reason", "lead_time_override_reason"],
+        MeetingCancelled: ["reason"],
+        RsvpGiven: ["comment"],
+        MinutesSaved: [
+            "minutes.notes[].text",
+            "minutes.decisions[]",
+            "minutes.action_items[].description",
+        ],
+        MinutesPublished: ["action_items[].description"],
+    }
+);
 
 #[cfg(test)]
 mod tests {

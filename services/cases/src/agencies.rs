@@ -19,7 +19,9 @@ pub const NAME: &str = "cases-agencies";
 /// contract, `proto/agency.schema.json`).
 #[derive(Deserialize)]
 struct AgencyRegistered {
+    /// The agency's id, as invitations name it.
     id: String,
+    /// Its kind on the wire (`child_welfare` matters here).
     kind: String,
 }
 
@@ -67,7 +69,10 @@ impl Projection for AgenciesProjection {
 /// Reads of the agencies read model.
 #[derive(Clone)]
 pub struct Agencies {
+    /// The event log: the `agency` stream, and the `cases_agencies` table.
     pub log: EventLog,
+    /// How far this read model has got, to wait for an agency registered a
+    /// moment ago.
     pub progress: Progress,
 }
 

@@ -47,46 +47,77 @@ impl Flags {
 /// Events of the `case` stream (its id is the case id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum CaseEvent {
+    /// A facilitator opened the case; the facilitator's agency leads it.
     CaseOpened {
+        /// The case's id (`case-` and a UUIDv7 in hex), the stream's id too.
         case_id: String,
+        /// What the network calls the client, e.g. `A-1027`, in place of
+        /// their name: it names the case everywhere, calendar feeds included.
         pseudonym: String,
+        /// The agency that leads the case: its facilitator runs the network
+        /// and its meetings. Always a member, never removed.
         lead_agency: String,
+        /// The languages the client speaks (ISO 639 codes, 1 to 10).
         languages: Vec<String>,
+        /// The language an interpreter speaks with the client; none: no
+        /// interpreter is arranged.
         interpreter_language: Option<String>,
+        /// The flags the case was opened with.
         flags: Flags,
+        /// When the case was opened.
         at: DateTime<Utc>,
     },
     /// The lead invited an agency into the network (not yet a member).
     AgencyInvited {
+        /// The agency invited (an agency id the directory knows).
         agency: String,
+        /// Why the lead wants it in the network, as the lead wrote it; the
+        /// invited agency sees it with the invitation.
         purpose: String,
+        /// When it was invited.
         at: DateTime<Utc>,
     },
+    /// The invited agency joined the network.
     InvitationAccepted {
+        /// The agency that accepted: a member of the network from now on.
         agency: String,
+        /// When it accepted.
         at: DateTime<Utc>,
     },
     /// The invited agency said no; the lead agency gets a task with the reason.
     InvitationDeclined {
+        /// The agency that declined: it never became a member.
         agency: String,
+        /// Why, as the declining agency wrote it; the lead's task quotes it.
         reason: String,
+        /// The case's lead agency, which the task goes to.
         lead_agency: String,
+        /// When it declined.
         at: DateTime<Utc>,
     },
+    /// The lead took an invitation back before it was answered.
     InvitationWithdrawn {
+        /// The agency whose invitation was withdrawn: it never became a member.
         agency: String,
+        /// When the invitation was withdrawn.
         at: DateTime<Utc>,
     },
+    /// The lead removed a member agency from the network.
     MemberRemoved {
+        /// The agency removed (never the lead): no longer a member.
         agency: String,
+        /// When it was removed.
         at: DateTime<Utc>,
     },
+    /// The lead changed the case's flags.
     FlagsChanged {
+        /// The flags from now on: all of them, not only those that changed.
         flags: Flags,
         /// The lead agency, for services that act on the flags (e.g. the
         /// task to ask a client come of age again). Absent in old events.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lead_agency: Option<String>,
+        /// When the flags changed.
         at: DateTime<Utc>,
     },
 }
@@ -107,60 +138,101 @@ impl verkosto_eventlog::DataSubject for Case {
     }
 }
 
+/// An invitation into a case's network, not yet answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
+    /// Why the lead wants the agency in the network.
     pub purpose: String,
+    /// When the agency was invited.
     pub at: DateTime<Utc>,
 }
 
+/// A case as its stream tells it: the header and the network.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Case {
+    /// The case's id; none until it is opened.
     pub id: Option<String>,
+    /// What the network calls the client, in place of their name.
     pub pseudonym: String,
+    /// The agency that leads the case: its facilitator alone invites,
+    /// removes, sets the flags and drafts the plan.
     pub lead_agency: String,
+    /// The languages the client speaks (ISO 639 codes).
     pub languages: Vec<String>,
+    /// The language an interpreter speaks with the client; none: no
+    /// interpreter is arranged.
     pub interpreter_language: Option<String>,
+    /// The flags as they are now.
     pub flags: Flags,
     /// Member agencies, the lead included.
     pub members: BTreeSet<String>,
+    /// Agencies invited and yet to answer, by agency id.
     pub invited: BTreeMap<String, Invitation>,
 }
 
+/// What may be asked of a case; `at` is the command's time, its event's `at`.
 #[derive(Clone, Debug)]
 pub enum CaseCommand {
+    /// Opens a new case, led by the caller's agency.
     Open {
+        /// The new case's id, made by the endpoint.
         case_id: String,
+        /// What the network is to call the client.
         pseudonym: String,
+        /// The caller's agency, which will lead the case.
         lead_agency: String,
+        /// The languages the client speaks (1 to 10, checked by the endpoint).
         languages: Vec<String>,
+        /// The language an interpreter speaks with the client, if one is needed.
         interpreter_language: Option<String>,
+        /// The flags to open the case with (checked by the endpoint).
         flags: Flags,
+        /// When the case is opened.
         at: DateTime<Utc>,
     },
+    /// Invites an agency into the network.
     Invite {
+        /// The caller's agency: only the lead invites.
         by: String,
+        /// The agency to invite, neither a member nor invited already.
         agency: String,
+        /// Why the lead wants it in the network.
         purpose: String,
+        /// When the invitation is made.
         at: DateTime<Utc>,
     },
+    /// Accepts an invitation.
     Accept {
+        /// The caller's agency: it must be the one invited.
         agency: String,
+        /// When it accepts.
         at: DateTime<Utc>,
     },
+    /// Declines an invitation.
     Decline {
+        /// The caller's agency: it must be the one invited.
         agency: String,
+        /// Why it declines, for the lead.
         reason: String,
+        /// When it declines.
         at: DateTime<Utc>,
     },
     /// Withdraws an invitation or removes a member.
     Remove {
+        /// The caller's agency: only the lead removes.
         by: String,
+        /// The agency invited or member to remove; never the lead.
         agency: String,
+        /// When it is removed.
         at: DateTime<Utc>,
     },
+    /// Replaces the case's flags.
     SetFlags {
+        /// The caller's agency: only the lead sets the flags.
         by: String,
+        /// The new flags, all of them (checked by the endpoint).
         flags: Flags,
+        /// When they are set.
         at: DateTime<Utc>,
     },
 }

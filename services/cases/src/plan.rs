@@ -16,13 +16,22 @@ use serde::{Deserialize, Serialize};
 use verkosto_policy::{Category, Method};
 use verkosto_types::Refusal;
 
+/// A measure of the plan: one thing one agency is to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Measure {
+    /// Unique in the plan; with the case id it names the one task the
+    /// measure becomes once agreed.
     pub id: String,
+    /// The category of client data it concerns: readers see it only if
+    /// consent lets them read that category.
     pub category: Category,
+    /// The member agency that carries it out: the agreed measure becomes
+    /// its task.
     pub responsible_agency: String,
+    /// What is to be done (at most 2000 characters).
     pub description: String,
+    /// The day it should be done by, if there is one: its task's due date.
     pub due: Option<NaiveDate>,
 }
 
@@ -32,6 +41,7 @@ pub struct Measure {
 pub struct PlanContent {
     /// The client's goals, in their own words.
     pub goals: Vec<String>,
+    /// What the agencies do towards the goals (at most 100 measures).
     pub measures: Vec<Measure>,
 }
 
@@ -39,8 +49,11 @@ pub struct PlanContent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAgreement {
+    /// `written`, `verbal` or `electronic`.
     pub method: Method,
+    /// The language the client agreed in (an ISO 639 code).
     pub language: String,
+    /// Who interpreted, if anyone did.
     #[serde(default)]
     pub interpreter: Option<String>,
 }
@@ -48,39 +61,68 @@ pub struct ClientAgreement {
 /// Events of the `plan` stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum PlanEvent {
+    /// The lead saved the draft, its working copy.
     PlanDraftSaved {
+        /// The whole draft, replacing the one saved before.
         content: PlanContent,
+        /// When it was saved.
         at: DateTime<Utc>,
     },
+    /// The lead proposed the draft as a new version, for every member
+    /// agency to approve.
     PlanProposed {
+        /// The new version's number: one more than the last one given out.
         plan_version: u32,
+        /// What the version says: the draft as it was proposed.
         content: PlanContent,
+        /// When it was proposed.
         at: DateTime<Utc>,
     },
+    /// A member agency approved the pending version.
     PlanApproved {
+        /// The version approved: the pending one.
         plan_version: u32,
+        /// The agency that approved it.
         agency: String,
+        /// When it approved.
         at: DateTime<Utc>,
     },
+    /// A member agency sent the pending version back: its content is the
+    /// draft again.
     PlanChangesRequested {
+        /// The version sent back: the pending one, no longer pending.
         plan_version: u32,
+        /// The agency that asked for changes.
         agency: String,
+        /// What should change, as that agency wrote it, for the lead.
         comment: String,
+        /// When it asked.
         at: DateTime<Utc>,
     },
+    /// The lead recorded that the client agreed to the pending version.
     ClientAgreementRecorded {
+        /// The version the client agreed to: the pending one.
         plan_version: u32,
+        /// How, in which language and with which interpreter the client agreed.
         agreement: ClientAgreement,
+        /// When the agreement was recorded.
         at: DateTime<Utc>,
     },
     /// Version n is now the agreed plan. Carries each measure with its
     /// responsible agency, for the tasks service.
     PlanAgreed {
+        /// The version agreed: it stands until a later version is agreed.
         plan_version: u32,
+        /// The plan's case (also the stream's id).
         case_id: String,
+        /// The case's lead agency: measure tasks declined or let go overdue
+        /// come back to it.
         lead_agency: String,
+        /// The agreed measures: each becomes one task for its responsible agency.
         measures: Vec<Measure>,
+        /// The network's member agencies when it was agreed: every one approved.
         approved_by: Vec<String>,
+        /// When the version became the agreed plan.
         at: DateTime<Utc>,
     },
 }
@@ -103,22 +145,33 @@ impl verkosto_eventlog::DataSubject for Plan {
     }
 }
 
+/// The version proposed and not yet agreed or sent back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingVersion {
+    /// Its number.
     pub plan_version: u32,
+    /// What it says.
     pub content: PlanContent,
+    /// When it was proposed.
     pub proposed_at: DateTime<Utc>,
     /// Agency → when it approved.
     pub approvals: BTreeMap<String, DateTime<Utc>>,
+    /// How the client agreed to it; none until that is recorded.
     pub client_agreement: Option<ClientAgreement>,
 }
 
+/// The agreed plan: the version that stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgreedVersion {
+    /// Its number.
     pub plan_version: u32,
+    /// What it says.
     pub content: PlanContent,
+    /// The member agencies that approved it: the whole network of the moment.
     pub approved_by: Vec<String>,
+    /// How the client agreed to it.
     pub client_agreement: Option<ClientAgreement>,
+    /// When it became the agreed plan.
     pub agreed_at: DateTime<Utc>,
 }
 
@@ -135,10 +188,15 @@ pub struct ChangesRequested {
     pub at: DateTime<Utc>,
 }
 
+/// A case's plan: the draft, the pending version and the agreed one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The lead's working copy; none while a version is pending, and before
+    /// the first save.
     pub draft: Option<PlanContent>,
+    /// The version awaiting approvals and the client's agreement, if any.
     pub pending: Option<PendingVersion>,
+    /// The agreed plan; none until a first version is agreed.
     pub agreed: Option<AgreedVersion>,
     /// The last version number given out.
     pub last_version: u32,
@@ -149,43 +207,71 @@ pub struct Plan {
 /// The case's network when the command was given.
 #[derive(Clone, Debug, Default)]
 pub struct Network {
+    /// The case (the plan stream's id).
     pub case_id: String,
+    /// The case's lead agency.
     pub lead: String,
+    /// Member agencies, the lead included: each must approve a version,
+    /// and only they may be responsible for a measure.
     pub members: BTreeSet<String>,
 }
 
+/// What may be asked of a plan; `at` is the command's time, its events' `at`.
 #[derive(Clone, Debug)]
 pub enum PlanCommand {
+    /// Saves the lead's draft.
     SaveDraft {
+        /// The whole draft (checked against the network).
         content: PlanContent,
+        /// The case's network now.
         network: Network,
+        /// When it is saved.
         at: DateTime<Utc>,
     },
+    /// Proposes the draft as the next version.
     Propose {
+        /// When it is proposed.
         at: DateTime<Utc>,
     },
+    /// A member agency approves the pending version.
     Approve {
+        /// The version approved: must be the pending one.
         plan_version: u32,
+        /// The caller's agency.
         agency: String,
+        /// The case's network now: whose approvals complete the version.
         network: Network,
+        /// When it approves.
         at: DateTime<Utc>,
     },
+    /// A member agency sends the pending version back to draft.
     RequestChanges {
+        /// The version sent back: must be the pending one.
         plan_version: u32,
+        /// The caller's agency.
         agency: String,
+        /// What should change.
         comment: String,
+        /// When it asks.
         at: DateTime<Utc>,
     },
+    /// The lead records the client's agreement to the pending version.
     RecordClientAgreement {
+        /// The version agreed to: must be the pending one.
         plan_version: u32,
+        /// How the client agreed.
         agreement: ClientAgreement,
+        /// The case's network now: whose approvals complete the version.
         network: Network,
+        /// When it is recorded.
         at: DateTime<Utc>,
     },
     /// Agrees the pending version if the network's change completed it
     /// (a member that had not approved was removed).
     Reconcile {
+        /// The case's network after the change.
         network: Network,
+        /// When it runs, just after the network changed.
         at: DateTime<Utc>,
     },
 }

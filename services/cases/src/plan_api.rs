@@ -187,6 +187,7 @@ fn agreed(plan_version: u32) -> impl FnOnce(&Appended) -> (u16, Value) {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Comment {
+    /// What should change in the version, for the lead to act on.
     comment: Text<2000>,
 }
 

@@ -62,17 +62,26 @@ impl Projection for CasesProjection {
 
 /// A case opened in this batch.
 struct Header {
+    /// What the network calls the client.
     pseudonym: String,
+    /// The agency that leads the case.
     lead_agency: String,
+    /// The `minor` flag, as the batch leaves it.
     minor: bool,
+    /// The `safety_risk` flag, as the batch leaves it.
     safety_risk: bool,
+    /// When the case was opened (the event's `occurred_at`).
     opened_at: String,
+    /// The case stream's version after the batch.
     version: i64,
 }
 
 /// What a batch does to a case opened before it.
 struct HeaderUpdate {
+    /// The flags `(minor, safety_risk)` as the batch leaves them; none:
+    /// unchanged.
     flags: Option<(bool, bool)>,
+    /// The case stream's version after the batch.
     version: i64,
 }
 
@@ -90,8 +99,11 @@ enum Place {
 /// is written in a few statements.
 #[derive(Default)]
 struct Changes {
+    /// Cases opened in the batch, by case id: inserted whole.
     opened: BTreeMap<String, Header>,
+    /// Cases opened before the batch, by case id: updated.
     updated: BTreeMap<String, HeaderUpdate>,
+    /// By `(case id, agency)`: where each agency the batch touched ends up.
     network: BTreeMap<(String, String), Place>,
 }
 

@@ -30,15 +30,24 @@ use crate::service::{Cases, Member};
 /// Events of the `record` stream (its id is the record id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum RecordEvent {
+    /// A member agency recorded information about the client, once and for good.
     RecordAdded {
+        /// The record's id (`rec-` and a UUIDv7 in hex), the stream's id too.
         record_id: String,
+        /// The case whose client the record is about.
         case_id: String,
+        /// The category of client data it holds: consent to that category
+        /// decides who may read it.
         category: Category,
+        /// The member agency that wrote it.
         author_agency: String,
+        /// The earlier record of the same case this one corrects; records are
+        /// never changed.
         corrects: Option<String>,
         /// SHA-256 (hex) of the body as sealed: the body itself stays in the
         /// cases service.
         body_sha256: String,
+        /// When it was recorded.
         at: DateTime<Utc>,
     },
 }
@@ -46,11 +55,17 @@ pub enum RecordEvent {
 /// A record as a reader sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordView {
+    /// The record's id.
     pub id: String,
+    /// The category of client data it holds.
     pub category: Category,
+    /// What was recorded.
     pub body: String,
+    /// The member agency that wrote it.
     pub author_agency: String,
+    /// When it was recorded.
     pub recorded_at: String,
+    /// The earlier record this one corrects, if it is a correction.
     pub corrects: Option<String>,
 }
 
@@ -64,8 +79,12 @@ pub(crate) fn routes() -> Router<Cases> {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewRecord {
+    /// The category of client data the record holds: consent to that
+    /// category decides who may read it.
     category: Category,
+    /// What is recorded (at most 20 000 characters); it can never be changed.
     body: Text<MAX_BODY_CHARS>,
+    /// The id of an earlier record of this case that this one corrects.
     #[serde(default)]
     corrects: Option<String>,
 }

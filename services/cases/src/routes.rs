@@ -34,13 +34,17 @@ pub fn router(cases: Cases) -> Router {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCase {
+    /// What the network is to call the client, in place of their name.
     pseudonym: Text<64>,
     // The schema says what open_case checks, so that generated bodies
     // (an API fuzzer's stateful phase) can open a case.
+    /// The languages the client speaks (1 to 10 ISO 639 codes).
     #[schemars(length(min = 1, max = 10))]
     languages: Vec<Language>,
+    /// The language an interpreter speaks with the client, if one is needed.
     #[serde(default)]
     interpreter_language: Option<Language>,
+    /// The flags to open the case with; none set when not given.
     #[serde(default)]
     flags: Flags,
 }
@@ -171,7 +175,9 @@ async fn set_flags(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Invite {
+    /// The agency to invite: one the directory knows.
     agency: AgencyId,
+    /// Why the agency is wanted in the network; the invited agency sees it.
     purpose: Text<500>,
 }
 
@@ -270,6 +276,7 @@ async fn accept(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Decline {
+    /// Why the agency declines; the lead agency gets a task that quotes it.
     reason: Text<1000>,
 }
 

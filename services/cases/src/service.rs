@@ -15,12 +15,16 @@ use crate::domain::{not_found, Case};
 /// The cases service.
 #[derive(Clone)]
 pub struct Cases {
+    /// The event log: the `case`, `plan` and `record` streams, and the
+    /// `cases_*` tables.
     pub log: EventLog,
     /// The `cases_*` read model's progress.
     pub progress: Progress,
+    /// The consent guard every read of client data goes through.
     pub guard: Guard,
     /// This service's own read model of the directory's agencies.
     pub agencies: crate::Agencies,
+    /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
     /// Bench builds only (`--features bench`): record lists skip consent
     /// filtering and the access log, as the baseline of the read benchmark.

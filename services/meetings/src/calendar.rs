@@ -64,9 +64,11 @@ pub(crate) struct NewFeedToken {
 /// The answer to an issue: the only time the token is ever shown.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct IssuedFeedToken {
+    /// The token's id, to list and revoke it by.
     token_id: String,
     /// The token itself; only its SHA-256 is kept.
     token: String,
+    /// When it stops opening the feed.
     expires_at: String,
     /// The agency whose feed it opens (the `{agency}` of the feed's path).
     agency: String,
@@ -77,12 +79,17 @@ pub(crate) struct IssuedFeedToken {
 /// A token as lists show it: never the token itself, nor its hash.
 #[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct FeedTokenView {
+    /// The token's id, to revoke it by.
     token_id: String,
+    /// The user it belongs to.
     owner: String,
+    /// When it was issued.
     created_at: String,
+    /// When it stops (or stopped) opening the feed.
     expires_at: String,
     /// `active`, `expired` or `revoked`.
     state: String,
+    /// When it was revoked; null: not revoked.
     revoked_at: Option<String>,
 }
 

@@ -35,33 +35,50 @@ pub enum CalendarFeedEvent {
     /// An agency-wide token of an older build (no id, no expiry); no longer
     /// written, and its token no longer opens the feed.
     FeedTokenIssued {
+        /// The agency whose feed the token opened.
         agency: String,
         /// SHA-256 of the token, hex; the token itself is never stored.
         token_sha256: String,
+        /// The user who asked for it.
         issued_by: String,
+        /// When it was issued.
         at: DateTime<Utc>,
     },
     /// Every agency-wide token revoked (older builds); no longer written.
     FeedTokensRevoked {
+        /// The agency whose tokens were revoked.
         agency: String,
+        /// The user who revoked them.
         revoked_by: String,
+        /// When they were revoked.
         at: DateTime<Utc>,
     },
     /// A token for one user of the agency, valid until `expires_at`.
     UserFeedTokenIssued {
+        /// The agency whose feed the token opens: the owner's.
         agency: String,
+        /// The token's id (`feedtoken-` and a UUIDv7 in hex): names it in lists
+        /// and revocations, and says nothing of the token.
         token_id: String,
+        /// The user it belongs to: they, or an admin of the agency, may revoke
+        /// it, and the feed's access records name them.
         owner: String,
         /// SHA-256 of the token, hex; the token itself is never stored.
         token_sha256: String,
+        /// When it stops opening the feed (by the log's clock).
         expires_at: DateTime<Utc>,
+        /// When it was issued.
         at: DateTime<Utc>,
     },
     /// One token revoked, by its owner or an admin of the agency.
     UserFeedTokenRevoked {
+        /// The agency whose feed the token opened.
         agency: String,
+        /// The token revoked.
         token_id: String,
+        /// The user who revoked it: its owner or an admin of the agency.
         revoked_by: String,
+        /// When it was revoked: it opens nothing from then on.
         at: DateTime<Utc>,
     },
 }
@@ -71,25 +88,39 @@ verkosto_eventlog::domain_event!(CalendarFeedEvent);
 #[derive(Clone, Debug)]
 pub enum CalendarFeedCommand {
     Issue {
+        /// The caller's agency: the feed the token opens.
         agency: String,
+        /// The new token's id.
         token_id: String,
+        /// The caller: the token's owner.
         owner: String,
+        /// SHA-256 of the new token, hex.
         token_sha256: String,
+        /// When it is to stop opening the feed.
         expires_at: DateTime<Utc>,
+        /// When it is issued.
         at: DateTime<Utc>,
     },
     /// Revokes one token; nothing happens if it is revoked already.
     Revoke {
+        /// The caller's agency.
         agency: String,
+        /// The token to revoke.
         token_id: String,
+        /// The user who revokes it: its owner or an admin of the agency.
         by: String,
+        /// When it is revoked.
         at: DateTime<Utc>,
     },
     /// Revokes every live token of `owner`.
     RevokeAllOf {
+        /// The caller's agency.
         agency: String,
+        /// The user whose tokens are revoked.
         owner: String,
+        /// The user who revokes them.
         by: String,
+        /// When they are revoked.
         at: DateTime<Utc>,
     },
 }
@@ -97,11 +128,17 @@ pub enum CalendarFeedCommand {
 /// One user's token, as the stream knows it (never the token itself).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeedToken {
+    /// The token's id.
     pub token_id: String,
+    /// The user it belongs to.
     pub owner: String,
+    /// SHA-256 of the token, hex: what a presented token is checked against.
     pub token_sha256: String,
+    /// When it was issued.
     pub created_at: DateTime<Utc>,
+    /// When it stops opening the feed.
     pub expires_at: DateTime<Utc>,
+    /// When it was revoked (the first revocation stands); none: not revoked.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

@@ -7,14 +7,21 @@ use chrono::{DateTime, Utc};
 /// client may show: the summary is built from the case's pseudonym.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CalendarEvent {
+    /// The event's UID, `<meeting id>@verkosto`: the same through every
+    /// change, so calendars update the event instead of adding one.
     pub uid: String,
     /// Raised by each reschedule and by a cancellation.
     pub sequence: u32,
     /// When this version of the event was made.
     pub stamp: DateTime<Utc>,
+    /// When the meeting starts.
     pub starts_at: DateTime<Utc>,
+    /// When it ends.
     pub ends_at: DateTime<Utc>,
+    /// What calendars show as its title: never the meeting's own title, which
+    /// may hold client data.
     pub summary: String,
+    /// Whether it is cancelled: the event stays, as STATUS:CANCELLED.
     pub cancelled: bool,
     /// Only when the reader may see where the meeting is.
     pub location: Option<String>,

@@ -33,10 +33,15 @@ pub use projection::MeetingsProjection;
 /// The meetings service.
 #[derive(Clone)]
 pub struct Meetings {
+    /// The event log: the `meeting` and `calendar-feed` streams, and the
+    /// `meetings_*` tables.
     pub log: EventLog,
     /// The `meetings_*` read model's progress.
     pub progress: Progress,
+    /// The consent guard: every read of client data goes through it, and
+    /// commands check the case's network with it.
     pub guard: Guard,
+    /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
     /// How long before a meeting an interpreter must be booked.
     pub interpreter_lead_time: Duration,

@@ -62,7 +62,9 @@ impl FromRequestParts<Meetings> for CaseMember {
 /// A meeting, for a caller whose agency is in its case's network (404
 /// otherwise, before any role check and before the body is read).
 pub(crate) struct MeetingMember {
+    /// The meeting the path names.
     pub meeting: Meeting,
+    /// Its case as the guard sees it: the network commands check.
     pub case: CaseAccess,
 }
 
@@ -86,8 +88,12 @@ impl FromRequestParts<Meetings> for MeetingMember {
 /// A meeting being read: its case's guarded read, for a caller whose
 /// agency is in the network (404 naming only the meeting otherwise).
 pub(crate) struct MeetingRead {
+    /// The meeting the path names.
     pub meeting: Meeting,
+    /// The meeting stream's version: the answer's ETag.
     pub version: i64,
+    /// The guarded read of its case: consent item by item, then the access
+    /// record.
     pub read: CaseRead,
 }
 

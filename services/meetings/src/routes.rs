@@ -91,8 +91,11 @@ fn answer(meeting_id: &str, status: u16) -> impl Fn(i64) -> (u16, Value) + Clone
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewMeeting {
+    /// What the meeting is about (client data of the category `meetings`).
     title: Text<SHORT_TEXT>,
+    /// When it starts: not in the past.
     starts_at: DateTime<Utc>,
+    /// When it ends: after it starts.
     ends_at: DateTime<Utc>,
     /// A place or an online link.
     #[serde(default)]
@@ -100,11 +103,13 @@ pub(crate) struct NewMeeting {
     /// Member agencies; the lead always takes part.
     #[serde(default)]
     participants: Vec<String>,
+    /// Whether the client is to come; if so and absent, the lead gets a task.
     #[serde(default)]
     client_attends: bool,
     /// The client's language when an interpreter is needed; null for none.
     #[serde(default)]
     interpreter_language: Option<Language>,
+    /// The agenda's items in order (at most 100).
     #[serde(default)]
     agenda: Vec<Text<500>>,
     /// Why an interpreted meeting is set sooner than the lead time.
@@ -149,9 +154,13 @@ async fn schedule(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTime {
+    /// The new start: not in the past.
     starts_at: DateTime<Utc>,
+    /// The new end: after the start.
     ends_at: DateTime<Utc>,
+    /// Why the meeting moves.
     reason: Text<REASON_TEXT>,
+    /// Why an interpreted meeting moves sooner than the lead time.
     #[serde(default)]
     lead_time_override_reason: OptionalText<REASON_TEXT>,
 }
@@ -183,6 +192,7 @@ async fn reschedule(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Reason {
+    /// Why the meeting is cancelled.
     reason: Text<REASON_TEXT>,
 }
 
@@ -209,6 +219,7 @@ async fn cancel(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Booking {
+    /// Where the interpreter's booking stands now.
     status: InterpreterBooking,
 }
 
@@ -235,7 +246,9 @@ async fn interpreter(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rsvp {
+    /// Whether the caller's agency comes.
     response: RsvpResponse,
+    /// Anything to add, e.g. who comes or why not.
     #[serde(default)]
     comment: OptionalText<REASON_TEXT>,
 }
@@ -266,6 +279,7 @@ async fn rsvp(
 pub(crate) struct Presence {
     /// Participant agencies that came.
     present: Vec<String>,
+    /// Whether the client came; absent when expected, the lead gets a task.
     client_present: bool,
 }
 

@@ -9,6 +9,8 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
+    /// How far tests have moved the clock past the log's, in seconds; shared by
+    /// every clone.
     offset_seconds: Arc<AtomicI64>,
 }
 

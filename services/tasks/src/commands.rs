@@ -31,8 +31,12 @@ async fn load(t: &Tasks, id: &str, caller: &Caller) -> Result<(TaskRow, CaseAcce
 #[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ActionBody {
+    /// For `complete`: what was done.
     note: Option<Text<2000>>,
+    /// For `decline` and `cancel`, which require it: why.
     reason: Option<Text<2000>>,
+    /// For `reassign`, which requires it: the member agency to assign the task
+    /// to.
     assignee: Option<AgencyId>,
 }
 
@@ -124,9 +128,14 @@ pub(crate) async fn act(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewTask {
+    /// What is to be done.
     description: Text<2000>,
+    /// The category of client data it concerns: who may read the description
+    /// follows from it.
     category: Category,
+    /// The member agency whose work it is.
     assignee: AgencyId,
+    /// The day it is due, if any.
     #[serde(default)]
     due: Option<NaiveDate>,
 }

@@ -16,6 +16,10 @@ pub struct Source {
     /// `action_item`, `plan_measure`, `no_show`, `invitation_declined`,
     /// `coming_of_age` or `manual`.
     pub kind: String,
+    /// What it came from, within its kind: `<meeting>/<item>` for an action
+    /// item, `<case>/<measure>` for a plan measure, the meeting for a no-show,
+    /// the event for a declined invitation, `<case>/<day>` for coming of age, a
+    /// fresh id for a manual task.
     #[serde(rename = "ref")]
     pub reference: String,
 }
@@ -32,45 +36,78 @@ impl Source {
 /// Events of the `task` stream (its id is the task id).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum TaskEvent {
+    /// A new task, open, for its assignee agency.
     TaskCreated {
+        /// The task's id, derived from its source: one source, one task.
         task_id: String,
+        /// The case the task belongs to: only its network sees it.
         case_id: String,
+        /// The case's lead agency: a declined or overdue task comes back to it.
         lead_agency: String,
+        /// Where the task came from.
         source: Source,
+        /// What is to be done; shown only to readers allowed the task's
+        /// category.
         description: String,
+        /// The category of client data the task concerns.
         category: Category,
+        /// The member agency whose work it is.
         assignee: String,
+        /// The day it is due, if any: past it and still to be done, it goes
+        /// overdue.
         due: Option<NaiveDate>,
+        /// When it was made; for a task made from another service's event, that
+        /// event's time.
         at: DateTime<Utc>,
     },
+    /// A user of the assignee agency took the task on.
     TaskAccepted {
+        /// The user of the assignee agency who took it on: it is in their own
+        /// list now.
         by: String,
+        /// When it was accepted.
         at: DateTime<Utc>,
     },
+    /// The assignee agency did it.
     TaskCompleted {
+        /// The user of the assignee agency who completed it.
         by: String,
+        /// What was done, as that user wrote it.
         note: Option<String>,
+        /// When it was completed.
         at: DateTime<Utc>,
     },
     /// The agency would not: back to the lead facilitator.
     TaskDeclined {
+        /// The user of the assignee agency who declined it.
         by: String,
+        /// Why, as that user wrote it, for the lead.
         reason: String,
+        /// When it was declined.
         at: DateTime<Utc>,
     },
+    /// The lead gave the task to another member agency.
     TaskReassigned {
+        /// The agency it was assigned to.
         from: String,
+        /// The member agency it is assigned to now: open again, for it to
+        /// accept.
         to: String,
+        /// When it was reassigned.
         at: DateTime<Utc>,
     },
     /// No longer needed: circumstances changed.
     TaskCancelled {
+        /// Why it is no longer needed, as the lead wrote it.
         reason: String,
+        /// When it was cancelled.
         at: DateTime<Utc>,
     },
     /// The due date passed with the task still open: escalated to the lead.
     TaskOverdue {
+        /// The due date that passed.
         due: NaiveDate,
+        /// When the sweep found it overdue.
         at: DateTime<Utc>,
     },
 }
@@ -122,42 +159,67 @@ impl Status {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Task {
+    /// The task's id; none until it is created.
     pub id: Option<String>,
+    /// The case it belongs to.
     pub case_id: String,
+    /// The case's lead agency: only its facilitator reassigns or cancels the
+    /// task.
     pub lead_agency: String,
+    /// The agency whose work it is now: only it accepts, completes or declines.
     pub assignee: String,
+    /// The day it is due, if any.
     pub due: Option<NaiveDate>,
+    /// Where it stands in its lifecycle.
     pub status: Status,
+    /// Whether it has gone overdue; it stays so, whatever happens next.
     pub overdue: bool,
 }
 
 #[derive(Clone, Debug)]
 pub enum TaskCommand {
     Accept {
+        /// The caller's agency: it must be the assignee.
         agency: String,
+        /// The caller, who takes the task on.
         user: String,
+        /// When, on the service's clock.
         at: DateTime<Utc>,
     },
     Complete {
+        /// The caller's agency: it must be the assignee.
         agency: String,
+        /// The caller, who completed it.
         user: String,
+        /// What was done, if said.
         note: Option<String>,
+        /// When, on the service's clock.
         at: DateTime<Utc>,
     },
     Decline {
+        /// The caller's agency: it must be the assignee.
         agency: String,
+        /// The caller, who declines it.
         user: String,
+        /// Why, for the lead.
         reason: String,
+        /// When, on the service's clock.
         at: DateTime<Utc>,
     },
     Reassign {
+        /// The caller's agency: only the lead reassigns.
         by: String,
+        /// The member agency to assign it to.
         to: String,
+        /// When, on the service's clock.
         at: DateTime<Utc>,
     },
     Cancel {
+        /// The caller's agency: only the lead cancels.
         by: String,
+        /// Why it is no longer needed.
         reason: String,
+        /// When, on the service's clock.
         at: DateTime<Utc>,
     },
     /// From the overdue sweep: `today` is the injected clock's date.

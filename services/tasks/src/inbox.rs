@@ -49,8 +49,14 @@ fn view(row: &TaskRow, read: &mut CaseRead) -> Value {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InboxQuery {
+    /// `agency` (the default): the agency's tasks and, for a facilitator, the
+    /// escalations of the cases the agency leads; `mine`: the tasks the
+    /// caller accepted.
     scope: Option<String>,
+    /// Only tasks shown with this status: open, accepted, done, declined,
+    /// cancelled or overdue.
     status: Option<String>,
+    /// Only the tasks of this case.
     case: Option<String>,
 }
 

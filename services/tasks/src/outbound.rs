@@ -145,7 +145,9 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// `[v6]:port`. Without a port, every port of the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowHost {
+    /// The host, an address or a name.
     host: Host,
+    /// The one port opened; none: every port of the host.
     port: Option<u16>,
 }
 
@@ -240,6 +242,8 @@ impl std::error::Error for Refused {}
 /// The operator's allowlist and the rules for everything else.
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
+    /// The hosts the operator opened (`--webhook-allow-host`): any address,
+    /// plain http too.
     allow: Arc<Vec<AllowHost>>,
 }
 
@@ -381,6 +385,7 @@ impl Policy {
 
 /// Resolves with the system resolver, then keeps only allowed addresses.
 struct Resolver {
+    /// The rules every resolved address must pass.
     policy: Policy,
 }
 

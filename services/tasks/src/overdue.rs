@@ -74,6 +74,7 @@ pub async fn run_sweeper(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClockMove {
+    /// How far to move the clock forward, in seconds (at most ten years).
     advance_seconds: i64,
 }
 

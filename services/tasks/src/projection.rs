@@ -234,21 +234,39 @@ impl Projection for TasksProjection {
 /// A task row of the read model.
 #[derive(sqlx::FromRow)]
 pub(crate) struct TaskRow {
+    /// The task's id.
     pub id: String,
+    /// The case it belongs to.
     pub case_id: String,
+    /// The case's lead agency: its facilitators see the task once it is
+    /// declined or overdue.
     pub lead_agency: String,
+    /// The kind of its source (`action_item`, `no_show`, ...).
     pub source_kind: String,
+    /// Its source's reference, within the kind.
     pub source_ref: String,
+    /// What is to be done.
     pub description: String,
+    /// The category of client data it concerns, as on the wire.
     pub category: String,
+    /// The agency whose work it is now.
     pub assignee: String,
+    /// The day it is due (`YYYY-MM-DD`), if any.
     pub due: Option<String>,
+    /// `open`, `accepted`, `done`, `declined` or `cancelled`; overdue is apart.
     pub status: String,
+    /// 1 once it has gone overdue, else 0.
     pub overdue: i64,
+    /// The user who accepted it; cleared by a reassignment.
     pub accepted_by: Option<String>,
+    /// The completion note, or why it was declined or cancelled; cleared by a
+    /// reassignment.
     pub outcome_note: Option<String>,
+    /// When it was made.
     pub created_at: String,
+    /// When its last event happened.
     pub updated_at: String,
+    /// The task stream's version.
     pub version: i64,
 }
 

@@ -23,6 +23,7 @@ use crate::domain::{Source, Task, TaskEvent};
 use crate::projection::insert_task;
 
 pub struct TaskReactions {
+    /// The event log the tasks are appended to, in the consumer's transaction.
     pub log: EventLog,
 }
 
@@ -30,42 +31,63 @@ pub const NAME: &str = "tasks-reactions";
 
 #[derive(Deserialize)]
 struct ActionItem {
+    /// Unique in the minutes: with the meeting id, the task's source.
     id: String,
+    /// What is to be done.
     description: String,
+    /// The category of client data it concerns.
     category: Category,
+    /// The agency that is to do it.
     assignee: String,
+    /// The day it is due, if any.
     due: Option<NaiveDate>,
 }
 
 #[derive(Deserialize)]
 struct MinutesPublished {
+    /// The meeting the minutes are of.
     meeting_id: String,
+    /// The meeting's case.
     case_id: String,
+    /// The case's lead agency.
     lead_agency: String,
+    /// The revision's action items: one task each.
     action_items: Vec<ActionItem>,
 }
 
 #[derive(Deserialize)]
 struct ClientAbsent {
+    /// The meeting the client missed: the task's source.
     meeting_id: String,
+    /// The meeting's case.
     case_id: String,
+    /// The case's lead agency: the task is its own.
     lead_agency: String,
+    /// When the meeting began: the task is due two days after that day.
     starts_at: DateTime<Utc>,
 }
 
 #[derive(Deserialize)]
 struct Measure {
+    /// Unique in the plan: with the case id, the task's source.
     id: String,
+    /// The category of client data it concerns.
     category: Category,
+    /// The agency that carries it out: the task's assignee.
     responsible_agency: String,
+    /// What is to be done.
     description: String,
+    /// The day it is due, if any.
     due: Option<NaiveDate>,
 }
 
 #[derive(Deserialize)]
 struct PlanAgreed {
+    /// The plan's case.
     case_id: String,
+    /// The case's lead agency.
     lead_agency: String,
+    /// The agreed measures: one task each.
     measures: Vec<Measure>,
 }
 
@@ -73,22 +95,29 @@ struct PlanAgreed {
 /// client comes of age matters here.
 #[derive(Deserialize)]
 struct CaseFlags {
+    /// The case's lead agency, whose task it is; absent in old `FlagsChanged`
+    /// events, which make none.
     #[serde(default)]
     lead_agency: Option<String>,
+    /// The case's flags, of which only the day of coming of age is read.
     #[serde(default)]
     flags: ComesOfAge,
 }
 
 #[derive(Default, Deserialize)]
 struct ComesOfAge {
+    /// The day a minor client comes of age, if recorded.
     #[serde(default)]
     comes_of_age: Option<NaiveDate>,
 }
 
 #[derive(Deserialize)]
 struct InvitationDeclined {
+    /// The agency that declined.
     agency: String,
+    /// Why, as it wrote it: the task quotes it.
     reason: String,
+    /// The case's lead agency: the task is its own.
     lead_agency: String,
 }
 

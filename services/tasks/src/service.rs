@@ -16,11 +16,17 @@ use crate::projection::{self, TaskRow};
 /// The tasks service.
 #[derive(Clone)]
 pub struct Tasks {
+    /// The event log: the `task` and `webhook` streams, and the `tasks_*`
+    /// tables.
     pub log: EventLog,
     /// The `tasks_tasks` read model's progress.
     pub progress: Progress,
+    /// The consent guard: every read of client data goes through it, and
+    /// writes check the case's network with it.
     pub guard: Guard,
+    /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
+    /// The service's clock, which tests move: due dates and overdue go by it.
     pub clock: Clock,
     /// Wakes the overdue sweep.
     pub sweep: Arc<Notify>,

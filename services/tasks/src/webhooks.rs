@@ -58,7 +58,9 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 pub struct Delivery {
     /// The first retry's delay; later ones double.
     pub retry_base: Duration,
+    /// How long one attempt may take; a message is leased for twice that.
     pub timeout: Duration,
+    /// How often the outbox is read for messages due.
     pub poll: Duration,
     /// Where deliveries may go.
     pub policy: Policy,

@@ -23,14 +23,23 @@ use crate::service::{Tasks, WORKERS};
 /// not in them: it stays in the tasks service's table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub enum WebhookEvent {
+    /// An agency registered a URL for its task deliveries.
     WebhookRegistered {
+        /// The webhook's id (`wh-` and a UUIDv7 in hex), the stream's id too.
         webhook_id: String,
+        /// The agency it delivers for: new, reassigned and overdue tasks
+        /// assigned to it, and overdue ones of the cases it leads.
         agency: String,
+        /// Where each delivery is posted.
         url: String,
+        /// When it was registered.
         at: chrono::DateTime<chrono::Utc>,
     },
+    /// The agency removed the webhook: its undelivered messages stay unsent.
     WebhookRemoved {
+        /// The webhook removed: nothing more is delivered to it.
         webhook_id: String,
+        /// When it was removed.
         at: chrono::DateTime<chrono::Utc>,
     },
 }
@@ -68,6 +77,8 @@ impl verkosto_eventlog::DataSubject for Webhook {}
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewWebhook {
+    /// Where to deliver: an absolute https URL to a public address, unless the
+    /// operator opened its host (at most 2000 characters).
     url: String,
 }
 

@@ -27,9 +27,14 @@ use crate::health::{self, Health};
 
 /// A started app.
 pub struct Running {
+    /// The address it listens on: the port the system chose, when asked for
+    /// port 0.
     pub addr: SocketAddr,
+    /// The event log it runs on.
     pub log: EventLog,
+    /// Cancelled to stop: the server and every worker watch it.
     shutdown: CancellationToken,
+    /// The server and the workers, awaited when stopping.
     tasks: JoinSet<()>,
 }
 
@@ -57,10 +62,15 @@ impl Running {
 /// rebuild`, which only reads the modules' tables and read models).
 #[derive(Default)]
 pub(crate) struct Settings {
+    /// The directory's: dev tokens, when they are on.
     directory: verkosto_directory::Settings,
+    /// The cases service's (only bench builds have any).
     cases: verkosto_cases::Settings,
+    /// The meetings service's: the interpreter lead time.
     meetings: verkosto_meetings::Settings,
+    /// The tasks service's: the hosts webhooks may reach, and the dev clock.
     tasks: verkosto_tasks::Settings,
+    /// The web app's: the API it calls, sign-in, sessions and cookies.
     web: verkosto_web::Settings,
 }
 

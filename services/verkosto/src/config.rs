@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Multi-agency case conferences for victims of human trafficking"
 )]
 pub struct Cli {
+    /// What to run: the service, or one of the operator's tools.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,23 +25,29 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Auditor tools that read the log directly.
     Audit {
+        /// Where the log is.
         #[command(flatten)]
         store: StoreArgs,
+        /// Which check to run.
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// Consent and case events a process could not read (each makes its
     /// case withhold everything), and the operator's logged way past one.
     Guard {
+        /// Where the log is.
         #[command(flatten)]
         store: StoreArgs,
+        /// What to do about them.
         #[command(subcommand)]
         command: GuardCommand,
     },
     /// Administration of a real deployment: its first agency and admin.
     Admin {
+        /// Where the log is.
         #[command(flatten)]
         store: StoreArgs,
+        /// What to set up.
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -48,8 +55,10 @@ pub enum Command {
     /// targets that run them first). Names: directory, cases, meetings,
     /// tasks, guard-<target>; `all` for every one.
     Rebuild {
+        /// Where the log is.
         #[command(flatten)]
         store: StoreArgs,
+        /// The read models to rebuild, by the names above.
         #[arg(required = true)]
         projections: Vec<String>,
     },
@@ -342,6 +351,7 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "VERKOSTO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Where the log is.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Load demo agencies and users.

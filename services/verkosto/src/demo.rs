@@ -14,6 +14,7 @@ pub async fn load(directory: &verkosto_directory::Directory) -> anyhow::Result<(
 }
 
 struct Demo {
+    /// The API the demo case is made through, as a client of it would.
     api: ApiClient,
 }
 

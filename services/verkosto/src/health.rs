@@ -21,9 +21,14 @@ use crate::config::Target;
 
 #[derive(Clone)]
 pub struct Health {
+    /// The event log: the store `/readyz` checks and `/metrics` reads.
     pub log: EventLog,
+    /// The NATS connection, in the distributed mode: `/readyz` wants it
+    /// connected.
     pub nats: Option<async_nats::Client>,
+    /// The relay's status, where this process runs the relay.
     pub relay: Option<watch::Receiver<RelayStatus>>,
+    /// Which service(s) this process runs: the `target` label of `verkosto_up`.
     pub target: Target,
     /// The consent guard, where this target reads client data.
     pub guard: Option<verkosto_guard::Guard>,
@@ -116,16 +121,25 @@ pub async fn metrics(State(h): State<Health>) -> Response {
 
 /// What `/metrics` shows, as read at one scrape.
 struct Readings {
+    /// The database's clock minus this machine's, in milliseconds.
     clock_offset_ms: i64,
     /// -1: unknown.
     unreadable: i64,
+    /// The highest position in the log; -1: unknown.
     head: i64,
+    /// The relay's status, where this process runs the relay.
     relay: Option<RelayStatus>,
+    /// Each consumer's last applied position, by consumer name.
     checkpoints: Vec<(String, i64)>,
+    /// Events this process applied or passed over, by consumer.
     applied: BTreeMap<String, u64>,
+    /// Stream messages refused as not the log's, by consumer.
     refused: BTreeMap<String, u64>,
+    /// Requests each rate limit refused, by the limit's name.
     rate_limited: [(&'static str, u64); 3],
+    /// Events consumers set aside as poison.
     quarantined: i64,
+    /// Which service(s) this process runs, in lowercase.
     target: String,
 }
 
@@ -236,16 +250,19 @@ fn exposition(r: Readings) -> Result<String, std::fmt::Error> {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Consumer {
+    /// The consumer's name.
     consumer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Limit {
+    /// The rate limit's name.
     limit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Up {
+    /// Which service(s) this process runs.
     target: String,
 }
 

@@ -43,6 +43,7 @@ pub fn init_with_traces(
 /// The trace exporter, when there is one.
 #[must_use = "shut it down at the end, or the last spans are lost"]
 pub struct Telemetry {
+    /// The exporter's tracer provider; none without `--otlp-endpoint`.
     provider: Option<SdkTracerProvider>,
 }
 

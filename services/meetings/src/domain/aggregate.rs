@@ -19,58 +19,94 @@ use super::rules::{check_not_held, check_times, override_reason};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rsvp {
+    /// Whether the agency comes.
     pub response: RsvpResponse,
+    /// What it added, if anything.
     pub comment: Option<String>,
+    /// When it answered.
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attendance {
+    /// The participant agencies that came.
     pub present: Vec<String>,
+    /// Whether the client came.
     pub client_present: bool,
+    /// When it was recorded.
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reschedule {
+    /// The start it was moved to.
     pub starts_at: DateTime<Utc>,
+    /// The end it was moved to.
     pub ends_at: DateTime<Utc>,
+    /// Why it was moved.
     pub reason: String,
+    /// Why sooner than the interpreter lead time, if it was.
     pub lead_time_override_reason: Option<String>,
+    /// When it was moved.
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cancellation {
+    /// Why the meeting was cancelled.
     pub reason: String,
+    /// When it was cancelled.
     pub at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meeting {
+    /// The meeting's id; none until it is scheduled.
     pub id: Option<String>,
+    /// The case whose network meets.
     pub case_id: String,
+    /// The case's lead agency: its facilitator runs the meeting.
     pub lead_agency: String,
+    /// What the meeting is about.
     pub title: String,
+    /// When it starts, as last moved.
     pub starts_at: DateTime<Utc>,
+    /// When it ends, as last moved.
     pub ends_at: DateTime<Utc>,
+    /// Where it is held, if said.
     pub location: Option<String>,
+    /// The agencies taking part, the lead included: they answer, and approve
+    /// the minutes.
     pub participants: BTreeSet<String>,
+    /// Whether the client is to come.
     pub client_attends: bool,
+    /// The client's language when an interpreter is needed; none: no
+    /// interpreter.
     pub interpreter_language: Option<String>,
+    /// Where the interpreter's booking stands.
     pub interpreter_booking: InterpreterBooking,
+    /// Why it was scheduled sooner than the interpreter lead time, if it was.
     pub lead_time_override_reason: Option<String>,
+    /// The agenda's items in order.
     pub agenda: Vec<String>,
+    /// When it was scheduled.
     pub scheduled_at: DateTime<Utc>,
     /// The calendar SEQUENCE: raised by each reschedule and by cancellation.
     pub sequence: u32,
+    /// Every move, oldest first.
     pub reschedules: Vec<Reschedule>,
+    /// Why and when it was cancelled; none: it was not.
     pub cancellation: Option<Cancellation>,
+    /// Each participant's latest answer, by agency.
     pub rsvps: BTreeMap<String, Rsvp>,
+    /// Who came, as last recorded; none: not held yet.
     pub attendance: Option<Attendance>,
+    /// Whether the client's absence has made its task already (once per
+    /// meeting).
     pub client_absence_reported: bool,
     /// The lead's working copy; None until first saved.
     pub draft: Option<Minutes>,
+    /// The published revisions of the minutes, oldest first.
     pub revisions: Vec<Revision>,
     /// When the meeting last changed (the calendar's DTSTAMP).
     pub changed_at: DateTime<Utc>,

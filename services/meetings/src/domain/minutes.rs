@@ -13,8 +13,11 @@ use super::events::Minutes;
 /// A published revision of the minutes; earlier ones are kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Revision {
+    /// Its number, from 1.
     pub revision: u32,
+    /// The minutes as published: a correction is a new revision.
     pub minutes: Minutes,
+    /// When it was published.
     pub published_at: DateTime<Utc>,
     /// Agency → when it approved this revision.
     pub approvals: BTreeMap<String, DateTime<Utc>>,

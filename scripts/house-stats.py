@@ -51,8 +51,18 @@ def field_docs(text: str):
         if in_struct and FIELD.match(line) and not s.startswith("//"):
             total += 1
             k = n - 1
-            while k >= 0 and lines[k].strip().startswith("#["):
-                k -= 1
+            # Skip the field's attributes, those over several lines too
+            # (`#[arg(\n long,\n)]`): back to the line that opens each.
+            while k >= 0:
+                t = lines[k].strip()
+                if t.startswith("#["):
+                    k -= 1
+                elif t.endswith(")]") or t == "]":
+                    while k >= 0 and not lines[k].strip().startswith("#["):
+                        k -= 1
+                    k -= 1
+                else:
+                    break
             if k >= 0 and lines[k].strip().startswith("///"):
                 documented += 1
         opens, closes = line.count("{"), line.count("}")

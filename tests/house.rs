@@ -432,7 +432,7 @@ fn the_checks_find_what_they_look_for() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(file, text).unwrap();
     };
-    write("lib.rs", "mod domain; mod routes; pub use routes::Api;");
+    write("lib.rs", "mod domain;\nmod routes;\npub use routes::Api;\n");
     write("domain/mod.rs", "mod events; mod rules;");
     write("domain/events.rs", "use super::rules::Rule;");
     write("domain/rules.rs", "use crate::{domain::{events::E}, Api};");

@@ -15,6 +15,7 @@ mod browser;
 mod cases;
 mod consent;
 mod crash;
+mod erasure;
 mod fail_closed;
 mod faults;
 mod house;

@@ -180,16 +180,28 @@ both_modes!(
         verkosto_e2e::read_everything(&log).await.unwrap();
         let before = service_rows(&log).await;
         assert_eq!(before.len(), 11, "{before:#?}");
-        let has = |row: String| before.iter().any(|r| r.ends_with(&format!(": {row}")));
+        // Client text sits in the rows sealed under the case's key.
+        let sealed = |before_text: String, after_text: &str| {
+            let start = format!(": {before_text}vks1.{case}.");
+            before
+                .iter()
+                .any(|r| r.contains(&start) && r.ends_with(after_text))
+        };
         assert!(
             !before.iter().any(|r| r.contains("|police-helsinki|")),
             "declined: {before:#?}"
         );
-        assert!(has(format!("{case}|social-helsinki|invited|support")));
-        assert!(has(format!("{case}|health-hus|member|care")));
+        assert!(sealed(format!("{case}|social-helsinki|invited|"), ""));
+        assert!(sealed(format!("{case}|health-hus|member|"), ""));
         assert!(
-            has(format!("guard-all|{case}|assistance-system|R-1|1|1")),
+            sealed(format!("guard-all|{case}|assistance-system|"), "|1|1"),
             "the guard has the new flags: {before:#?}"
+        );
+        assert!(
+            !before
+                .iter()
+                .any(|r| r.contains("|support") || r.contains("R-1")),
+            "client text in the clear: {before:#?}"
         );
         v.halt().await;
 

@@ -120,6 +120,55 @@ pub enum CaseEvent {
         /// When the flags changed.
         at: DateTime<Utc>,
     },
+    /// The lead closed the case: it takes no new records, meetings or
+    /// tasks, its open tasks are cancelled, and the retention period
+    /// counts from `at`.
+    CaseClosed {
+        /// How the case ended.
+        outcome: ClosingOutcome,
+        /// What the lead adds (sealed).
+        note: Option<String>,
+        /// The lead agency, for the services that act on the closing.
+        lead_agency: String,
+        /// When it was closed.
+        at: DateTime<Utc>,
+    },
+    /// The case may not be erased until this hold is released (an open
+    /// investigation, a court's order).
+    LegalHoldPlaced {
+        /// The hold's id (`hold-` and a UUIDv7 in hex), named when it is released.
+        hold_id: String,
+        /// Why (sealed).
+        reason: String,
+        /// The agency of who placed it: the lead's, or the auditor's.
+        by_agency: String,
+        /// When it was placed.
+        at: DateTime<Utc>,
+    },
+    /// A legal hold no longer stops erasure.
+    LegalHoldReleased {
+        /// The hold released, from `LegalHoldPlaced`.
+        hold_id: String,
+        /// The agency of who released it.
+        by_agency: String,
+        /// When it was released.
+        at: DateTime<Utc>,
+    },
+    /// The case's keys are destroyed: none of its sealed text can ever be
+    /// read again, and every read of it answers 410. Holds no personal
+    /// data: who, when and why.
+    CaseErased {
+        /// The legal ground.
+        legal_basis: LegalBasis,
+        /// Why, in the words of who erased it (never the client's data: it
+        /// stays readable for auditors).
+        reason: String,
+        /// The agency that erased it (the lead's, or `system` for the
+        /// retention sweep).
+        by_agency: String,
+        /// When it was erased.
+        at: DateTime<Utc>,
+    },
 }
 
 verkosto_eventlog::domain_event!(
@@ -128,8 +177,55 @@ verkosto_eventlog::domain_event!(
         CaseOpened: ["pseudonym", "languages[]", "interpreter_language"],
         AgencyInvited: ["purpose"],
         InvitationDeclined: ["reason"],
+        CaseClosed: ["note"],
+        LegalHoldPlaced: ["reason"],
     }
 );
+
+/// How a case ended, as the lead records it when closing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosingOutcome {
+    /// The plan's goals were met.
+    GoalsMet,
+    /// The client moved away from the area the network serves.
+    MovedAway,
+    /// The client no longer wanted the network's help.
+    ClientWithdrew,
+    /// Another network or service took the case over.
+    Transferred,
+    /// Something else; the note says what.
+    Other,
+}
+
+/// The legal ground on which a case is erased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    /// The deployment's retention period for the case ended.
+    RetentionExpired,
+    /// The client asked for their data to be erased (GDPR art. 17).
+    DataSubjectRequest,
+    /// The data is no longer needed for the purpose it was collected for.
+    PurposeFulfilled,
+    /// A court or supervisory authority ordered it.
+    Order,
+    /// The case was opened by mistake.
+    OpenedInError,
+}
+
+impl LegalBasis {
+    /// Its name in the API and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegalBasis::RetentionExpired => "retention_expired",
+            LegalBasis::DataSubjectRequest => "data_subject_request",
+            LegalBasis::PurposeFulfilled => "purpose_fulfilled",
+            LegalBasis::Order => "order",
+            LegalBasis::OpenedInError => "opened_in_error",
+        }
+    }
+}
 
 impl verkosto_eventlog::DataSubject for Case {
     /// The stream's id is the case id.
@@ -168,6 +264,12 @@ pub struct Case {
     pub members: BTreeSet<String>,
     /// Agencies invited and yet to answer, by agency id.
     pub invited: BTreeMap<String, Invitation>,
+    /// When it was closed, and how; none while it is open.
+    pub closed: Option<(DateTime<Utc>, ClosingOutcome)>,
+    /// Legal holds in force, by id: while any is, the case is not erased.
+    pub holds: BTreeSet<String>,
+    /// The case was erased: nothing more happens to it.
+    pub erased: bool,
 }
 
 /// What may be asked of a case; `at` is the command's time, its event's `at`.
@@ -226,6 +328,53 @@ pub enum CaseCommand {
         /// When it is removed.
         at: DateTime<Utc>,
     },
+    /// Closes the case.
+    Close {
+        /// The caller's agency: only the lead closes.
+        by: String,
+        /// How the case ended.
+        outcome: ClosingOutcome,
+        /// What the lead adds.
+        note: Option<String>,
+        /// When it is closed.
+        at: DateTime<Utc>,
+    },
+    /// Places a legal hold: by the lead's facilitator (`by` a member) or
+    /// an auditor (`auditor`: no membership needed).
+    PlaceHold {
+        /// The caller's agency.
+        by: String,
+        /// The caller is an auditor, not the lead's facilitator.
+        auditor: bool,
+        /// The new hold's id, made by the endpoint.
+        hold_id: String,
+        /// Why.
+        reason: String,
+        /// When it is placed.
+        at: DateTime<Utc>,
+    },
+    /// Releases a legal hold (the lead's facilitator or an auditor).
+    ReleaseHold {
+        /// The caller's agency.
+        by: String,
+        /// The caller is an auditor.
+        auditor: bool,
+        /// The hold to release.
+        hold_id: String,
+        /// When it is released.
+        at: DateTime<Utc>,
+    },
+    /// Erases the case: the handler destroys its keys once the event is kept.
+    Erase {
+        /// The caller's agency: the lead, or `system` for the retention sweep.
+        by: String,
+        /// The legal ground.
+        legal_basis: LegalBasis,
+        /// Why.
+        reason: String,
+        /// When it is erased.
+        at: DateTime<Utc>,
+    },
     /// Replaces the case's flags.
     SetFlags {
         /// The caller's agency: only the lead sets the flags.
@@ -281,6 +430,33 @@ impl Aggregate for Case {
     ) -> Result<(), Refusal> {
         if self.id.is_none() && !matches!(command, CaseCommand::Open { .. }) {
             return refuse(Refusal::unknown("no such case"));
+        }
+        let id = self.id.clone().unwrap_or_default();
+        if self.erased {
+            return refuse(Refusal::gone(format!(
+                "case {id} was erased; its data no longer exists"
+            )));
+        }
+        let closing_or_holds = matches!(
+            command,
+            CaseCommand::PlaceHold { .. }
+                | CaseCommand::ReleaseHold { .. }
+                | CaseCommand::Erase { .. }
+        );
+        if self.closed.is_some() && !closing_or_holds {
+            // A member learns the case is closed; anyone else, nothing.
+            let by = match &command {
+                CaseCommand::Invite { by, .. }
+                | CaseCommand::Remove { by, .. }
+                | CaseCommand::SetFlags { by, .. }
+                | CaseCommand::Close { by, .. } => by,
+                CaseCommand::Accept { agency, .. } | CaseCommand::Decline { agency, .. } => agency,
+                _ => "",
+            };
+            if self.is_member(by) || self.invited.contains_key(by) {
+                return refuse(Refusal::conflict(format!("case {id} is closed")));
+            }
+            return refuse(not_found(&id));
         }
         let event = match command {
             CaseCommand::Open {
@@ -372,6 +548,85 @@ impl Aggregate for Case {
                     )));
                 }
             }
+            CaseCommand::Close {
+                by,
+                outcome,
+                note,
+                at,
+            } => {
+                self.check_lead(&by)?;
+                CaseEvent::CaseClosed {
+                    outcome,
+                    note,
+                    lead_agency: self.lead_agency.clone(),
+                    at,
+                }
+            }
+            CaseCommand::PlaceHold {
+                by,
+                auditor,
+                hold_id,
+                reason,
+                at,
+            } => {
+                if !auditor {
+                    self.check_lead(&by)?;
+                }
+                CaseEvent::LegalHoldPlaced {
+                    hold_id,
+                    reason,
+                    by_agency: by,
+                    at,
+                }
+            }
+            CaseCommand::ReleaseHold {
+                by,
+                auditor,
+                hold_id,
+                at,
+            } => {
+                if !auditor {
+                    self.check_lead(&by)?;
+                }
+                if !self.holds.contains(&hold_id) {
+                    return refuse(Refusal::unknown(format!(
+                        "no legal hold {hold_id} in force on case {id}"
+                    )));
+                }
+                CaseEvent::LegalHoldReleased {
+                    hold_id,
+                    by_agency: by,
+                    at,
+                }
+            }
+            CaseCommand::Erase {
+                by,
+                legal_basis,
+                reason,
+                at,
+            } => {
+                if by != "system" {
+                    self.check_lead(&by)?;
+                }
+                if self.closed.is_none() {
+                    return refuse(Refusal::conflict(format!(
+                        "case {id} is open: close it first (POST /api/v1/cases/{id}/close)"
+                    )));
+                }
+                if !self.holds.is_empty() {
+                    return refuse(Refusal::conflict(format!(
+                        "case {id} is under a legal hold ({}): it cannot be erased until \
+                         the hold is released",
+                        self.holds.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                CaseEvent::CaseErased {
+                    legal_basis,
+                    reason,
+                    by_agency: by,
+                    at,
+                }
+            }
             CaseCommand::SetFlags { by, flags, at } => {
                 self.check_lead(&by)?;
                 if flags == self.flags {
@@ -427,6 +682,18 @@ impl Aggregate for Case {
             }
             CaseEvent::FlagsChanged { flags, .. } => {
                 self.flags = flags;
+            }
+            CaseEvent::CaseClosed { outcome, at, .. } => {
+                self.closed = Some((at, outcome));
+            }
+            CaseEvent::LegalHoldPlaced { hold_id, .. } => {
+                self.holds.insert(hold_id);
+            }
+            CaseEvent::LegalHoldReleased { hold_id, .. } => {
+                self.holds.remove(&hold_id);
+            }
+            CaseEvent::CaseErased { .. } => {
+                self.erased = true;
             }
         }
     }

@@ -5,6 +5,7 @@
 //! which filters by the policy and writes the access record first.
 
 mod agencies;
+mod closing;
 pub mod domain;
 pub mod plan;
 mod plan_api;
@@ -14,6 +15,7 @@ mod routes;
 mod service;
 
 pub use agencies::{Agencies, AgenciesProjection};
+pub use closing::{ErasedKeys, ERASED_KEYS};
 pub use projection::CasesProjection;
 pub use records::{RecordEvent, RecordView};
 pub use routes::{api_doc, router};
@@ -44,6 +46,7 @@ pub fn module(settings: Settings) -> verkosto_service::Module {
         .guarded()
         .projection(CasesProjection)
         .projection(AgenciesProjection)
+        .reaction(ERASED_KEYS, |log| ErasedKeys { log: log.clone() })
         .api_doc(api_doc)
         .start(move |ctx| {
             Ok(router(Cases {

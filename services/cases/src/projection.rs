@@ -1,6 +1,6 @@
 //! The cases read model: headers and networks, fed from the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::AnyConnection;
 use verkosto_eventlog::bulk::{self, Param};
@@ -105,6 +105,8 @@ struct Changes {
     updated: BTreeMap<String, HeaderUpdate>,
     /// By `(case id, agency)`: where each agency the batch touched ends up.
     network: BTreeMap<(String, String), Place>,
+    /// Cases erased in the batch: every row of theirs goes.
+    erased: BTreeSet<String>,
 }
 
 impl Changes {
@@ -158,6 +160,12 @@ impl Changes {
                 self.network.insert(place(agency), Place::Removed);
             }
             CaseEvent::FlagsChanged { flags: f, .. } => flags = Some((f.minor, f.safety_risk)),
+            CaseEvent::CaseClosed { .. }
+            | CaseEvent::LegalHoldPlaced { .. }
+            | CaseEvent::LegalHoldReleased { .. } => {}
+            CaseEvent::CaseErased { .. } => {
+                self.erased.insert(case_id.clone());
+            }
         }
         if let Some(header) = self.opened.get_mut(&case_id) {
             header.version = event.version;
@@ -253,7 +261,22 @@ impl Changes {
             ")",
             &accepted,
         )
-        .await
+        .await?;
+        // An erased case leaves no row behind (its records' sealed bodies
+        // included: they could not be opened any more anyway).
+        for case_id in self.erased {
+            for table in ["cases_network", "cases_records"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE case_id = $1"))
+                    .bind(&case_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM cases_headers WHERE id = $1")
+                .bind(&case_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 }
 

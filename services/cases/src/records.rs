@@ -99,7 +99,12 @@ async fn add_record(
     Path(case_id): Path<String>,
     body: JsonBody<NewRecord>,
 ) -> Result<Response, Problem> {
-    member.allow(&caller, &[Role::Facilitator, Role::Liaison])?;
+    let case = member.allow(&caller, &[Role::Facilitator, Role::Liaison])?;
+    if case.closed.is_some() {
+        return Err(Problem::conflict(format!(
+            "case {case_id} is closed: it takes no new records"
+        )));
+    }
     let NewRecord {
         category,
         body: text,

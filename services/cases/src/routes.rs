@@ -27,6 +27,7 @@ pub fn router(cases: Cases) -> Router {
         .route("/api/v1/cases/{id}/invitations/accept", post(accept))
         .route("/api/v1/cases/{id}/invitations/decline", post(decline))
         .merge(crate::records::routes())
+        .merge(crate::closing::routes())
         .merge(crate::plan_api::routes())
         .with_state(cases)
 }
@@ -409,6 +410,52 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         )
         .who(workers)
         .answer(200, "records, withheld, consent_version"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/close",
+            "cases",
+            "Close the case: no new records, meetings or tasks; open tasks are cancelled",
+        )
+        .who(lead)
+        .body::<crate::closing::Closing>()
+        .answer(200, "Closed")
+        .answer(409, "Closed already"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/legal-hold",
+            "cases",
+            "Place a legal hold: the case is not erased until it is released",
+        )
+        .who("the lead agency's facilitator or an auditor")
+        .body::<crate::closing::Hold>()
+        .answer(201, "Placed: hold_id")
+        .links_under(
+            201,
+            "/api/v1/cases/{id}/legal-hold/{hold_id}",
+            &[
+                ("id", Source::Path("id")),
+                ("hold_id", Source::Answer("/hold_id")),
+            ],
+        ),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/legal-hold/{hold_id}/release",
+            "cases",
+            "Release a legal hold",
+        )
+        .who("the lead agency's facilitator or an auditor")
+        .answer(200, "Released"),
+        Op::new(
+            "post",
+            "/api/v1/cases/{id}/erasure",
+            "cases",
+            "Erase a closed case: its keys are destroyed, every later read answers 410",
+        )
+        .who(lead)
+        .body::<crate::closing::Erasure>()
+        .answer(200, "Erased")
+        .answer(409, "Open, or under a legal hold")
+        .answer(410, "Erased already"),
         Op::new(
             "get",
             "/api/v1/cases/{id}/plan",

@@ -70,6 +70,9 @@ impl FromRequestParts<Cases> for Member {
         let case = c.store().load(id).await?.aggregate;
         let agency = caller.0.agency.as_str();
         let invitation_path = parts.uri.path().contains("/invitations/");
+        if case.erased && (case.is_member(agency) || case.invited.contains_key(agency)) {
+            return Err(Problem::gone(id));
+        }
         if case.is_member(agency) || invitation_path && case.invited.contains_key(agency) {
             Ok(Member(case))
         } else {

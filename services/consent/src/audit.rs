@@ -130,10 +130,26 @@ async fn consent_history(
         "lead_agency": replay.lead_agency,
         "consent_version": replay.state.version(),
         "events": events,
+        "erased": erasure(&s.log, &case_id).await?,
     });
     // The record is what the auditor judges: its purposes and evidence too.
     s.log.open_sealed(&mut answer).await?;
     Ok(Json(answer))
+}
+
+/// The case's erasure, if it was erased: who, when, on what basis and why
+/// (the `CaseErased` event holds no client data); null otherwise.
+async fn erasure(log: &EventLog, case_id: &str) -> Result<Value, Problem> {
+    let events = log.read_stream("case", case_id).await?;
+    Ok(events
+        .iter()
+        .find(|e| e.event_type == "CaseErased")
+        .map(|e| {
+            let mut erased = e.payload["CaseErased"].clone();
+            erased["actor"] = json!(e.actor);
+            erased
+        })
+        .unwrap_or(Value::Null))
 }
 
 #[derive(serde::Deserialize)]

@@ -26,6 +26,7 @@ impl Projection for MeetingsProjection {
 
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "meeting"
+            || (event.stream_type == "case" && event.event_type == "CaseErased")
     }
 
     async fn apply(
@@ -34,6 +35,21 @@ impl Projection for MeetingsProjection {
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
         let id = event.stream_id.as_str();
+        if event.stream_type == "case" {
+            // Erased: the case's meetings leave no row behind.
+            sqlx::query(
+                "DELETE FROM meetings_participants WHERE meeting_id IN \
+                 (SELECT id FROM meetings_meetings WHERE case_id = $1)",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM meetings_meetings WHERE case_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
         let decoded =
             decode_event::<Meeting>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
         match decoded {

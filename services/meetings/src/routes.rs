@@ -123,6 +123,12 @@ async fn schedule(
     write: Write<NewMeeting>,
 ) -> Result<Response, Problem> {
     require_lead_facilitator(&write.caller, &case.lead_agency)?;
+    if case.closed_at.is_some() {
+        return Err(Problem::conflict(format!(
+            "case {} is closed: it takes no new meetings",
+            case.case_id
+        )));
+    }
     check_count("participants", &write.body.participants, MAX_ITEMS)?;
     check_count("agenda", &write.body.agenda, MAX_ITEMS)?;
     let network = network(&case)?;

@@ -147,6 +147,11 @@ pub(crate) async fn create_task(
 ) -> Result<Response, Problem> {
     // Membership before the body: an outsider learns nothing.
     let access = t.member_case(&case_id, &write.caller.0.agency).await?;
+    if access.closed_at.is_some() {
+        return Err(Problem::conflict(format!(
+            "case {case_id} is closed: it takes no new tasks"
+        )));
+    }
     write.caller.require(&[Role::Facilitator])?;
     let write = write.parse::<NewTask>()?;
     let assignee = String::from(write.body.assignee.clone());

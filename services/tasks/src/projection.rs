@@ -135,6 +135,7 @@ impl Projection for TasksProjection {
 
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "task"
+            || (event.stream_type == "case" && event.event_type == "CaseErased")
     }
 
     async fn apply(
@@ -142,6 +143,14 @@ impl Projection for TasksProjection {
         conn: &mut AnyConnection,
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
+        if event.stream_type == "case" {
+            // Erased: the case's tasks leave no row behind.
+            sqlx::query("DELETE FROM tasks_tasks WHERE case_id = $1")
+                .bind(&event.stream_id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
         let decoded = decode_event::<Task>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
         match &decoded {
             TaskEvent::TaskCreated { assignee, .. } => {

@@ -14,9 +14,10 @@ use cqrs_es::{
 
 use crate::idempotency::{IdempotencyWrite, StoredAnswer};
 use crate::model::{Actor, Appended, CommandMeta, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::sealing::{encode_events, DataSubject, PersonalData};
+use crate::sealing::{DataSubject, PersonalData, Sealing};
 use crate::store::EventLog;
 use crate::Error;
+use verkosto_keys::CaseKey;
 
 /// An aggregate as loaded, with the version it was loaded at.
 #[derive(Debug)]
@@ -372,4 +373,44 @@ where
             .map(|e| envelope(e).map_err(to_aggregate_error))
             .collect()
     }
+}
+
+/// Turns domain events into rows, each with its sealing: the fields its
+/// type names in [`PersonalData`] are sealed under the key of `aggregate`'s
+/// case when appended. `aggregate` is the state the events lead to.
+pub async fn encode_events<A>(
+    log: &EventLog,
+    aggregate: &A,
+    id: &str,
+    events: &[A::Event],
+) -> Result<Vec<NewEvent>, Error>
+where
+    A: Aggregate + DataSubject,
+    A::Event: PersonalData,
+{
+    let mut key: Option<CaseKey> = None;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let mut row = encode_event::<A>(event)?;
+        let paths = <A::Event as PersonalData>::sealed_paths(&row.event_type);
+        if !paths.is_empty() {
+            let key = match &key {
+                Some(key) => key.clone(),
+                None => {
+                    let case = aggregate.data_subject(id).ok_or_else(|| {
+                        Error::Config(format!(
+                            "{}/{id}: {} holds personal data, but the aggregate names no case \
+                             to seal it for",
+                            A::TYPE,
+                            event.event_type()
+                        ))
+                    })?;
+                    key.insert(log.case_key(case).await?).clone()
+                }
+            };
+            row.sealing = Some(Sealing { key, paths });
+        }
+        rows.push(row);
+    }
+    Ok(rows)
 }

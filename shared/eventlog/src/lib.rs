@@ -26,7 +26,8 @@ mod store;
 mod upcast;
 
 pub use aggregate::{
-    decode_event, encode_event, AggregateStore, ExecuteError, Execution, LoadedAggregate, Outcome,
+    decode_event, encode_event, encode_events, AggregateStore, ExecuteError, Execution,
+    LoadedAggregate, Outcome,
 };
 #[doc(hidden)]
 pub use cqrs_es as __cqrs_es;
@@ -41,7 +42,7 @@ pub use model::{
 pub use projection::{
     advance_progress, run_local, ApplyError, Deferred, Progress, Projection, StreamSpan,
 };
-pub use sealing::{encode_events, DataSubject, PersonalData, Sealing};
+pub use sealing::{DataSubject, PersonalData, Sealing};
 pub use store::EventLog;
 pub use upcast::{current_version, upcast, UpcastError, Upcaster, UPCASTERS};
 

@@ -7,13 +7,9 @@
 //! sealed text, and destroying the case's key (erasure) leaves every hash
 //! valid. Aggregates and projections pass sealed strings along unopened;
 //! only a read that answers a person opens them (`verkosto-guard`).
+//! [`encode_events`](crate::encode_events) puts the three together.
 
-use cqrs_es::{Aggregate, DomainEvent};
 use verkosto_keys::CaseKey;
-
-use crate::model::NewEvent;
-use crate::store::EventLog;
-use crate::Error;
 
 /// Which fields of an event enum hold personal or narrative text: sealed
 /// under the case's key when appended. Implemented by
@@ -60,44 +56,4 @@ impl PartialEq for Sealing {
     fn eq(&self, other: &Sealing) -> bool {
         self.key.case_id() == other.key.case_id() && self.paths == other.paths
     }
-}
-
-/// Turns domain events into rows, each with its sealing: the fields its
-/// type names in [`PersonalData`] are sealed under the key of `aggregate`'s
-/// case when appended. `aggregate` is the state the events lead to.
-pub async fn encode_events<A>(
-    log: &EventLog,
-    aggregate: &A,
-    id: &str,
-    events: &[A::Event],
-) -> Result<Vec<NewEvent>, Error>
-where
-    A: Aggregate + DataSubject,
-    A::Event: PersonalData,
-{
-    let mut key: Option<CaseKey> = None;
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        let mut row = crate::encode_event::<A>(event)?;
-        let paths = <A::Event as PersonalData>::sealed_paths(&row.event_type);
-        if !paths.is_empty() {
-            let key = match &key {
-                Some(key) => key.clone(),
-                None => {
-                    let case = aggregate.data_subject(id).ok_or_else(|| {
-                        Error::Config(format!(
-                            "{}/{id}: {} holds personal data, but the aggregate names no case \
-                             to seal it for",
-                            A::TYPE,
-                            event.event_type()
-                        ))
-                    })?;
-                    key.insert(log.case_key(case).await?).clone()
-                }
-            };
-            row.sealing = Some(Sealing { key, paths });
-        }
-        rows.push(row);
-    }
-    Ok(rows)
 }

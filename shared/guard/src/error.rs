@@ -16,6 +16,9 @@ pub enum GuardError {
     /// one can be shown to be a member, so nothing is read.
     #[error("the network of case {0} cannot be read")]
     NetworkUnreadable(String),
+    /// The case was erased: every read and write of it answers 410.
+    #[error("case {0} was erased")]
+    Gone(String),
     /// The case's keys cannot be read: its text cannot be opened.
     #[error("the key store: {0}")]
     Keys(#[from] verkosto_keys::KeyError),
@@ -32,6 +35,7 @@ impl From<GuardError> for Problem {
     fn from(e: GuardError) -> Problem {
         match e {
             GuardError::NotFound(case_id) => Problem::not_found(format!("no case {case_id}")),
+            GuardError::Gone(case_id) => Problem::gone(&case_id),
             GuardError::NetworkUnreadable(_) => {
                 tracing::error!(error = %e, "consent guard failed");
                 Problem::unavailable(

@@ -32,8 +32,20 @@ pub const RESOLVED: &str = "UnreadableEventResolved";
 /// Case events the guard knows it does not need. Any other type on the
 /// `case` stream (a newer version's) makes the case's view stale until it
 /// is understood or resolved: the feed does not guess what it means.
-const IGNORED_CASE_EVENTS: [&str; 3] =
-    ["AgencyInvited", "InvitationDeclined", "InvitationWithdrawn"];
+const IGNORED_CASE_EVENTS: [&str; 5] = [
+    "AgencyInvited",
+    "InvitationDeclined",
+    "InvitationWithdrawn",
+    "LegalHoldPlaced",
+    "LegalHoldReleased",
+];
+
+/// The moment of a `CaseClosed`.
+#[derive(Deserialize)]
+struct Closed {
+    /// When the case was closed.
+    at: chrono::DateTime<chrono::Utc>,
+}
 
 /// The tables of the guard's copy, each row keyed by its consumer.
 const TABLES: [&str; 4] = [
@@ -215,6 +227,10 @@ pub(crate) struct Changes {
     unreadable: Vec<Unreadable>,
     /// Ids of unreadable events an operator resolved.
     resolved: Vec<String>,
+    /// Cases closed, with when (as the log writes times).
+    closed: BTreeMap<String, String>,
+    /// Cases erased: their copy keeps only that they were.
+    erased: BTreeSet<String>,
 }
 
 impl Changes {
@@ -245,6 +261,11 @@ impl Changes {
     /// The stream types of the events that could not be read.
     pub(crate) fn unreadable_streams(&self) -> impl Iterator<Item = &str> {
         self.unreadable.iter().map(|u| u.stream_type.as_str())
+    }
+
+    /// Whether the events folded in erased `case_id`.
+    pub(crate) fn erased(&self, case_id: &str) -> bool {
+        self.erased.contains(case_id)
     }
 
     /// Whether every event folded in so far was read.
@@ -304,6 +325,14 @@ impl Changes {
                     }
                 }
             }
+            "CaseClosed" => {
+                let at = body::<Closed>(event)?.at;
+                self.closed
+                    .insert(case_id, verkosto_eventlog::format_time(at));
+            }
+            "CaseErased" => {
+                self.erased.insert(case_id);
+            }
             known if IGNORED_CASE_EVENTS.contains(&known) => {}
             other => {
                 return Err(ApplyError::Poison(format!(
@@ -355,6 +384,32 @@ impl Changes {
             .execute(&mut *conn)
             .await?;
         }
+        for (case_id, at) in self.closed {
+            sqlx::query(
+                "UPDATE guard_cases SET closed_at = $1 WHERE consumer = $2 AND case_id = $3",
+            )
+            .bind(at)
+            .bind(consumer)
+            .bind(case_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Erased: the copy keeps that the case was, and who was in it (so a
+        // member's read answers 410), but none of its text or consent.
+        for case_id in &self.erased {
+            sqlx::query(
+                "UPDATE guard_cases SET erased = 1, pseudonym = '' WHERE consumer = $1 AND case_id = $2",
+            )
+            .bind(consumer)
+            .bind(case_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM guard_consent WHERE consumer = $1 AND case_id = $2")
+                .bind(consumer)
+                .bind(case_id)
+                .execute(&mut *conn)
+                .await?;
+        }
         let (joined, left): (Vec<_>, Vec<_>) = self.members.into_iter().partition(|(_, m)| *m);
         let rows = |keys: Vec<((String, String), bool)>| -> Vec<Vec<Param>> {
             keys.into_iter()
@@ -375,9 +430,11 @@ impl Changes {
             &rows(joined),
         )
         .await?;
+        let erased = &self.erased;
         let consent: Vec<Vec<Param>> = self
             .consent
             .into_iter()
+            .filter(|(case_id, _, _)| !erased.contains(case_id))
             .map(|(case_id, version, payload)| {
                 vec![
                     consumer.into(),

@@ -29,6 +29,9 @@ pub struct CaseAccess {
     pub members: BTreeSet<String>,
     /// The consent record, with the case's facts the rules need.
     pub consent: Arc<ConsentState>,
+    /// When the case was closed; none while it is open. A closed case takes
+    /// no new meetings or tasks.
+    pub closed_at: Option<DateTime<Utc>>,
     /// False when the feed could not catch up in time, or a consent or case
     /// event of the case could not be read: then every read withholds
     /// everything (and `members` was read from the log itself).
@@ -200,6 +203,9 @@ impl Guard {
         loaded: Option<CaseAccess>,
     ) -> Result<Option<CaseAccess>, GuardError> {
         let changes = fold_case(&self.log, case_id).await?;
+        if changes.erased(case_id) {
+            return Err(GuardError::Gone(case_id.to_string()));
+        }
         let Some(members) = changes.members(case_id) else {
             return Ok(loaded);
         };
@@ -225,11 +231,21 @@ impl Guard {
 
     async fn load(&self, case_id: &str) -> Result<Option<CaseAccess>, GuardError> {
         let pool = self.log.db().reader();
-        type CaseRow = (String, String, i64, i64, Option<String>, String, i64);
+        type CaseRow = (
+            String,
+            String,
+            i64,
+            i64,
+            Option<String>,
+            String,
+            i64,
+            Option<String>,
+            i64,
+        );
         let row: Option<CaseRow> = sqlx::query_as(
             "SELECT lead_agency, pseudonym, minor, safety_risk, comes_of_age, minor_may_consent, \
              (SELECT COUNT(*) FROM guard_unreadable u WHERE u.consumer = c.consumer \
-              AND u.case_id = c.case_id) FROM guard_cases c \
+              AND u.case_id = c.case_id), closed_at, erased FROM guard_cases c \
              WHERE consumer = $1 AND case_id = $2",
         )
         .bind(self.consumer)
@@ -244,10 +260,15 @@ impl Guard {
             comes_of_age,
             may_consent,
             unreadable,
+            closed_at,
+            erased,
         )) = row
         else {
             return Ok(None);
         };
+        if erased != 0 {
+            return Err(GuardError::Gone(case_id.to_string()));
+        }
         let facts = CaseFacts {
             safety_risk: safety_risk != 0,
             minor: minor != 0,
@@ -273,6 +294,11 @@ impl Guard {
             safety_risk: facts.safety_risk,
             members: members.into_iter().collect(),
             consent,
+            closed_at: closed_at.and_then(|t| {
+                DateTime::parse_from_rfc3339(&t)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }),
             fresh: unreadable == 0,
         }))
     }

@@ -379,6 +379,7 @@ fn too_many(wait: Duration, which: Which) -> Response {
     problem.coded = Some(Box::new(Coded {
         code: RATE_LIMITED.to_string(),
         errors: Vec::new(),
+        case_id: None,
     }));
     let mut response = problem.into_response();
     response

@@ -33,6 +33,10 @@ pub struct Coded {
     /// For bad input: each offending field with its code.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The case the answer is about, when that is the point: the erased
+    /// case of a 410.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
 }
 
 /// One offending field of a bad input.
@@ -85,6 +89,7 @@ impl Problem {
                 code: code.to_string(),
                 detail,
             }],
+            case_id: None,
         }));
         p
     }
@@ -108,6 +113,21 @@ impl Problem {
 
     pub fn precondition_failed(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::PRECONDITION_FAILED, "stale-version", detail)
+    }
+
+    /// 410: the case was erased; its data no longer exists anywhere.
+    pub fn gone(case_id: &str) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::GONE,
+            "erased",
+            format!("case {case_id} was erased; its data no longer exists"),
+        );
+        p.coded = Some(Box::new(Coded {
+            code: "erased".into(),
+            errors: Vec::new(),
+            case_id: Some(case_id.to_string()),
+        }));
+        p
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Problem {
@@ -165,11 +185,7 @@ impl From<verkosto_eventlog::Error> for Problem {
             E::Busy(_) | E::IdempotencyRace => {
                 Problem::new(StatusCode::CONFLICT, "busy", "the resource is busy; retry")
             }
-            E::Erased(case) => Problem::new(
-                StatusCode::GONE,
-                "erased",
-                format!("case {case} was erased; its data no longer exists"),
-            ),
+            E::Erased(case) => Problem::gone(&case),
             E::Keys(ref keys) => {
                 tracing::error!(error = %keys, "key store");
                 Problem::unavailable("the key store is unavailable; nothing was changed")
@@ -251,6 +267,7 @@ impl From<verkosto_types::Refusal> for Problem {
             R::Conflict(detail) => Problem::conflict(detail),
             R::NotAllowed(detail) => Problem::forbidden(detail),
             R::Unknown(detail) => Problem::not_found(detail),
+            R::Gone(detail) => Problem::new(StatusCode::GONE, "erased", detail),
         }
     }
 }

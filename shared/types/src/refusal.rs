@@ -20,6 +20,10 @@ pub enum Refusal {
     /// know about.
     #[error("{0}")]
     Unknown(String),
+    /// What the command is about existed and was erased: nothing of it can
+    /// be changed or read again.
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl Refusal {
@@ -40,5 +44,9 @@ impl Refusal {
 
     pub fn unknown(detail: impl Into<String>) -> Refusal {
         Refusal::Unknown(detail.into())
+    }
+
+    pub fn gone(detail: impl Into<String>) -> Refusal {
+        Refusal::Gone(detail.into())
     }
 }

@@ -1,0 +1,298 @@
+//! The end of a case: closing it, legal holds, erasure. Erasure destroys
+//! the case's key: every later read of it answers 410, its read-model rows
+//! are gone, the log still verifies and still rebuilds the read models,
+//! the auditor sees who erased it and why, and the other cases are as
+//! they were.
+
+use serde_json::{json, Value};
+use verkosto_e2e::{both_modes, Mode, Verkosto};
+
+async fn post(v: &Verkosto, token: &str, path: &str, body: Value) -> (u16, Value) {
+    v.post(token, path, &body).await.unwrap()
+}
+
+async fn status_of(v: &Verkosto, token: &str, path: &str) -> (u16, Value) {
+    v.get(token, path).await.unwrap()
+}
+
+/// A case led by fiona's agency with hanna's agency in it, a record, a
+/// meeting and a task; returns the case id and the meeting's and task's ids.
+async fn case_with_data(
+    v: &Verkosto,
+    fiona: &str,
+    hanna: &str,
+    pseudonym: &str,
+) -> (String, String, String) {
+    let (s, body) = post(
+        v,
+        fiona,
+        "/api/v1/cases",
+        json!({ "pseudonym": pseudonym, "languages": ["fi"], "flags": { "minor": false, "safety_risk": false } }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let case = body["id"].as_str().unwrap().to_string();
+    let c = format!("/api/v1/cases/{case}");
+    let (s, body) = post(
+        v,
+        fiona,
+        &format!("{c}/members"),
+        json!({ "agency": "health-hus", "purpose": "care" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = post(v, hanna, &format!("{c}/invitations/accept"), json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = post(
+        v,
+        fiona,
+        &format!("{c}/records"),
+        json!({ "category": "health", "body": "a record" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let starts = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let ends =
+        (chrono::Utc::now() + chrono::Duration::days(3) + chrono::Duration::hours(1)).to_rfc3339();
+    let (s, body) = post(
+        v,
+        fiona,
+        &format!("{c}/meetings"),
+        json!({ "title": "Network meeting", "starts_at": starts, "ends_at": ends, "location": "Room 1",
+                "participants": ["health-hus"], "client_attends": false, "interpreter_language": null,
+                "agenda": ["Plan"], "lead_time_override_reason": null }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let meeting = body["id"].as_str().unwrap().to_string();
+    let (s, body) = post(
+        v,
+        fiona,
+        &format!("{c}/tasks"),
+        json!({ "description": "Book a check-up", "category": "health", "assignee": "health-hus", "due": null }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    let task = body["id"].as_str().unwrap().to_string();
+    (case, meeting, task)
+}
+
+both_modes!(
+    a_closed_case_on_hold_is_kept_and_an_erased_one_answers_410,
+    |mode| async move {
+        let mut v = Verkosto::start_demo(mode).await.unwrap();
+        let fiona = v.token("fiona").await.unwrap();
+        let hanna = v.token("hanna").await.unwrap();
+        let aino = v.token("aino").await.unwrap();
+        let (case, meeting, task) = case_with_data(&v, &fiona, &hanna, "E-1").await;
+        let (other, _, _) = case_with_data(&v, &fiona, &hanna, "E-2").await;
+        let c = format!("/api/v1/cases/{case}");
+
+        // An open case is not erased; bad input names its field.
+        let erase =
+            json!({ "reason": "retention period over", "legal_basis": "retention_expired" });
+        let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
+        assert_eq!(s, 409, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("close it first"),
+            "{body}"
+        );
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/erasure"),
+            json!({ "reason": "x", "legal_basis": "because" }),
+        )
+        .await;
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (422, Some("legal_basis")),
+            "{body}"
+        );
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/close"),
+            json!({ "outcome": "done" }),
+        )
+        .await;
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (422, Some("outcome")),
+            "{body}"
+        );
+        // Only the lead closes.
+        let (s, body) = post(
+            &v,
+            &hanna,
+            &format!("{c}/close"),
+            json!({ "outcome": "goals_met" }),
+        )
+        .await;
+        assert_eq!(s, 403, "{body}");
+
+        // Closed: no new records, meetings or tasks; closing twice is refused.
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/close"),
+            json!({ "outcome": "goals_met", "note": "well done" }),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/close"),
+            json!({ "outcome": "goals_met" }),
+        )
+        .await;
+        assert_eq!(s, 409, "{body}");
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/records"),
+            json!({ "category": "health", "body": "late" }),
+        )
+        .await;
+        assert_eq!(s, 409, "{body}");
+        let (s, body) = post(
+        &v,
+        &fiona,
+        &format!("{c}/tasks"),
+        json!({ "description": "late", "category": "health", "assignee": "health-hus", "due": null }),
+    )
+    .await;
+        assert_eq!(s, 409, "{body}");
+        let (s, _) = status_of(&v, &fiona, &c).await;
+        assert_eq!(s, 200, "a closed case is still read");
+
+        // A legal hold (the auditor's) blocks erasure until it is released.
+        let (s, body) = post(
+            &v,
+            &aino,
+            &format!("{c}/legal-hold"),
+            json!({ "reason": "investigation 123/2026" }),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+        let hold = body["hold_id"].as_str().unwrap().to_string();
+        let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
+        assert_eq!(s, 409, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("legal hold"),
+            "{body}"
+        );
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/legal-hold/{hold}/release"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+
+        // Erased.
+        let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
+        assert_eq!(s, 200, "{body}");
+        for path in [
+            c.clone(),
+            format!("{c}/records"),
+            format!("{c}/plan"),
+            format!("{c}/consent"),
+            format!("/api/v1/meetings?case={case}"),
+            format!("/api/v1/meetings/{meeting}"),
+        ] {
+            let (s, body) = status_of(&v, &fiona, &path).await;
+            assert_eq!(s, 410, "GET {path}: {body}");
+            assert_eq!(body["case_id"], json!(case), "{body}");
+        }
+        let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
+        assert_eq!(s, 410, "{body}");
+        let (s, body) = post(
+            &v,
+            &hanna,
+            &format!("/api/v1/tasks/{task}/accept"),
+            json!({}),
+        )
+        .await;
+        assert!(s == 404 || s == 410, "{s} {body}");
+        let (_, inbox) = status_of(&v, &hanna, "/api/v1/tasks?scope=agency").await;
+        let ids: Vec<&str> = inbox["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["case_id"].as_str())
+            .collect();
+        assert!(!ids.contains(&case.as_str()), "{inbox}");
+        assert!(ids.contains(&other.as_str()), "{inbox}");
+        let (_, cases) = status_of(&v, &fiona, "/api/v1/cases").await;
+        assert!(!cases.to_string().contains(&case), "{cases}");
+
+        // The other case is as it was.
+        let (s, body) = status_of(&v, &fiona, &format!("/api/v1/cases/{other}/records")).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["records"][0]["body"], "a record", "{body}");
+        let (s, body) = status_of(&v, &fiona, &format!("/api/v1/cases/{other}")).await;
+        assert_eq!(
+            (s, body["pseudonym"].as_str()),
+            (200, Some("E-2")),
+            "{body}"
+        );
+
+        // The auditor: the log verifies, the erasure is on record.
+        let (s, report) = status_of(&v, &aino, "/api/v1/audit/verify").await;
+        assert_eq!((s, report["ok"].as_bool()), (200, Some(true)), "{report}");
+        let (s, history) = status_of(
+            &v,
+            &aino,
+            &format!("/api/v1/audit/cases/{case}/consent/history"),
+        )
+        .await;
+        assert_eq!(s, 200, "{history}");
+        assert_eq!(
+            history["erased"]["legal_basis"], "retention_expired",
+            "{history}"
+        );
+        assert_eq!(
+            history["erased"]["reason"], "retention period over",
+            "{history}"
+        );
+        assert_eq!(history["erased"]["actor"]["user"], "fiona", "{history}");
+
+        // The key is gone from the key store; the other case's is there.
+        let keys = match mode {
+            Mode::Embedded => {
+                let kek = verkosto_keys::FileKeys::load(v.data_dir().join("kek")).unwrap();
+                let url = format!("sqlite://{}", v.data_dir().join("keys.db").display());
+                verkosto_keys::KeyStore::open(&url, std::sync::Arc::new(kek))
+                    .await
+                    .unwrap()
+            }
+            Mode::Distributed => {
+                let kek = verkosto_keys::FileKeys::parse(verkosto_testkit::TEST_KEK).unwrap();
+                verkosto_keys::KeyStore::open(&v.database_url, std::sync::Arc::new(kek))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(keys.existing_case_key(&case).await.unwrap().is_none());
+        assert!(keys.existing_case_key(&other).await.unwrap().is_some());
+        keys.close().await;
+
+        // A rebuild from the log gives the read models as they are.
+        let nats = v.nats.as_ref().map(|n| n.url());
+        verkosto_e2e::checker::wait_for_recovery(
+            &v.database_url,
+            nats.as_deref(),
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        v.halt().await;
+        let report = verkosto_e2e::checker::check(&v.database_url, nats.as_deref(), &[])
+            .await
+            .unwrap();
+        assert!(report.rows_compared > 0, "{report:?}");
+    }
+);

@@ -296,3 +296,132 @@ both_modes!(
         assert!(report.rows_compared > 0, "{report:?}");
     }
 );
+
+/// Runs the `verkosto` binary on the embedded store in `data_dir` with the
+/// data directory's own key-encryption key (not the tests' shared one).
+fn cli(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    verkosto_testkit::verkosto_std()
+        .env_remove("VERKOSTO_KEY")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_key_rotation_an_older_key_store_backup_opens_nothing() {
+    let mut v = Verkosto::start_demo(Mode::Embedded).await.unwrap();
+    let fiona = v.token("fiona").await.unwrap();
+    let hanna = v.token("hanna").await.unwrap();
+    let (case, _, _) = case_with_data(&v, &fiona, &hanna, "K-1").await;
+    let (other, _, _) = case_with_data(&v, &fiona, &hanna, "K-2").await;
+    let data = v.data_dir().to_path_buf();
+
+    // A backup while it runs: the log and the key store, apart, no KEK.
+    let scratch = tempfile::tempdir().unwrap();
+    let backup = scratch.path().join("backup");
+    let out = cli(&data, &["backup", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(backup.join("log/verkosto.db").is_file() && backup.join("keys/keys.db").is_file());
+    let copied: Vec<_> = std::fs::read_dir(backup.join("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        copied,
+        vec![std::ffi::OsString::from("keys.db")],
+        "no KEK in a backup"
+    );
+
+    // The case is erased, then the KEK rotated (every process stopped).
+    let c = format!("/api/v1/cases/{case}");
+    let (s, body) = post(
+        &v,
+        &fiona,
+        &format!("{c}/close"),
+        json!({ "outcome": "moved_away" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let erase = json!({ "reason": "the client asked", "legal_basis": "data_subject_request" });
+    let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase).await;
+    assert_eq!(s, 200, "{body}");
+    v.halt().await;
+    let before = std::fs::read_to_string(data.join("kek")).unwrap();
+    let out = cli(&data, &["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = std::fs::read_to_string(data.join("kek")).unwrap();
+    assert_ne!(before, after, "a new key-encryption key");
+    assert!(!data.join("kek.next").exists());
+
+    // The deployment reads on under the new KEK.
+    v.restart_with(&["--demo", "--demo-case", "off"])
+        .await
+        .unwrap();
+    let fiona = v.token("fiona").await.unwrap();
+    let (s, body) = status_of(&v, &fiona, &format!("/api/v1/cases/{other}/records")).await;
+    assert_eq!(
+        (s, body["records"][0]["body"].as_str()),
+        (200, Some("a record")),
+        "{body}"
+    );
+    let (s, _) = status_of(&v, &fiona, &c).await;
+    assert_eq!(s, 410);
+    v.halt().await;
+
+    // The backup made before the rotation holds the erased case's key,
+    // wrapped by a KEK that no longer exists: it opens nothing, and
+    // restoring it is refused.
+    let kek = verkosto_keys::FileKeys::load(data.join("kek")).unwrap();
+    let url = format!("sqlite://{}", backup.join("keys/keys.db").display());
+    let opened = verkosto_keys::KeyStore::open(&url, std::sync::Arc::new(kek)).await;
+    assert!(
+        matches!(opened, Err(verkosto_keys::KeyError::UnknownKek(_))),
+        "{:?}",
+        opened.map(|_| ())
+    );
+    let fresh = scratch.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(data.join("kek"), fresh.join("kek")).unwrap();
+    let out = cli(&fresh, &["restore", backup.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not open with this key-encryption key"),
+        "{stderr}"
+    );
+    assert!(!fresh.join("verkosto.db").exists() && !fresh.join("keys.db").exists());
+
+    // A backup made now restores, and erased stays erased in it.
+    let now = scratch.path().join("now");
+    let out = cli(&data, &["backup", now.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&fresh, &["restore", now.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kek = verkosto_keys::FileKeys::load(fresh.join("kek")).unwrap();
+    let url = format!("sqlite://{}", fresh.join("keys.db").display());
+    let keys = verkosto_keys::KeyStore::open(&url, std::sync::Arc::new(kek))
+        .await
+        .unwrap();
+    assert!(keys.existing_case_key(&case).await.unwrap().is_none());
+    assert!(keys.existing_case_key(&other).await.unwrap().is_some());
+    keys.close().await;
+}

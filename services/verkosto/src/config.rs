@@ -62,6 +62,34 @@ pub enum Command {
         #[arg(required = true)]
         projections: Vec<String>,
     },
+    /// The keys that seal client data: `rotate` the key-encryption key.
+    Keys {
+        /// Where the log and the keys are.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Copy the embedded log and key store, apart, into a new folder (the
+    /// key-encryption key is never copied). Online: no need to stop.
+    Backup {
+        /// Where the log is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The new folder for the copy.
+        dir: PathBuf,
+    },
+    /// Put a backup in place as the embedded store of an empty data
+    /// directory (refused when its key store does not open with this
+    /// deployment's key-encryption key).
+    Restore {
+        /// Where the log is to go.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The folder `verkosto backup` made.
+        dir: PathBuf,
+    },
     /// Generate the wire contract in `proto/` (JSON Schemas and AsyncAPI).
     Proto {
         /// Write the files (default: check that they are up to date).
@@ -71,6 +99,14 @@ pub enum Command {
         #[arg(long, default_value = "proto")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-wrap every data key under a new key-encryption key and delete
+    /// the old one, so that key-store backups made before open nothing
+    /// (stop every process of the deployment first).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,7 +294,10 @@ impl Command {
             Command::Audit { store, .. }
             | Command::Admin { store, .. }
             | Command::Guard { store, .. }
-            | Command::Rebuild { store, .. } => store,
+            | Command::Rebuild { store, .. }
+            | Command::Keys { store, .. }
+            | Command::Backup { store, .. }
+            | Command::Restore { store, .. } => store,
             Command::Proto { .. } => return Ok(()),
         };
         if let Some(path) = store.database_url_file.take() {
@@ -283,8 +322,30 @@ impl StoreArgs {
     /// The key store, opened with the key-encryption key (made in the data
     /// directory on an embedded store's first start).
     pub async fn open_keys(&self) -> anyhow::Result<verkosto_keys::KeyStore> {
-        use verkosto_keys::{FileKeys, KeyEncryptionKeys};
-        let kek: FileKeys = match (&self.key, &self.key_file) {
+        self.open_keys_with(std::sync::Arc::new(self.kek()?)).await
+    }
+
+    /// The key store, opened with `kek`.
+    pub async fn open_keys_with(
+        &self,
+        kek: std::sync::Arc<dyn verkosto_keys::KeyEncryptionKeys>,
+    ) -> anyhow::Result<verkosto_keys::KeyStore> {
+        let url = match (&self.keys_url, &self.database_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(db)) => db.clone(),
+            (None, None) => format!("sqlite://{}", self.data_dir.join("keys.db").display()),
+        };
+        tracing::debug!(kek = %kek.current_id(), "key-encryption key");
+        verkosto_keys::KeyStore::open(&url, kek)
+            .await
+            .context("cannot open the key store")
+    }
+
+    /// The key-encryption key: `--key`, `--key-file`, or on an embedded
+    /// store the data directory's, made on first use.
+    fn kek(&self) -> anyhow::Result<verkosto_keys::FileKeys> {
+        use verkosto_keys::FileKeys;
+        Ok(match (&self.key, &self.key_file) {
             (Some(value), _) => FileKeys::parse(value).context("--key")?,
             (None, Some(path)) => {
                 FileKeys::load(path).with_context(|| format!("--key-file {}", path.display()))?
@@ -310,16 +371,7 @@ impl StoreArgs {
                     made
                 }
             }
-        };
-        let url = match (&self.keys_url, &self.database_url) {
-            (Some(url), _) => url.clone(),
-            (None, Some(db)) => db.clone(),
-            (None, None) => format!("sqlite://{}", self.data_dir.join("keys.db").display()),
-        };
-        tracing::debug!(kek = %kek.current_id(), "key-encryption key");
-        verkosto_keys::KeyStore::open(&url, std::sync::Arc::new(kek))
-            .await
-            .context("cannot open the key store")
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 mod demo;
 pub mod guard_cli;
 mod health;
+pub mod keys_cli;
 pub mod proto;
 pub mod rebuild;
 pub mod telemetry;

@@ -1,7 +1,7 @@
 //! `verkosto`: the one binary. Parses settings and hands over to [`verkosto::app`].
 
 use clap::Parser;
-use verkosto::config::{AdminCommand, AuditCommand, Cli, Command, GuardCommand};
+use verkosto::config::{AdminCommand, AuditCommand, Cli, Command, GuardCommand, KeysCommand};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -54,6 +54,20 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                     operator,
                 } => verkosto::guard_cli::resolve(&store, &event, &reason, &operator).await,
             }
+        }
+        Command::Keys { store, command } => {
+            verkosto::telemetry::init(Some(false));
+            match command {
+                KeysCommand::Rotate => verkosto::keys_cli::rotate(&store).await,
+            }
+        }
+        Command::Backup { store, dir } => {
+            verkosto::telemetry::init(Some(false));
+            verkosto::keys_cli::backup(&store, &dir).await
+        }
+        Command::Restore { store, dir } => {
+            verkosto::telemetry::init(Some(false));
+            verkosto::keys_cli::restore(&store, &dir).await
         }
         Command::Rebuild { store, projections } => {
             verkosto::telemetry::init(Some(false));

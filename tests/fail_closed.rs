@@ -761,10 +761,11 @@ async fn withdrawals_across_skewed_clocks(consent_skew: &str, cases_skew: &str, 
             ("FAKETIME", skew),
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
         ];
-        split
-            .spawn_with(target, &["--clock-sync", "system"], &env)
-            .await
-            .unwrap();
+        // A load generator (4 writers, 1,500 rounds, retries while a view
+        // catches up): the rate limits would answer 429 on a busy machine.
+        let mut flags = vec!["--clock-sync", "system"];
+        flags.extend(verkosto_e2e::NO_RATE_LIMITS);
+        split.spawn_with(target, &flags, &env).await.unwrap();
     }
     let split = std::sync::Arc::new(split);
     let workers = 4;

@@ -79,6 +79,10 @@ consent=$(call "$fiona" GET "/api/v1/cases/$case_id/consent?grants=true")
 grant=$(field grant_id <<<"$consent")
 basis=$(field basis_id <<<"$consent")
 webhook=$(call "$fiona" POST /api/v1/webhooks '{"url":"http://127.0.0.1:9/hook"}' | field id)
+# A case of its own for the end of a case (close, legal holds, erasure):
+# erasing the demo case would leave every other operation only 410.
+ending=$(call "$fiona" POST /api/v1/cases \
+    '{"pseudonym":"Fuzz-end","languages":["fi"]}' | field id)
 
 # The stateful phase gets more scenarios: each one needs a new case (or
 # meeting, task …) to be made before it reaches anything further.
@@ -96,6 +100,10 @@ max-examples = $((examples * 10))
 "path.refusal_id" = "$refusal"
 "path.basis_id" = "$basis"
 "path.agency" = "ngo-support"
+
+[[operations]]
+include-path-regex = "^/api/v1/cases/[^/]+/(close|erasure|legal-hold)"
+parameters = { "path.id" = "$ending" }
 
 [[operations]]
 include-path-regex = "^/api/v1/meetings/"

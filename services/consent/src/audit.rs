@@ -175,13 +175,13 @@ async fn consent_at(
     let replay = replay(&s.log, &case_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no case {case_id}")))?;
-    // The rules for minors need the case's flags: the guard's copy has them.
-    let facts = s
-        .guard
-        .case(&case_id)
-        .await?
-        .map(|view| view.facts().clone())
-        .unwrap_or_default();
+    // The rules for minors need the case's flags: the guard's copy has them
+    // (an erased case's copy keeps none: the record is replayed without).
+    let facts = match s.guard.case(&case_id).await {
+        Ok(view) => view.map(|view| view.facts().clone()).unwrap_or_default(),
+        Err(verkosto_guard::GuardError::Gone(_)) => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
     let state = replay.state.clone().with_case(facts);
     audited(&s, &caller, request_id, &case_id, "audit/consent").await?;
     let members = std::collections::BTreeSet::new();

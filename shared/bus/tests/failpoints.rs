@@ -21,6 +21,7 @@ async fn append(log: &EventLog, from: usize, to: usize) {
                 event_type: "Counted".into(),
                 schema_version: 1,
                 payload: json!({ "Counted": { "i": i } }),
+                sealing: None,
             }],
             &meta,
             None,

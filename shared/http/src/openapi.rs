@@ -327,6 +327,14 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
             ));
             common.push((412, "If-Match named a version that is no longer current"));
         }
+        // A case's own paths, and its meetings' and tasks': once the case
+        // is erased, they answer 410 (its rows may already be gone: 404).
+        let of_a_case = op.path.contains("/cases/{id}")
+            || op.path.starts_with("/api/v1/meetings")
+            || op.path.starts_with("/api/v1/tasks/{id}");
+        if of_a_case && !op.path.starts_with("/api/v1/audit/") {
+            common.push((410, "The case was erased: code `erased`, with its case_id"));
+        }
         if op.body.is_some() {
             common.push((413, "The body is larger than the limit"));
             common.push((415, "Content-Type is not application/json"));
@@ -402,6 +410,7 @@ pub fn document(version: &str, operations: &[Operation]) -> Value {
                     },
                 },
                 "request_id": { "type": "string" },
+                "case_id": { "type": "string" },
             },
         }),
     );

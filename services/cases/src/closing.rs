@@ -170,6 +170,7 @@ async fn erase(
     };
     let command = |body: Erasure, at| CaseCommand::Erase {
         by,
+        sweep: false,
         legal_basis: body.legal_basis,
         reason: body.reason.into(),
         at,

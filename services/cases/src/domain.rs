@@ -366,8 +366,10 @@ pub enum CaseCommand {
     },
     /// Erases the case: the handler destroys its keys once the event is kept.
     Erase {
-        /// The caller's agency: the lead, or `system` for the retention sweep.
+        /// The caller's agency: the lead's, unless `sweep`.
         by: String,
+        /// The retention sweep erases, not a person: no lead to check.
+        sweep: bool,
         /// The legal ground.
         legal_basis: LegalBasis,
         /// Why.
@@ -601,11 +603,12 @@ impl Aggregate for Case {
             }
             CaseCommand::Erase {
                 by,
+                sweep,
                 legal_basis,
                 reason,
                 at,
             } => {
-                if by != "system" {
+                if !sweep {
                     self.check_lead(&by)?;
                 }
                 if self.closed.is_none() {

@@ -46,6 +46,14 @@ async fn ok(v: &Verkosto, token: &str, path: &str, body: Value, status: u16) -> 
     answer
 }
 
+/// The id of what a POST made (201).
+async fn created(v: &Verkosto, token: &str, path: &str, body: Value) -> String {
+    ok(v, token, path, body, 201).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn read(v: &Verkosto, token: &str, path: &str) -> Value {
     let (status, body) = v.get(token, path).await.unwrap();
     assert_eq!(status, 200, "GET {path}: {body}");
@@ -63,18 +71,14 @@ async fn marked_case(v: &Verkosto, m: &mut Markers) -> (String, Vec<Value>) {
     let aino = v.token("aino").await.unwrap();
     let mut reads = Vec::new();
 
-    let case = ok(
+    let case = created(
         v,
         &fiona,
         "/api/v1/cases",
         json!({ "pseudonym": m.of("pseudonym"), "languages": ["ro"], "interpreter_language": "ro",
                 "flags": { "minor": false, "safety_risk": true } }),
-        201,
     )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    .await;
     let c = format!("/api/v1/cases/{case}");
 
     // The network: two accept, one declines with a reason.
@@ -196,10 +200,7 @@ async fn marked_case(v: &Verkosto, m: &mut Markers) -> (String, Vec<Value>) {
                 "lead_time_override_reason": null })
     };
     let body = meeting(m.of("title"), m.of("location"), m.of("agenda"));
-    let id = ok(v, &fiona, &format!("{c}/meetings"), body, 201).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = created(v, &fiona, &format!("{c}/meetings"), body).await;
     let reason = m.of("reschedule-reason");
     let moved = json!({ "starts_at": in_hours(96), "ends_at": in_hours(97), "reason": reason });
     ok(
@@ -237,10 +238,7 @@ async fn marked_case(v: &Verkosto, m: &mut Markers) -> (String, Vec<Value>) {
     )
     .await;
     let body = meeting(m.of("title2"), m.of("location2"), m.of("agenda2"));
-    let other = ok(v, &fiona, &format!("{c}/meetings"), body, 201).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = created(v, &fiona, &format!("{c}/meetings"), body).await;
     let reason = m.of("cancel-reason");
     ok(
         v,
@@ -255,10 +253,7 @@ async fn marked_case(v: &Verkosto, m: &mut Markers) -> (String, Vec<Value>) {
     // plan measure's (cancelled).
     let task = json!({ "description": m.of("task"), "category": "social",
                        "assignee": "police-helsinki", "due": null });
-    let manual = ok(v, &fiona, &format!("{c}/tasks"), task, 201).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let manual = created(v, &fiona, &format!("{c}/tasks"), task).await;
     let reason = m.of("task-decline");
     ok(
         v,

@@ -85,6 +85,11 @@ impl<'a> Browser<'a> {
             }
             let status = r.status().as_u16();
             let page = r.text().await.unwrap();
+            // Client text reaches people opened, never as ciphertext.
+            assert!(
+                !page.contains(verkosto_keys::SEALED_PREFIX),
+                "{path}: the page shows sealed text"
+            );
             if let Some(csrf) = hidden(&page, "csrf") {
                 self.csrf = csrf;
             }

@@ -70,28 +70,27 @@ pub(crate) struct Hold {
 }
 
 /// The lead's facilitator (a member) or an auditor (no member of any case):
-/// who may place and release legal holds. `Ok(true)` for an auditor.
+/// who may place and release legal holds. `Ok(true)` for an auditor. An
+/// outsider learns nothing (404); an erased case answers 410.
 async fn holder(c: &Cases, caller: &Caller, id: &str) -> Result<bool, Problem> {
-    if caller.0.roles.contains(&Role::Auditor) {
-        // An auditor is in no network: the case must exist, and not be erased.
-        let case = c.store().load(id).await?.aggregate;
-        if case.id.is_none() {
-            return Err(Problem::not_found(format!("no case {id}")));
-        }
-        if case.erased {
-            return Err(Problem::gone(id));
-        }
-        return Ok(true);
-    }
     let case = c.store().load(id).await?.aggregate;
-    if case.erased && case.is_member(&caller.0.agency) {
-        return Err(Problem::gone(id));
-    }
-    if !case.is_member(&caller.0.agency) {
+    let auditor = caller.0.roles.contains(&Role::Auditor);
+    // An auditor is in no network: for them the case need only exist.
+    let known = if auditor {
+        case.id.is_some()
+    } else {
+        case.is_member(&caller.0.agency)
+    };
+    if !known {
         return Err(Problem::not_found(format!("no case {id}")));
     }
-    caller.require(&[Role::Facilitator])?;
-    Ok(false)
+    if case.erased {
+        return Err(Problem::gone(id));
+    }
+    if !auditor {
+        caller.require(&[Role::Facilitator])?;
+    }
+    Ok(auditor)
 }
 
 async fn place_hold(

@@ -435,9 +435,7 @@ impl Aggregate for Case {
         }
         let id = self.id.clone().unwrap_or_default();
         if self.erased {
-            return refuse(Refusal::gone(format!(
-                "case {id} was erased; its data no longer exists"
-            )));
+            return refuse(Refusal::gone(id));
         }
         let closing_or_holds = matches!(
             command,

@@ -267,7 +267,7 @@ impl From<verkosto_types::Refusal> for Problem {
             R::Conflict(detail) => Problem::conflict(detail),
             R::NotAllowed(detail) => Problem::forbidden(detail),
             R::Unknown(detail) => Problem::not_found(detail),
-            R::Gone(detail) => Problem::new(StatusCode::GONE, "erased", detail),
+            R::Gone(case_id) => Problem::gone(&case_id),
         }
     }
 }
@@ -289,6 +289,23 @@ mod unavailable_tests {
         // Unique violation, syntax error, SQLite CONSTRAINT_UNIQUE, BUSY.
         for code in ["23505", "42601", "2067", "5", "19"] {
             assert!(!unavailable_code(code), "{code}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod gone_tests {
+    use super::Problem;
+
+    #[test]
+    fn an_erased_case_answers_410_with_its_id_however_it_is_found() {
+        let from_domain: Problem = verkosto_types::Refusal::gone("case-1").into();
+        let from_log: Problem = verkosto_eventlog::Error::Erased("case-1".into()).into();
+        for p in [from_domain, from_log, Problem::gone("case-1")] {
+            let json = serde_json::to_value(&p).unwrap();
+            assert_eq!(json["status"], 410, "{json}");
+            assert_eq!(json["code"], "erased", "{json}");
+            assert_eq!(json["case_id"], "case-1", "{json}");
         }
     }
 }

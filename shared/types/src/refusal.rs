@@ -20,9 +20,9 @@ pub enum Refusal {
     /// know about.
     #[error("{0}")]
     Unknown(String),
-    /// What the command is about existed and was erased: nothing of it can
-    /// be changed or read again.
-    #[error("{0}")]
+    /// The case the command is about was erased (its id): nothing of it
+    /// can be changed or read again.
+    #[error("case {0} was erased; its data no longer exists")]
     Gone(String),
 }
 
@@ -46,7 +46,8 @@ impl Refusal {
         Refusal::Unknown(detail.into())
     }
 
-    pub fn gone(detail: impl Into<String>) -> Refusal {
-        Refusal::Gone(detail.into())
+    /// The case `case_id` was erased.
+    pub fn gone(case_id: impl Into<String>) -> Refusal {
+        Refusal::Gone(case_id.into())
     }
 }

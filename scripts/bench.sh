@@ -48,10 +48,10 @@ build=(--locked --workspace --bin verkosto --bench append --bench policy --bench
     --message-format=json-render-diagnostics)
 if $ci; then
     build+=(--profile dev)
-    built="target/debug (without the bench feature: no unfiltered-read baseline)"
+    built="target/debug (without the bench feature: no unfiltered-read or unsealed baseline)"
 else
-    # `verkosto/bench` adds the unfiltered-read baseline's serve flag;
-    # production builds never have it.
+    # `verkosto/bench` adds the serve flags of the unfiltered-read and the
+    # unsealed baselines; production builds never have them.
     build+=(--release --features verkosto/bench)
     built="target/release, with --features verkosto/bench"
 fi
@@ -101,12 +101,12 @@ bench() {
     phase_end "$title"
 }
 
-bench "Write throughput: the log's append beside raw INSERT commits, same database, same run" append
+bench "Write throughput: the log's append beside raw INSERT commits, same database, same run; sealing on and off" append
 bench "Consent policy: decide, fold, point-in-time matrix (10,000 events)" policy
 bench "Point-in-time consent over HTTP (10,000 events)" e2e consent
 bench "Withdrawal to enforcement, distributed (relay, cases, consent as separate processes)" e2e withdrawal
-bench "Commands through the HTTP API beside raw INSERT commits, and the relay keeping up" e2e commands
-bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads" e2e reads
+bench "Commands through the HTTP API beside raw INSERT commits, the relay keeping up, and sealing on and off" e2e commands
+bench "Consent-filtered reads at a steady 500 requests per second, beside unfiltered reads, and sealing on and off" e2e reads
 bench "Replay of every projection from 1,000,000 events beside a raw scan; footprint of the embedded server" e2e replay
 bench "Scale-out: one and two processes of every service on one stream, each event handled once" e2e scaleout
 

@@ -8,6 +8,9 @@
 //! (raw: a PostgreSQL database of the same cluster); there it also shows
 //! whether the relay's publishing keeps up with the appends. At 32
 //! clients an extra run is profiled (the process serving the POSTs).
+//! Then the same commands on a server started with `--bench-unsealed`
+//! (bench builds only): the body stored in the clear, no key looked up;
+//! sealing's cost is 1 − sealed ÷ unsealed commands/s.
 //!
 //! ```text
 //! cargo bench -p verkosto-e2e --bench e2e -- commands          # scripts/bench.sh runs it
@@ -40,6 +43,8 @@ struct Target {
     server: &'static str,
     /// The log and the stream, to follow the relay (distributed).
     relay: Option<(EventLog, async_nats::jetstream::stream::Stream)>,
+    /// The store's database, to check how the bodies were stored.
+    database_url: String,
 }
 
 fn requests() -> usize {
@@ -99,8 +104,9 @@ async fn measure(
     raw_db: &Db,
     figures: &mut Vec<Value>,
     profiles: &mut load::profile::Profiles,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<load::Report>) {
     let mut rows = Vec::new();
+    let mut runs = Vec::new();
     for clients in CLIENTS {
         let raw = raw_inserts(raw_db, clients).await;
         let before = match &t.relay {
@@ -152,6 +158,7 @@ async fn measure(
             ));
         }
         figures.push(figure);
+        runs.push(cmd);
     }
     // The most clients once more, profiled; the figures above are not.
     let clients = CLIENTS[CLIENTS.len() - 1];
@@ -159,21 +166,96 @@ async fn measure(
     profiles
         .run(&label, t.server, t.pid, commands(t, clients))
         .await;
+    load::assert_bodies_sealed(&t.database_url, true).await;
+    (rows, runs)
+}
+
+/// The same commands at each concurrency on a server that seals nothing.
+async fn unsealed(t: &Target) -> Vec<load::Report> {
+    let mut runs = Vec::new();
+    for clients in CLIENTS {
+        let cmd = commands(t, clients).await;
+        assert_eq!(cmd.errors, 0, "unsealed commands failed");
+        runs.push(cmd);
+    }
+    load::assert_bodies_sealed(&t.database_url, false).await;
+    runs
+}
+
+/// Sealing's table rows of `mode`: each concurrency sealed and not.
+fn sealing_rows(
+    mode: &str,
+    sealed: &[load::Report],
+    unsealed: Option<Vec<load::Report>>,
+    figures: &mut [Value],
+) -> Vec<String> {
+    let Some(unsealed) = unsealed else {
+        return vec![format!(
+            "| {mode} | {} | {} | {} | – | – | – | – | – |",
+            CLIENTS.map(|c| c.to_string()).join(", "),
+            sealed
+                .iter()
+                .map(|r| format!("{:.0}", r.throughput()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            load::NO_UNSEALED
+        )];
+    };
+    let mut rows = Vec::new();
+    for ((clients, on), off) in CLIENTS.into_iter().zip(sealed).zip(&unsealed) {
+        let (cost, cells) = load::sealing_cost_cells(on.throughput(), off.throughput());
+        rows.push(format!(
+            "| {mode} | {clients} | {:.0} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {cells} |",
+            on.throughput(),
+            off.throughput(),
+            on.ms(0.5),
+            on.ms(0.99),
+            off.ms(0.5),
+            off.ms(0.99),
+        ));
+        if let Some(figure) = figures
+            .iter_mut()
+            .find(|f| f["mode"] == mode && f["clients"] == clients)
+        {
+            figure["unsealed"] = off.json();
+            figure["sealing_cost"] = json!(cost);
+            figure["sealing_target_cost"] = json!(load::TARGET_SEALING_COST);
+        }
+    }
     rows
 }
 
-async fn embedded(figures: &mut Vec<Value>, profiles: &mut load::profile::Profiles) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = load::spawn_embedded(dir.path(), &[]).await;
+/// The embedded server in `dir` (sealing off with `unsealed`), its case set up.
+async fn embedded_target(
+    dir: &std::path::Path,
+    unsealed: bool,
+) -> (verkosto_testkit::ChildProcess, Target) {
+    let env: &[(&str, &str)] = if unsealed {
+        &[("VERKOSTO_BENCH_UNSEALED", "true")]
+    } else {
+        &[]
+    };
+    let (child, base) = load::spawn_embedded(dir, env).await;
     let http = load::http();
-    let mut t = Target {
+    let t = Target {
         case_id: load::case_with_network(&http, &base, "CMD-E").await,
         fiona: load::token(&http, &base, "fiona").await,
         cases: base,
         pid: child.pid(),
         server: "the `verkosto` process (every service, SQLite)",
         relay: None,
+        database_url: format!("sqlite://{}", dir.join("verkosto.db").display()),
     };
+    (child, t)
+}
+
+async fn embedded(
+    figures: &mut Vec<Value>,
+    profiles: &mut load::profile::Profiles,
+    sealing: &mut Vec<String>,
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut t) = embedded_target(dir.path(), false).await;
     // The baseline: an SQLite file opened the way the store opens its own.
     let raw_dir = tempfile::tempdir().unwrap();
     let raw = Db::connect_with(
@@ -182,16 +264,29 @@ async fn embedded(figures: &mut Vec<Value>, profiles: &mut load::profile::Profil
     )
     .await
     .unwrap();
-    let rows = measure("embedded", &mut t, &raw, figures, profiles).await;
+    let (rows, sealed) = measure("embedded", &mut t, &raw, figures, profiles).await;
     child.terminate().await.unwrap();
+    let unsealed = if load::serve_has_flag(load::UNSEALED_FLAG) {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, t) = embedded_target(dir.path(), true).await;
+        let runs = unsealed(&t).await;
+        child.terminate().await.unwrap();
+        Some(runs)
+    } else {
+        None
+    };
+    sealing.extend(sealing_rows("embedded", &sealed, unsealed, figures));
     rows
 }
 
-async fn distributed(
-    figures: &mut Vec<Value>,
-    profiles: &mut load::profile::Profiles,
-) -> Vec<String> {
-    let split = Split::start_with(&["relay", "cases", "consent"], &NO_RATE_LIMITS)
+/// Relay, cases and consent as processes (sealing off with `unsealed`),
+/// the case set up.
+async fn distributed_target(unsealed: bool) -> (Split, Target) {
+    let mut flags = NO_RATE_LIMITS.to_vec();
+    if unsealed {
+        flags.push(load::UNSEALED_FLAG);
+    }
+    let split = Split::start_with(&["relay", "cases", "consent"], &flags)
         .await
         .unwrap();
     let http = load::http();
@@ -200,7 +295,7 @@ async fn distributed(
         .await
         .unwrap();
     let stream = js.get_stream(verkosto_bus::STREAM_NAME).await.unwrap();
-    let mut t = Target {
+    let t = Target {
         case_id: load::case_with_network(&http, &cases, "CMD-D").await,
         fiona: load::token(&http, &cases, "fiona").await,
         cases,
@@ -210,23 +305,43 @@ async fn distributed(
             EventLog::connect(&split.database_url).await.unwrap(),
             stream,
         )),
+        database_url: split.database_url.clone(),
     };
+    (split, t)
+}
+
+async fn distributed(
+    figures: &mut Vec<Value>,
+    profiles: &mut load::profile::Profiles,
+    sealing: &mut Vec<String>,
+) -> Vec<String> {
+    let (split, mut t) = distributed_target(false).await;
     let raw_url = verkosto_testkit::PgServer::shared()
         .await
         .fresh_database()
         .await
         .unwrap();
     let raw = Db::connect_with(&raw_url, 32).await.unwrap();
-    let rows = measure("distributed", &mut t, &raw, figures, profiles).await;
+    let (rows, sealed) = measure("distributed", &mut t, &raw, figures, profiles).await;
     split.stop().await;
+    let unsealed = if load::serve_has_flag(load::UNSEALED_FLAG) {
+        let (split, t) = distributed_target(true).await;
+        let runs = unsealed(&t).await;
+        split.stop().await;
+        Some(runs)
+    } else {
+        None
+    };
+    sealing.extend(sealing_rows("distributed", &sealed, unsealed, figures));
     rows
 }
 
 pub async fn main() {
     let mut figures = Vec::new();
     let mut profiles = load::profile::Profiles::new();
-    let mut rows = embedded(&mut figures, &mut profiles).await;
-    rows.extend(distributed(&mut figures, &mut profiles).await);
+    let mut sealing = Vec::new();
+    let mut rows = embedded(&mut figures, &mut profiles, &mut sealing).await;
+    rows.extend(distributed(&mut figures, &mut profiles, &mut sealing).await);
     println!("| mode | clients | commands/s | p50 / p99 ms | raw INSERT commits/s | ratio | target | met |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for row in rows {
@@ -238,6 +353,19 @@ pub async fn main() {
          raw: one `INSERT` of a row of the same size per commit, same concurrency, same database kind.",
         requests()
     );
+    println!();
+    println!(
+        "Sealing on and off: the same commands (each body sealed under the case's key before it \
+         is stored) on a server of the same mode started with `--bench-unsealed` (bench builds \
+         only: bodies stored in the clear, no key looked up), measured after the runs above. \
+         Cost: 1 − sealed ÷ unsealed commands/s."
+    );
+    println!();
+    println!("| mode | clients | sealed commands/s | unsealed commands/s | sealed p50 / p99 ms | unsealed p50 / p99 ms | sealing cost | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in sealing {
+        println!("{row}");
+    }
     println!();
     profiles.print();
     load::write_figures("commands", &json!({ "runs": figures }));

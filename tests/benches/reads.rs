@@ -10,7 +10,10 @@
 //! cases and consent as separate processes). Beside them, the disk's own
 //! flush latency on the same schedule (the floor of a durable access log).
 //! An extra closed-model run of the filtered reads is profiled (the process
-//! serving them).
+//! serving them). Then the filtered reads again on a server started with
+//! `--bench-unsealed` (bench builds only): records stored in the clear, no
+//! key looked up, nothing opened; sealing's cost is 1 − sealed ÷ unsealed
+//! reads/s.
 //!
 //! ```text
 //! cargo build --release -p verkosto --features bench
@@ -42,6 +45,8 @@ struct Server {
     /// The process serving the reads, and what it is, for the profile.
     pid: u32,
     server: &'static str,
+    /// The store's database, to check how the bodies were stored.
+    database_url: String,
     stop: Stop,
 }
 
@@ -62,23 +67,42 @@ impl Server {
 }
 
 const UNFILTERED: (&str, &str) = ("VERKOSTO_BENCH_UNFILTERED_READS", "true");
+const UNSEALED: (&str, &str) = ("VERKOSTO_BENCH_UNSEALED", "true");
 
-async fn start(distributed: bool, unfiltered: bool) -> Server {
-    let env: &[(&str, &str)] = if unfiltered { &[UNFILTERED] } else { &[] };
-    let (cases, consent, pid, server, stop) = if distributed {
+/// The server of one side of a comparison.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Filtered,
+    /// `--bench-unfiltered-reads` (bench builds only).
+    Unfiltered,
+    /// Filtered, `--bench-unsealed` (bench builds only).
+    Unsealed,
+}
+
+async fn start(distributed: bool, kind: Kind) -> Server {
+    let env: &[(&str, &str)] = match kind {
+        Kind::Filtered => &[],
+        Kind::Unfiltered => &[UNFILTERED],
+        Kind::Unsealed => &[UNSEALED],
+    };
+    let unfiltered = kind == Kind::Unfiltered;
+    let (cases, consent, pid, server, database_url, stop) = if distributed {
         // Children inherit the environment: the flag's env twin reaches them.
-        if unfiltered {
-            std::env::set_var(UNFILTERED.0, UNFILTERED.1);
+        for (k, v) in env {
+            std::env::set_var(k, v);
         }
         let split = Split::start_with(&["relay", "cases", "consent"], &NO_RATE_LIMITS)
             .await
             .unwrap();
-        std::env::remove_var(UNFILTERED.0);
+        for (k, _) in env {
+            std::env::remove_var(k);
+        }
         (
             split.base("cases").to_string(),
             split.base("consent").to_string(),
             load::profile::child_with_args(&["--target", "cases"]).unwrap_or(0),
             "the `cases` process (PostgreSQL)",
+            split.database_url.clone(),
             Stop::Split(split),
         )
     } else {
@@ -86,7 +110,15 @@ async fn start(distributed: bool, unfiltered: bool) -> Server {
         let (child, base) = load::spawn_embedded(dir.path(), env).await;
         let pid = child.pid();
         let server = "the `verkosto` process (every service, SQLite)";
-        (base.clone(), base, pid, server, Stop::Child(child, dir))
+        let url = format!("sqlite://{}", dir.path().join("verkosto.db").display());
+        (
+            base.clone(),
+            base,
+            pid,
+            server,
+            url,
+            Stop::Child(child, dir),
+        )
     };
     let http = load::http();
     let id = load::case_with_network(&http, &cases, "READS").await;
@@ -137,6 +169,7 @@ async fn start(distributed: bool, unfiltered: bool) -> Server {
         hanna,
         pid,
         server,
+        database_url,
         stop,
     }
 }
@@ -205,6 +238,7 @@ async fn mode(
     distributed: bool,
     figures: &mut Vec<Value>,
     profiles: &mut load::profile::Profiles,
+    sealing: &mut Vec<String>,
 ) -> (Vec<String>, Vec<String>) {
     let name = if distributed {
         "distributed"
@@ -212,7 +246,8 @@ async fn mode(
         "embedded"
     };
     let p99_target = if distributed { 10.0 } else { 5.0 };
-    let filtered = start(distributed, false).await;
+    let filtered = start(distributed, Kind::Filtered).await;
+    load::assert_bodies_sealed(&filtered.database_url, true).await;
     let (f_open, f_closed) = measure(&filtered).await;
     // The closed-model run again, profiled; the figures are not.
     let label = format!("{name}, filtered reads, {CLOSED_CLIENTS} clients");
@@ -241,7 +276,41 @@ async fn mode(
         "fsync_floor": floor.json(),
         "p99_target_ms": p99_target, "p99_met": f_open.ms(0.99) < p99_target,
     });
-    let unfiltered = start(distributed, true).await;
+    // Sealing off: the same filtered reads, nothing sealed or opened.
+    if load::serve_has_flag(load::UNSEALED_FLAG) {
+        let unsealed = start(distributed, Kind::Unsealed).await;
+        load::assert_bodies_sealed(&unsealed.database_url, false).await;
+        let (s_open, s_closed) = measure(&unsealed).await;
+        unsealed.stop().await;
+        latency.push(latency_row(
+            name,
+            "filtered + access log, unsealed (sealing baseline)",
+            &s_open,
+        ));
+        let (cost, cells) = load::sealing_cost_cells(f_closed.throughput(), s_closed.throughput());
+        sealing.push(format!(
+            "| {name} | most reads/s, {CLOSED_CLIENTS} clients | {:.0} | {:.0} | {cells} |",
+            f_closed.throughput(),
+            s_closed.throughput(),
+        ));
+        sealing.push(format!(
+            "| {name} | p50 / p99 at {RATE:.0}/s, ms | {:.2} / {:.2} | {:.2} / {:.2} | – | – | – |",
+            f_open.ms(0.5),
+            f_open.ms(0.99),
+            s_open.ms(0.5),
+            s_open.ms(0.99),
+        ));
+        figure["unsealed"] = json!({ "open": s_open.json(), "closed": s_closed.json() });
+        figure["sealing_cost"] = json!(cost);
+        figure["sealing_target_cost"] = json!(load::TARGET_SEALING_COST);
+    } else {
+        sealing.push(format!(
+            "| {name} | most reads/s, {CLOSED_CLIENTS} clients | {:.0} | {} | – | – | – |",
+            f_closed.throughput(),
+            load::NO_UNSEALED
+        ));
+    }
+    let unfiltered = start(distributed, Kind::Unfiltered).await;
     if skips_filter(&unfiltered).await {
         let (u_open, u_closed) = measure(&unfiltered).await;
         latency.push(latency_row(
@@ -279,8 +348,9 @@ async fn mode(
 pub async fn main() {
     let mut figures = Vec::new();
     let mut profiles = load::profile::Profiles::new();
-    let (mut latency, mut checks) = mode(false, &mut figures, &mut profiles).await;
-    let (l, c) = mode(true, &mut figures, &mut profiles).await;
+    let mut sealing = Vec::new();
+    let (mut latency, mut checks) = mode(false, &mut figures, &mut profiles, &mut sealing).await;
+    let (l, c) = mode(true, &mut figures, &mut profiles, &mut sealing).await;
     latency.extend(l);
     checks.extend(c);
     println!("Open model, {RATE:.0} requests per second, latency from the scheduled send:");
@@ -302,6 +372,19 @@ pub async fn main() {
          and writes its access record before answering. The raw floor row is this disk's \
          flush latency on the same schedule: each filtered read waits for a flush, so its tail follows the disk's."
     );
+    println!();
+    println!(
+        "Sealing on and off: the filtered reads above (each record's body sealed under the case's \
+         key, opened with it before the answer) beside the same reads on a server of the same mode \
+         started with `--bench-unsealed` (bench builds only: bodies stored in the clear, no key \
+         looked up), measured after them. Cost: 1 − sealed ÷ unsealed reads/s."
+    );
+    println!();
+    println!("| mode | figure | sealed | unsealed | sealing cost | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for row in sealing {
+        println!("{row}");
+    }
     println!();
     profiles.print();
     load::write_figures("reads", &json!({ "modes": figures }));

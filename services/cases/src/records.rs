@@ -137,7 +137,7 @@ async fn add_record(
     }
     let at = execution.meta.occurred_at;
     // Sealed before it is hashed or stored: the row never holds the text.
-    let body = c.log.case_key(&case_id).await?.seal(&record_id, &text);
+    let body = c.log.seal(&case_id, &record_id, &text).await?;
     let event = RecordEvent::RecordAdded {
         record_id: record_id.clone(),
         case_id: case_id.clone(),

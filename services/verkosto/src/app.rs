@@ -222,6 +222,14 @@ pub async fn start(args: ServeArgs, listener: TcpListener) -> anyhow::Result<Run
         .await
         .context("cannot open the event log")?;
     let keys = args.store.open_keys().await?;
+    #[cfg(feature = "bench")]
+    let log = if args.bench_unsealed {
+        tracing::warn!("client text is not sealed: for benchmarks only");
+        EventLog::bench_unsealed(db.clone(), keys)
+    } else {
+        EventLog::with_keys(db.clone(), keys)
+    };
+    #[cfg(not(feature = "bench"))]
     let log = EventLog::with_keys(db.clone(), keys);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();

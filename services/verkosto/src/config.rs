@@ -608,6 +608,11 @@ pub struct ServeArgs {
     #[cfg(feature = "bench")]
     #[arg(long, env = "VERKOSTO_BENCH_UNFILTERED_READS")]
     pub bench_unfiltered_reads: bool,
+    /// Bench builds only: append client text unsealed and open nothing on
+    /// reads, as the sealing benchmarks' baseline.
+    #[cfg(feature = "bench")]
+    #[arg(long, env = "VERKOSTO_BENCH_UNSEALED")]
+    pub bench_unsealed: bool,
 }
 
 impl ServeArgs {
@@ -680,6 +685,16 @@ mod tests {
         assert_eq!(parse_period("45s"), Ok(Duration::from_secs(45)));
         for bad in ["", "d", "0d", "30", "30w", "-1d", "1.5h", "３d", "3３"] {
             assert!(parse_period(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The benchmarks' baselines switch the consent filter or sealing off:
+    /// only a bench build has their flags; any other refuses them.
+    #[test]
+    fn only_bench_builds_take_the_baseline_flags() {
+        for flag in ["--bench-unsealed", "--bench-unfiltered-reads"] {
+            let parsed = Cli::try_parse_from(["verkosto", "serve", flag]);
+            assert_eq!(parsed.is_ok(), cfg!(feature = "bench"), "{flag}");
         }
     }
 }

@@ -396,7 +396,7 @@ where
     for event in events {
         let mut row = encode_event::<A>(event)?;
         let paths = <A::Event as PersonalData>::sealed_paths(&row.event_type);
-        if !paths.is_empty() {
+        if !paths.is_empty() && log.seals() {
             let key = match &key {
                 Some(key) => key.clone(),
                 None => {

@@ -40,6 +40,9 @@ struct Inner {
     /// The data keys that seal client text; none: this log takes no event
     /// with sealed fields (a log of the directory alone, a test).
     keys: Option<verkosto_keys::KeyStore>,
+    /// Bench builds only: see [`EventLog::bench_unsealed`].
+    #[cfg(feature = "bench")]
+    unsealed: bool,
 }
 
 /// How many stream heads [`Inner::heads`] keeps before it starts over.
@@ -61,6 +64,29 @@ impl EventLog {
         Self::build(db, Some(keys))
     }
 
+    /// Bench builds only (`--features bench`): a log with a key store that
+    /// seals nothing and opens nothing: commands append client text in the
+    /// clear and reads look up no key. The sealing-off baseline of the
+    /// benchmarks; production builds cannot make one.
+    #[cfg(feature = "bench")]
+    pub fn bench_unsealed(db: Db, keys: verkosto_keys::KeyStore) -> EventLog {
+        let mut log = Self::build(db, Some(keys));
+        Arc::get_mut(&mut log.inner)
+            .expect("a new log is not shared yet")
+            .unsealed = true;
+        log
+    }
+
+    /// Whether client text is sealed: always, except in a bench build's
+    /// [`EventLog::bench_unsealed`] log.
+    pub(crate) fn seals(&self) -> bool {
+        #[cfg(feature = "bench")]
+        if self.inner.unsealed {
+            return false;
+        }
+        true
+    }
+
     fn build(db: Db, keys: Option<verkosto_keys::KeyStore>) -> EventLog {
         let (commits, _) = watch::channel(Cursor::START);
         EventLog {
@@ -71,6 +97,8 @@ impl EventLog {
                 heads: Default::default(),
                 refused_copies: Default::default(),
                 keys,
+                #[cfg(feature = "bench")]
+                unsealed: false,
             }),
         }
     }
@@ -100,11 +128,9 @@ impl EventLog {
             .map(str::to_string)
             .collect();
         let mut keys = Vec::with_capacity(cases.len());
-        if let Some(store) = self.keys() {
-            for case in &cases {
-                if let Some(key) = store.existing_case_key(case).await.map_err(Error::Keys)? {
-                    keys.push(key);
-                }
+        for case in &cases {
+            if let Some(key) = self.opening_key(case).await.map_err(Error::Keys)? {
+                keys.push(key);
             }
         }
         Ok(verkosto_keys::open_all_with(value, &|case: &str| {
@@ -119,9 +145,6 @@ impl EventLog {
     /// changes nothing appends nothing), never for an answer: answers open
     /// through the consent guard.
     pub async fn open_known(&self, events: &mut [RecordedEvent]) -> Result<usize, Error> {
-        let Some(store) = self.keys() else {
-            return Ok(0);
-        };
         let cases: std::collections::BTreeSet<String> = events
             .iter()
             .flat_map(|e| verkosto_keys::sealed_strings(&e.payload))
@@ -130,7 +153,7 @@ impl EventLog {
             .collect();
         let mut keys = Vec::with_capacity(cases.len());
         for case in &cases {
-            if let Some(key) = store.existing_case_key(case).await.map_err(Error::Keys)? {
+            if let Some(key) = self.opening_key(case).await.map_err(Error::Keys)? {
                 keys.push(key);
             }
         }
@@ -142,6 +165,29 @@ impl EventLog {
             .iter_mut()
             .map(|e| verkosto_keys::open_known(&mut e.payload, &key_of))
             .sum())
+    }
+
+    /// The key that opens `case_id`'s sealed text: none when the case has
+    /// none (never sealed anything, or erased) or this log has no key store.
+    /// Never makes one.
+    pub async fn opening_key(
+        &self,
+        case_id: &str,
+    ) -> Result<Option<verkosto_keys::CaseKey>, verkosto_keys::KeyError> {
+        match self.keys() {
+            Some(store) if self.seals() => store.existing_case_key(case_id).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// `text` sealed under `case_id`'s key for record `context` (a row id),
+    /// as [`EventLog::case_key`] and [`CaseKey::seal`](verkosto_keys::CaseKey::seal)
+    /// do: for client text a service keeps in its own tables.
+    pub async fn seal(&self, case_id: &str, context: &str, text: &str) -> Result<String, Error> {
+        if !self.seals() {
+            return Ok(text.to_string());
+        }
+        Ok(self.case_key(case_id).await?.seal(context, text))
     }
 
     /// The data key of `case_id`, made (and durable) if it is new:

@@ -336,10 +336,7 @@ impl Guard {
             .await?
             .filter(|v| v.is_member(&reader.agency))
             .ok_or_else(|| GuardError::NotFound(case_id.to_string()))?;
-        let key = match self.log().keys() {
-            Some(keys) => keys.existing_case_key(case_id).await?,
-            None => None,
-        };
+        let key = self.log().opening_key(case_id).await?;
         Ok(CaseRead::new(
             view,
             reader.clone(),

@@ -232,6 +232,70 @@ pub async fn spawn_embedded(data_dir: &Path, extra_env: &[(&str, &str)]) -> (Chi
     (child, format!("http://{addr}"))
 }
 
+/// Whether this build's `verkosto serve` has `flag`: the benchmarks'
+/// baselines (`--bench-unsealed`, ...) exist only in builds with
+/// `--features bench`.
+pub fn serve_has_flag(flag: &str) -> bool {
+    let help = verkosto_testkit::verkosto_std()
+        .args(["serve", "--help"])
+        .output()
+        .expect("verkosto serve --help");
+    assert!(help.status.success(), "verkosto serve --help failed");
+    String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .any(|word| word == flag)
+}
+
+/// The baseline without sealing, or why it is not measured.
+pub const UNSEALED_FLAG: &str = "--bench-unsealed";
+pub const NO_UNSEALED: &str =
+    "not measured: this `verkosto` was built without `--features bench` (no `--bench-unsealed`)";
+
+/// What sealing may cost at most: 1 − sealed ÷ unsealed throughput.
+pub const TARGET_SEALING_COST: f64 = 0.10;
+
+/// A table row's cost cells: `1 − sealed ÷ unsealed` in %, the target and
+/// whether it is met.
+pub fn sealing_cost_cells(sealed: f64, unsealed: f64) -> (f64, String) {
+    let cost = 1.0 - sealed / unsealed;
+    (
+        cost,
+        format!(
+            "{:.1} % | ≤ {:.0} % | {}",
+            100.0 * cost,
+            100.0 * TARGET_SEALING_COST,
+            met(cost <= TARGET_SEALING_COST)
+        ),
+    )
+}
+
+/// Insists that every record body the server at `database_url` stored is
+/// sealed (`sealed`), or that none is: each side of the sealing comparison
+/// must be what it claims.
+pub async fn assert_bodies_sealed(database_url: &str, sealed: bool) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("the server's database");
+    let bodies: Vec<String> = sqlx::query_scalar("SELECT body FROM cases_records")
+        .fetch_all(&pool)
+        .await
+        .expect("record bodies");
+    pool.close().await;
+    assert!(!bodies.is_empty(), "no records stored");
+    let found = bodies
+        .iter()
+        .filter(|b| verkosto_keys::is_sealed(b))
+        .count();
+    let want = if sealed { bodies.len() } else { 0 };
+    assert_eq!(
+        found,
+        want,
+        "{found} of {} record bodies sealed, expected {want}",
+        bodies.len()
+    );
+}
+
 /// A dev token from `base`.
 pub async fn token(http: &reqwest::Client, base: &str, user: &str) -> String {
     let r: Value = http

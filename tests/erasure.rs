@@ -462,6 +462,14 @@ async fn after_a_key_rotation_an_older_key_store_backup_opens_nothing() {
     keys.close().await;
 }
 
+/// POSTs `body` to `path` as `token`, checks the answer's status, and
+/// returns the answer.
+async fn post_expecting(v: &Verkosto, token: &str, path: &str, body: Value, status: u16) -> Value {
+    let (s, answer) = post(v, token, path, body).await;
+    assert_eq!(s, status, "POST {path}: {answer}");
+    answer
+}
+
 /// Polls `GET path` as `token` until `done` holds of the answer (30 s at
 /// most: the sweeps run at once when the clock moves, and the test fails
 /// on a sweep that never comes).
@@ -485,44 +493,32 @@ both_modes!(
         let (case, _, task) = case_with_data(&v, &fiona, &hanna, "C-1").await;
         let c = format!("/api/v1/cases/{case}");
         // Hanna may read the task's text (and so its cancellation's reason).
-        let (s, body) = post(
-        &v,
-        &fiona,
-        &format!("{c}/consent/grants"),
-        json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care",
-                "valid_until": null, "obtained": { "method": "written", "language": "fi", "grantor": "self" } }),
-    )
-    .await;
-        assert_eq!(s, 201, "{body}");
+        let grant = json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care",
+                "valid_until": null, "obtained": { "method": "written", "language": "fi", "grantor": "self" } });
+        post_expecting(&v, &fiona, &format!("{c}/consent/grants"), grant, 201).await;
         // A task done before the closing stays done.
-        let (s, body) = post(
-        &v,
-        &fiona,
-        &format!("{c}/tasks"),
-        json!({ "description": "Done already", "category": "health", "assignee": "health-hus", "due": null }),
-    )
-    .await;
-        assert_eq!(s, 201, "{body}");
+        let task_done = json!({ "description": "Done already", "category": "health", "assignee": "health-hus", "due": null });
+        let body = post_expecting(&v, &fiona, &format!("{c}/tasks"), task_done, 201).await;
         let done = body["id"].as_str().unwrap().to_string();
         for step in ["accept", "complete"] {
-            let (s, body) = post(
+            post_expecting(
                 &v,
                 &hanna,
                 &format!("/api/v1/tasks/{done}/{step}"),
                 json!({}),
+                200,
             )
             .await;
-            assert_eq!(s, 200, "{step}: {body}");
         }
 
-        let (s, body) = post(
+        post_expecting(
             &v,
             &fiona,
             &format!("{c}/close"),
             json!({ "outcome": "moved_away" }),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
         let cancelled = until(&v, &hanna, &format!("/api/v1/tasks/{task}"), |_, t| {
             t["status"] == "cancelled"
         })
@@ -569,23 +565,23 @@ both_modes!(
         let (held, _, _) = case_with_data(&v, &fiona, &hanna, "R-held").await;
         let (open, _, _) = case_with_data(&v, &fiona, &hanna, "R-open").await;
         for case in [&old, &held] {
-            let (s, body) = post(
+            post_expecting(
                 &v,
                 &fiona,
                 &format!("/api/v1/cases/{case}/close"),
                 close.clone(),
+                200,
             )
             .await;
-            assert_eq!(s, 200, "{body}");
         }
-        let (s, body) = post(
+        let body = post_expecting(
             &v,
             &aino,
             &format!("/api/v1/cases/{held}/legal-hold"),
             json!({ "reason": "court order 7/2026" }),
+            201,
         )
         .await;
-        assert_eq!(s, 201, "{body}");
         let hold = body["hold_id"].as_str().unwrap().to_string();
 
         // Only auditors list what is due.
@@ -622,22 +618,22 @@ both_modes!(
 
         // A year and a day on: the old case goes, the held one stays; a case
         // closed now is not due for another year, an open one never.
-        let (s, body) = post(
+        post_expecting(
             &v,
             &admin,
             "/api/v1/dev/clock",
             json!({ "advance_seconds": 366 * 86_400 }),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
-        let (s, body) = post(
+        post_expecting(
             &v,
             &fiona,
             &format!("/api/v1/cases/{open}/close"),
             close.clone(),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
         let recent = open;
         until(&v, &fiona, &format!("/api/v1/cases/{old}"), |s, _| s == 410).await;
         for case in [&held, &recent] {
@@ -672,22 +668,22 @@ both_modes!(
         );
 
         // Released, the held case is erased at the next sweep.
-        let (s, body) = post(
+        post_expecting(
             &v,
             &aino,
             &format!("/api/v1/cases/{held}/legal-hold/{hold}/release"),
             json!({}),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
-        let (s, body) = post(
+        post_expecting(
             &v,
             &admin,
             "/api/v1/dev/clock",
             json!({ "advance_seconds": 60 }),
+            200,
         )
         .await;
-        assert_eq!(s, 200, "{body}");
         until(&v, &fiona, &format!("/api/v1/cases/{held}"), |s, _| {
             s == 410
         })

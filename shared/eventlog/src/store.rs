@@ -122,17 +122,7 @@ impl EventLog {
     /// means (an invitation to it, an auditor's replay); a read of a member
     /// opens through `verkosto-guard`, after the policy.
     pub async fn open_sealed(&self, value: &mut serde_json::Value) -> Result<usize, Error> {
-        let cases: std::collections::BTreeSet<String> = verkosto_keys::sealed_strings(value)
-            .into_iter()
-            .filter_map(verkosto_keys::sealed_case)
-            .map(str::to_string)
-            .collect();
-        let mut keys = Vec::with_capacity(cases.len());
-        for case in &cases {
-            if let Some(key) = self.opening_key(case).await.map_err(Error::Keys)? {
-                keys.push(key);
-            }
-        }
+        let keys = self.opening_keys([&*value]).await?;
         Ok(verkosto_keys::open_all_with(value, &|case: &str| {
             keys.iter().find(|k| k.case_id() == case)
         }))
@@ -145,18 +135,7 @@ impl EventLog {
     /// changes nothing appends nothing), never for an answer: answers open
     /// through the consent guard.
     pub async fn open_known(&self, events: &mut [RecordedEvent]) -> Result<usize, Error> {
-        let cases: std::collections::BTreeSet<String> = events
-            .iter()
-            .flat_map(|e| verkosto_keys::sealed_strings(&e.payload))
-            .filter_map(verkosto_keys::sealed_case)
-            .map(str::to_string)
-            .collect();
-        let mut keys = Vec::with_capacity(cases.len());
-        for case in &cases {
-            if let Some(key) = self.opening_key(case).await.map_err(Error::Keys)? {
-                keys.push(key);
-            }
-        }
+        let keys = self.opening_keys(events.iter().map(|e| &e.payload)).await?;
         if keys.is_empty() {
             return Ok(0);
         }
@@ -165,6 +144,26 @@ impl EventLog {
             .iter_mut()
             .map(|e| verkosto_keys::open_known(&mut e.payload, &key_of))
             .sum())
+    }
+
+    /// The keys that open the sealed text in `values`, one per case that
+    /// has one (an erased case has none).
+    async fn opening_keys<'v>(
+        &self,
+        values: impl IntoIterator<Item = &'v serde_json::Value>,
+    ) -> Result<Vec<verkosto_keys::CaseKey>, Error> {
+        let cases: std::collections::BTreeSet<&str> = values
+            .into_iter()
+            .flat_map(verkosto_keys::sealed_strings)
+            .filter_map(verkosto_keys::sealed_case)
+            .collect();
+        let mut keys = Vec::with_capacity(cases.len());
+        for case in cases {
+            if let Some(key) = self.opening_key(case).await.map_err(Error::Keys)? {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     /// The key that opens `case_id`'s sealed text: none when the case has

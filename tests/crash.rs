@@ -37,6 +37,20 @@ async fn spawn_embedded_with(dir: &std::path::Path, extra: &[&str]) -> (ChildPro
     (child, format!("http://{addr}"))
 }
 
+/// A dev token of `user` from the server at `base`.
+async fn dev_token(http: &reqwest::Client, base: &str, user: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/dev/token"))
+        .json(&serde_json::json!({ "user": user }))
+        .send()
+        .await
+        .unwrap();
+    r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn crash_during_appends(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
     let (mut distributed, mut embedded, base) = match mode {
@@ -59,16 +73,7 @@ async fn crash_during_appends(mode: Mode) {
         .unwrap();
     let token = {
         let b = base.lock().unwrap().clone();
-        let r = http
-            .post(format!("{b}/api/v1/dev/token"))
-            .json(&serde_json::json!({ "user": "admin" }))
-            .send()
-            .await
-            .unwrap();
-        r.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        dev_token(&http, &b, "admin").await
     };
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -226,18 +231,7 @@ async fn crash_during_erasures(mode: Mode) {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let token = {
-        let r = http
-            .post(format!("{base}/api/v1/dev/token"))
-            .json(&serde_json::json!({ "user": "fiona" }))
-            .send()
-            .await
-            .unwrap();
-        r.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let token = dev_token(&http, &base, "fiona").await;
     let post = |base: &str, path: &str, body: serde_json::Value| {
         http.post(format!("{base}{path}"))
             .bearer_auth(&token)

@@ -16,11 +16,17 @@ const CLIENTS: usize = 16;
 
 /// The embedded mode, as a real process this test can kill.
 async fn spawn_embedded(dir: &std::path::Path) -> (ChildProcess, String) {
+    spawn_embedded_with(dir, &[]).await
+}
+
+/// [`spawn_embedded`] with extra `serve` flags.
+async fn spawn_embedded_with(dir: &std::path::Path, extra: &[&str]) -> (ChildProcess, String) {
     let mut cmd = verkosto_testkit::verkosto();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(["--dev-auth", "on", "--dev-key-seed", verkosto_e2e::DEV_SEED])
-        // A load generator: 5,000 appends as fast as they go.
+        .args(extra)
+        // Load generators: as fast as they go.
         .args(verkosto_e2e::NO_RATE_LIMITS)
         .env("VERKOSTO_LOG", "warn");
     let mut child = ChildProcess::spawn(cmd).unwrap();
@@ -192,4 +198,205 @@ async fn kill_9_during_appends_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_appends_distributed() {
     crash_during_appends(Mode::Distributed).await;
+}
+
+/// Closed cases erased at once while the process is killed: after the
+/// restart each case is erased for good (`CaseErased` in the log and its
+/// key gone, the key possibly by the restarted process) or untouched
+/// (neither), and erasing it again finishes it.
+async fn crash_during_erasures(mode: Mode) {
+    const CASES: usize = 24;
+    let dir = tempfile::tempdir().unwrap();
+    // Every erasure at once: no rate limit may refuse some of them.
+    let flags = ["--demo", "--demo-case", "off"];
+    let (mut distributed, mut embedded, mut base) = match mode {
+        Mode::Distributed => {
+            let mut with_no_limits = flags.to_vec();
+            with_no_limits.extend_from_slice(&verkosto_e2e::NO_RATE_LIMITS);
+            let v = Verkosto::start_with(mode, &with_no_limits).await.unwrap();
+            let base = v.base.clone();
+            (Some(v), None, base)
+        }
+        Mode::Embedded => {
+            let (child, base) = spawn_embedded_with(dir.path(), &flags).await;
+            (None, Some(child), base)
+        }
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let token = {
+        let r = http
+            .post(format!("{base}/api/v1/dev/token"))
+            .json(&serde_json::json!({ "user": "fiona" }))
+            .send()
+            .await
+            .unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let post = |base: &str, path: &str, body: serde_json::Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let mut cases = Vec::new();
+    for i in 0..CASES {
+        let r = post(
+            &base,
+            "/api/v1/cases",
+            serde_json::json!({ "pseudonym": format!("K-{i}"), "languages": ["fi"] }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = post(
+            &base,
+            &format!("/api/v1/cases/{id}/records"),
+            serde_json::json!({ "category": "health", "body": "a record" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = post(
+            &base,
+            &format!("/api/v1/cases/{id}/close"),
+            serde_json::json!({ "outcome": "goals_met" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        cases.push(id);
+    }
+
+    // Every erasure at once; the process dies as the first is answered.
+    let erasure = serde_json::json!({ "reason": "asked", "legal_basis": "data_subject_request" });
+    let (answered, mut first) = tokio::sync::mpsc::channel::<()>(CASES);
+    let erasures: Vec<_> = cases
+        .iter()
+        .map(|id| {
+            let request = post(
+                &base,
+                &format!("/api/v1/cases/{id}/erasure"),
+                erasure.clone(),
+            );
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                if request.await.is_ok_and(|r| r.status() == 200) {
+                    let _ = answered.send(()).await;
+                }
+            })
+        })
+        .collect();
+    first.recv().await.expect("an erasure was answered");
+    match mode {
+        Mode::Distributed => {
+            let v = distributed.as_mut().unwrap();
+            v.kill9().await.unwrap();
+            for e in erasures {
+                e.await.unwrap();
+            }
+            v.spawn_process().await.unwrap();
+            base = v.base.clone();
+        }
+        Mode::Embedded => {
+            embedded.as_mut().unwrap().kill9().await.unwrap();
+            for e in erasures {
+                e.await.unwrap();
+            }
+            let (child, b) = spawn_embedded_with(dir.path(), &flags).await;
+            embedded = Some(child);
+            base = b;
+        }
+    }
+
+    let (url, keys_url) = match mode {
+        Mode::Distributed => {
+            let url = distributed.as_ref().unwrap().database_url.clone();
+            (url.clone(), url)
+        }
+        Mode::Embedded => (
+            format!("sqlite://{}", dir.path().join("verkosto.db").display()),
+            format!("sqlite://{}", dir.path().join("keys.db").display()),
+        ),
+    };
+    let log = verkosto_eventlog::EventLog::connect(&url).await.unwrap();
+    let kek = verkosto_keys::FileKeys::parse(verkosto_testkit::TEST_KEK).unwrap();
+    let keys = verkosto_keys::KeyStore::open(&keys_url, Arc::new(kek))
+        .await
+        .unwrap();
+    // Each case: erased in the log ⇔ its key is gone. The restarted
+    // process's reaction may still be destroying a key: give it a while.
+    let mut erased = Vec::new();
+    for id in &cases {
+        let mut tries = 0;
+        loop {
+            let in_log = log
+                .read_stream("case", id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.event_type == "CaseErased");
+            // Read from the store each time, not from this process's cache.
+            keys.evict(id);
+            let key_gone = keys.existing_case_key(id).await.unwrap().is_none();
+            if in_log == key_gone {
+                if in_log {
+                    erased.push(id.clone());
+                }
+                break;
+            }
+            assert!(
+                tries < 300 && in_log,
+                "case {id}: CaseErased in the log: {in_log}, key destroyed: {key_gone}"
+            );
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Retried, the rest is erased; what was erased stays so (410).
+    for id in &cases {
+        let r = post(
+            &base,
+            &format!("/api/v1/cases/{id}/erasure"),
+            erasure.clone(),
+        )
+        .await
+        .unwrap();
+        let expected = if erased.contains(id) { 410 } else { 200 };
+        assert_eq!(r.status(), expected, "{id}");
+        keys.evict(id);
+        assert!(keys.existing_case_key(id).await.unwrap().is_none(), "{id}");
+    }
+    assert!(log.verify(|_| {}).await.unwrap().ok);
+    eprintln!(
+        "{mode:?}: {} of {CASES} erased when the process died",
+        erased.len()
+    );
+    keys.close().await;
+    log.db().close().await;
+    if let Some(mut child) = embedded {
+        child.terminate().await.unwrap();
+    }
+    if let Some(v) = distributed {
+        v.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_erasures_embedded() {
+    crash_during_erasures(Mode::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_erasures_distributed() {
+    crash_during_erasures(Mode::Distributed).await;
 }

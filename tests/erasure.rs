@@ -192,9 +192,45 @@ both_modes!(
         .await;
         assert_eq!(s, 200, "{body}");
 
+        // Found by its pseudonym (however it is spelled) through the blind
+        // index: by its members among their cases, by the auditor anywhere.
+        let found = until(
+            &v,
+            &fiona,
+            "/api/v1/cases?pseudonym=%20e-1%20",
+            |s, body| s == 200 && !body["cases"].as_array().unwrap().is_empty(),
+        )
+        .await;
+        assert_eq!(found["cases"].as_array().unwrap().len(), 1, "{found}");
+        assert_eq!(found["cases"][0]["id"], json!(case), "{found}");
+        let (s, found) = status_of(&v, &aino, "/api/v1/audit/cases?pseudonym=E-1").await;
+        assert_eq!(s, 200, "{found}");
+        assert_eq!(found["cases"][0]["case_id"], json!(case), "{found}");
+        assert_eq!(found["cases"][0]["status"], "closed", "{found}");
+        let (s, body) = status_of(&v, &aino, "/api/v1/audit/cases?pseudonym=").await;
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (422, Some("pseudonym")),
+            "{body}"
+        );
+        let (s, _) = status_of(&v, &fiona, "/api/v1/audit/cases?pseudonym=E-1").await;
+        assert_eq!(s, 403);
+
         // Erased.
         let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
         assert_eq!(s, 200, "{body}");
+        // Its index entries went with its key.
+        for (who, path) in [
+            (&fiona, "/api/v1/cases?pseudonym=E-1"),
+            (&aino, "/api/v1/audit/cases?pseudonym=E-1"),
+        ] {
+            let (s, found) = status_of(&v, who, path).await;
+            assert_eq!(
+                (s, found["cases"].as_array().map(Vec::len)),
+                (200, Some(0)),
+                "{path}: {found}"
+            );
+        }
         for path in [
             c.clone(),
             format!("{c}/records"),
@@ -425,3 +461,241 @@ async fn after_a_key_rotation_an_older_key_store_backup_opens_nothing() {
     assert!(keys.existing_case_key(&other).await.unwrap().is_some());
     keys.close().await;
 }
+
+/// Polls `GET path` as `token` until `done` holds of the answer (30 s at
+/// most: the sweeps run at once when the clock moves, and the test fails
+/// on a sweep that never comes).
+async fn until(v: &Verkosto, token: &str, path: &str, done: impl Fn(u16, &Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let (s, body) = status_of(v, token, path).await;
+        if done(s, &body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("GET {path} never got there");
+}
+
+both_modes!(
+    closing_a_case_cancels_its_open_tasks_with_the_reason,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let fiona = v.token("fiona").await.unwrap();
+        let hanna = v.token("hanna").await.unwrap();
+        let (case, _, task) = case_with_data(&v, &fiona, &hanna, "C-1").await;
+        let c = format!("/api/v1/cases/{case}");
+        // Hanna may read the task's text (and so its cancellation's reason).
+        let (s, body) = post(
+        &v,
+        &fiona,
+        &format!("{c}/consent/grants"),
+        json!({ "recipient": "health-hus", "categories": ["health"], "purpose": "care",
+                "valid_until": null, "obtained": { "method": "written", "language": "fi", "grantor": "self" } }),
+    )
+    .await;
+        assert_eq!(s, 201, "{body}");
+        // A task done before the closing stays done.
+        let (s, body) = post(
+        &v,
+        &fiona,
+        &format!("{c}/tasks"),
+        json!({ "description": "Done already", "category": "health", "assignee": "health-hus", "due": null }),
+    )
+    .await;
+        assert_eq!(s, 201, "{body}");
+        let done = body["id"].as_str().unwrap().to_string();
+        for step in ["accept", "complete"] {
+            let (s, body) = post(
+                &v,
+                &hanna,
+                &format!("/api/v1/tasks/{done}/{step}"),
+                json!({}),
+            )
+            .await;
+            assert_eq!(s, 200, "{step}: {body}");
+        }
+
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("{c}/close"),
+            json!({ "outcome": "moved_away" }),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let cancelled = until(&v, &hanna, &format!("/api/v1/tasks/{task}"), |_, t| {
+            t["status"] == "cancelled"
+        })
+        .await;
+        assert_eq!(
+            cancelled["outcome_note"], "The case was closed (the client moved away).",
+            "{cancelled}"
+        );
+        let (s, body) = status_of(&v, &hanna, &format!("/api/v1/tasks/{done}")).await;
+        assert_eq!((s, body["status"].as_str()), (200, Some("done")), "{body}");
+        let (s, case_view) = status_of(&v, &fiona, &c).await;
+        assert_eq!(s, 200, "{case_view}");
+        assert_eq!(
+            (case_view["status"].as_str(), case_view["outcome"].as_str()),
+            (Some("closed"), Some("moved_away")),
+            "{case_view}"
+        );
+        v.stop().await;
+    }
+);
+
+both_modes!(
+    the_retention_sweep_erases_what_is_due_and_nothing_else,
+    |mode| async move {
+        let v = Verkosto::start_with(
+            mode,
+            &[
+                "--demo",
+                "--demo-case",
+                "off",
+                "--retention",
+                "1y",
+                "--dev-clock",
+            ],
+        )
+        .await
+        .unwrap();
+        let fiona = v.token("fiona").await.unwrap();
+        let hanna = v.token("hanna").await.unwrap();
+        let aino = v.token("aino").await.unwrap();
+        let admin = v.token("admin").await.unwrap();
+        let close = json!({ "outcome": "goals_met" });
+        let (old, _, _) = case_with_data(&v, &fiona, &hanna, "R-old").await;
+        let (held, _, _) = case_with_data(&v, &fiona, &hanna, "R-held").await;
+        let (open, _, _) = case_with_data(&v, &fiona, &hanna, "R-open").await;
+        for case in [&old, &held] {
+            let (s, body) = post(
+                &v,
+                &fiona,
+                &format!("/api/v1/cases/{case}/close"),
+                close.clone(),
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+        }
+        let (s, body) = post(
+            &v,
+            &aino,
+            &format!("/api/v1/cases/{held}/legal-hold"),
+            json!({ "reason": "court order 7/2026" }),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+        let hold = body["hold_id"].as_str().unwrap().to_string();
+
+        // Only auditors list what is due.
+        let (s, _) = status_of(&v, &fiona, "/api/v1/audit/retention").await;
+        assert_eq!(s, 403);
+        let (s, list) = status_of(&v, &aino, "/api/v1/audit/retention").await;
+        assert_eq!(s, 200, "{list}");
+        assert_eq!(list["period"], "1y", "{list}");
+        let listed: Vec<(&str, bool)> = list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["case_id"].as_str().unwrap(),
+                    c["legal_hold"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(old.as_str(), false), (held.as_str(), true)],
+            "{list}"
+        );
+        let first = &list["cases"][0];
+        let closed_at =
+            chrono::DateTime::parse_from_rfc3339(first["closed_at"].as_str().unwrap()).unwrap();
+        let erase_after =
+            chrono::DateTime::parse_from_rfc3339(first["erase_after"].as_str().unwrap()).unwrap();
+        assert!(
+            (erase_after - closed_at).num_days() >= 365,
+            "a year after closing: {first}"
+        );
+
+        // A year and a day on: the old case goes, the held one stays; a case
+        // closed now is not due for another year, an open one never.
+        let (s, body) = post(
+            &v,
+            &admin,
+            "/api/v1/dev/clock",
+            json!({ "advance_seconds": 366 * 86_400 }),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = post(
+            &v,
+            &fiona,
+            &format!("/api/v1/cases/{open}/close"),
+            close.clone(),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let recent = open;
+        until(&v, &fiona, &format!("/api/v1/cases/{old}"), |s, _| s == 410).await;
+        for case in [&held, &recent] {
+            let (s, body) = status_of(&v, &fiona, &format!("/api/v1/cases/{case}")).await;
+            assert_eq!(s, 200, "{case}: {body}");
+        }
+        let (_, list) = status_of(&v, &aino, "/api/v1/audit/retention").await;
+        let listed: Vec<&str> = list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, vec![held.as_str(), recent.as_str()], "{list}");
+        let (s, history) = status_of(
+            &v,
+            &aino,
+            &format!("/api/v1/audit/cases/{old}/consent/history"),
+        )
+        .await;
+        assert_eq!(s, 200, "{history}");
+        assert_eq!(
+            history["erased"]["legal_basis"], "retention_expired",
+            "{history}"
+        );
+        assert!(
+            history["erased"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("retention period (1y)"),
+            "{history}"
+        );
+
+        // Released, the held case is erased at the next sweep.
+        let (s, body) = post(
+            &v,
+            &aino,
+            &format!("/api/v1/cases/{held}/legal-hold/{hold}/release"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = post(
+            &v,
+            &admin,
+            "/api/v1/dev/clock",
+            json!({ "advance_seconds": 60 }),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        until(&v, &fiona, &format!("/api/v1/cases/{held}"), |s, _| {
+            s == 410
+        })
+        .await;
+        let (s, body) = status_of(&v, &fiona, &format!("/api/v1/cases/{recent}")).await;
+        assert_eq!(s, 200, "{body}");
+        let (s, report) = status_of(&v, &aino, "/api/v1/audit/verify").await;
+        assert_eq!((s, report["ok"].as_bool()), (200, Some(true)), "{report}");
+        v.stop().await;
+    }
+);

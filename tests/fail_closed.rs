@@ -638,10 +638,14 @@ const LOGGED: [&str; 13] = [
 /// Routes with no client data: the directory, the caller's own settings,
 /// the integrity check (hashes), and the lists of an agency's cases and
 /// invitations (a pseudonym stands for the client and names no one).
-const NOT_CLIENT_DATA: [&str; 7] = [
+const NOT_CLIENT_DATA: [&str; 9] = [
     "/api/v1/agencies",
     "/api/v1/users",
     "/api/v1/audit/verify",
+    // Case ids, agencies and dates: which case a pseudonym names, and when
+    // closed cases are erased.
+    "/api/v1/audit/cases",
+    "/api/v1/audit/retention",
     "/api/v1/calendar/feed-tokens",
     "/api/v1/cases",
     "/api/v1/invitations",

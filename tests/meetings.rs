@@ -456,6 +456,27 @@ both_modes!(
             .await
             .unwrap();
         assert_eq!(status, 200, "{answer}");
+        // Saving the same draft again appends nothing, though the stored
+        // draft is sealed: the meeting compares the text, not ciphertext.
+        let saved = v
+            .log()
+            .await
+            .unwrap()
+            .read_stream("meeting", &id)
+            .await
+            .unwrap()
+            .len();
+        let (status, again) = v
+            .put(&n.fiona, &path, &minutes(notes.clone(), three_items()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, &again["version"]),
+            (200, &answer["version"]),
+            "{again}"
+        );
+        let log = v.log().await.unwrap();
+        assert_eq!(log.read_stream("meeting", &id).await.unwrap().len(), saved);
         let (status, answer) = v
             .post(&n.fiona, &format!("{path}/publish"), &json!({}))
             .await

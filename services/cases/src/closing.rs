@@ -4,7 +4,8 @@
 //! field of every event and row of the case becomes unreadable for good,
 //! while the log and its hash chain stay as they were. The order makes a
 //! crash harmless: `CaseErased` is appended first (durable), then the key
-//! is destroyed, by the request and again by the [`ErasedKeys`] reaction,
+//! is destroyed, by the request and again by the
+//! [`ErasedKeys`](crate::shredding::ErasedKeys) reaction,
 //! which runs from its checkpoint after a restart. So either neither has
 //! happened, or the event is in the log and the key is gone or about to be.
 
@@ -14,9 +15,7 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::AnyConnection;
 use verkosto_auth::Role;
-use verkosto_eventlog::{ApplyError, Error, EventLog, Projection, RecordedEvent};
 use verkosto_http::{Action, Caller, Problem, Write};
 use verkosto_types::{OptionalText, Text};
 
@@ -180,52 +179,8 @@ async fn erase(
         .await?;
     // `CaseErased` is durable: now the key goes (the reaction does it
     // again if this process dies first).
-    destroy_keys(&c.log, &id).await?;
+    crate::shredding::destroy_keys(&c.log, &id).await?;
     Ok(verkosto_http::command_response(outcome, |a| {
         answer(a.version)
     }))
-}
-
-/// Destroys the data key of `case_id` (and its blind-index entries).
-pub(crate) async fn destroy_keys(log: &EventLog, case_id: &str) -> Result<(), Error> {
-    let keys = log
-        .keys()
-        .ok_or_else(|| Error::Config("no key store: nothing can be erased".into()))?;
-    if keys.destroy(case_id).await.map_err(Error::Keys)? {
-        tracing::info!(case_id, "the case's data key is destroyed");
-    }
-    Ok(())
-}
-
-/// Destroys the key of every erased case, from its checkpoint: finishes an
-/// erasure whose process died between `CaseErased` and the key.
-pub struct ErasedKeys {
-    /// Whose key store it destroys keys in.
-    pub log: EventLog,
-}
-
-/// The reaction's name (its checkpoint).
-pub const ERASED_KEYS: &str = "cases-erased-keys";
-
-#[async_trait::async_trait]
-impl Projection for ErasedKeys {
-    fn name(&self) -> &'static str {
-        ERASED_KEYS
-    }
-
-    fn handles(&self, event: &RecordedEvent) -> bool {
-        event.stream_type == "case" && event.event_type == "CaseErased"
-    }
-
-    async fn apply(
-        &self,
-        _conn: &mut AnyConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ApplyError> {
-        Ok(destroy_keys(&self.log, &event.stream_id).await?)
-    }
-
-    async fn reset(&self, _conn: &mut AnyConnection) -> Result<(), Error> {
-        Ok(())
-    }
 }

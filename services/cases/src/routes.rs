@@ -1,6 +1,6 @@
 //! `/api/v1/cases`, its network, and `/api/v1/invitations`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
@@ -14,6 +14,7 @@ use verkosto_types::{AgencyId, CaseId, Language, Text};
 
 use crate::domain::{self, not_found, CaseCommand, Flags};
 use crate::projection;
+use crate::search::Search;
 use crate::service::{Cases, Member, CASE_WORKERS};
 
 pub fn router(cases: Cases) -> Router {
@@ -28,6 +29,8 @@ pub fn router(cases: Cases) -> Router {
         .route("/api/v1/cases/{id}/invitations/decline", post(decline))
         .merge(crate::records::routes())
         .merge(crate::closing::routes())
+        .merge(crate::retention::routes())
+        .merge(crate::search::routes())
         .merge(crate::plan_api::routes())
         .with_state(cases)
 }
@@ -83,10 +86,20 @@ async fn open_case(State(c): State<Cases>, write: Write<NewCase>) -> Result<Resp
     c.commands().run(&case_id, write, answer, command).await
 }
 
-async fn list_cases(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
+async fn list_cases(
+    State(c): State<Cases>,
+    caller: Caller,
+    query: Result<Query<Search>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, Problem> {
+    let Query(search) = query.map_err(|e| Problem::bad_request(format!("query: {e}")))?;
+    let found = match search.pseudonym()? {
+        Some(pseudonym) => Some(crate::search::find(&c.log, pseudonym).await?),
+        None => None,
+    };
     let rows = projection::cases_of(c.log.db(), &caller.0.agency).await?;
     let cases: Vec<Value> = rows
         .into_iter()
+        .filter(|row| found.as_ref().is_none_or(|ids| ids.contains(&row.0)))
         .map(
             |(id, pseudonym, lead, minor, safety_risk, opened_at, version)| {
                 json!({
@@ -147,6 +160,10 @@ async fn get_case(
         "interpreter_language": case.interpreter_language,
         "version": loaded.version,
         "warnings": warnings,
+        "status": if case.closed.is_some() { "closed" } else { "open" },
+        "closed_at": case.closed.as_ref().map(|(at, _)| format_time(*at)),
+        "outcome": case.closed.as_ref().map(|(_, outcome)| outcome),
+        "legal_holds": case.holds,
     });
     // The header holds no category of client data, but it is a read of
     // the case: it is logged like any other.
@@ -331,7 +348,33 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "cases",
             "The cases whose network holds the caller's agency",
         )
-        .answer(200, "The cases"),
+        .query(
+            "pseudonym",
+            "Only the cases with this pseudonym (found through the blind index)",
+        )
+        .answer(200, "The cases")
+        .answer(422, "An empty or overlong pseudonym"),
+        Op::new(
+            "get",
+            "/api/v1/audit/cases",
+            "audit",
+            "The cases a pseudonym names: ids, lead agency and state only",
+        )
+        .who("an auditor")
+        .query("pseudonym", "The pseudonym (required)")
+        .answer(200, "cases: case_id, lead_agency, status, closed_at")
+        .answer(422, "No, an empty or an overlong pseudonym"),
+        Op::new(
+            "get",
+            "/api/v1/audit/retention",
+            "audit",
+            "Closed cases and when the retention sweep erases them",
+        )
+        .who("an auditor")
+        .answer(
+            200,
+            "period, cases: case_id, closed_at, outcome, erase_after, legal_hold, hold_ids",
+        ),
         Op::new("get", "/api/v1/cases/{id}", "cases", "The case header")
             .who("a member agency")
             .answer(

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 use verkosto_auth::Role;
+use verkosto_eventlog::clock::Clock;
 use verkosto_eventlog::{AggregateStore, EventLog, Progress};
 use verkosto_guard::Guard;
 use verkosto_http::{AuthState, Caller, Commands, Problem};
@@ -20,12 +21,19 @@ pub struct Cases {
     pub log: EventLog,
     /// The `cases_*` read model's progress.
     pub progress: Progress,
+    /// The retention read model's progress (closings and holds).
+    pub retention_progress: Progress,
     /// The consent guard every read of client data goes through.
     pub guard: Guard,
     /// This service's own read model of the directory's agencies.
     pub agencies: crate::Agencies,
     /// Token verification for the `Caller` extractor.
     pub auth: AuthState,
+    /// The process's clock, which tests move: commands are recorded by it
+    /// and the retention sweep runs by it.
+    pub clock: Clock,
+    /// How long a closed case is kept before the sweep erases it.
+    pub retention: crate::period::Period,
     /// Bench builds only (`--features bench`): record lists skip consent
     /// filtering and the access log, as the baseline of the read benchmark.
     /// Production builds have no such field, so nothing can switch it on.
@@ -49,7 +57,10 @@ impl Cases {
 
     /// Where case commands run: writes wait for the `cases` read model.
     pub(crate) fn commands(&self) -> Commands<Case> {
+        let clock = self.clock.clone();
         Commands::new(self.log.clone(), self.progress.clone(), "cases")
+            .and_read_model(self.retention_progress.clone(), crate::closed::NAME)
+            .with_clock(move || clock.now())
     }
 }
 

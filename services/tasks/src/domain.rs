@@ -224,6 +224,14 @@ pub enum TaskCommand {
     },
     /// From the overdue sweep: `today` is the injected clock's date.
     MarkOverdue { today: NaiveDate, at: DateTime<Utc> },
+    /// From the closing of the task's case: a task still to be done is
+    /// cancelled, with `reason`; any other is left as it ended.
+    CancelWithCase {
+        /// Why: the case was closed, and how.
+        reason: String,
+        /// When, on the service's clock.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Task {
@@ -329,6 +337,15 @@ impl Aggregate for Task {
                     &[Status::Open, Status::Accepted, Status::Declined],
                     "cancelled",
                 )?;
+                TaskEvent::TaskCancelled { reason, at }
+            }
+            TaskCommand::CancelWithCase { reason, at } => {
+                if !matches!(
+                    self.status,
+                    Status::Open | Status::Accepted | Status::Declined
+                ) {
+                    return Ok(());
+                }
                 TaskEvent::TaskCancelled { reason, at }
             }
             TaskCommand::MarkOverdue { today, at } => match self.due {

@@ -5,7 +5,7 @@
 //!
 //! Owns the `task` and `webhook` streams and the `tasks_*` tables.
 
-pub mod clock;
+pub mod closed_cases;
 mod commands;
 pub mod domain;
 mod inbox;
@@ -18,11 +18,11 @@ mod service;
 pub mod webhooks;
 mod webhooks_api;
 
-pub use clock::Clock;
 pub use projection::TasksProjection;
 pub use reactions::TaskReactions;
 pub use routes::{api_doc, router};
 pub use service::Tasks;
+pub use verkosto_eventlog::clock::Clock;
 pub use webhooks_api::WebhookEvent;
 
 /// Creates the tasks service's tables.
@@ -40,6 +40,9 @@ pub struct Settings {
     pub webhook_allow_hosts: Vec<outbound::AllowHost>,
     /// Serve `POST /api/v1/dev/clock` (tests only).
     pub dev_clock: bool,
+    /// The process's clock, which the dev endpoint moves: shared with the
+    /// other services' sweeps.
+    pub clock: Clock,
 }
 
 /// The tasks service as the binary runs it: in `--target all` and `tasks`,
@@ -47,11 +50,12 @@ pub struct Settings {
 pub fn module(settings: Settings) -> verkosto_service::Module {
     // Shared by the router and the workers: the clock the dev endpoint
     // moves, the sweep it wakes, where webhooks may go.
-    let clock = Clock::default();
+    let clock = settings.clock.clone();
     let sweep = std::sync::Arc::new(tokio::sync::Notify::new());
     let outbound = outbound::Policy::new(settings.webhook_allow_hosts);
     let sweeper = (clock.clone(), sweep.clone());
     let delivery = (clock.clone(), outbound.clone());
+    let closing_clock = clock.clone();
     verkosto_service::Module::new("tasks", &["all", "tasks"])
         .migration(|db| async move { migrate(&db).await })
         .guarded()
@@ -73,6 +77,16 @@ pub fn module(settings: Settings) -> verkosto_service::Module {
         .worker("overdue sweep", move |ctx| {
             let (clock, sweep) = sweeper;
             overdue::run_sweeper(ctx.log.clone(), clock, sweep, ctx.shutdown.clone())
+        })
+        .worker("closed cases' tasks", move |ctx| {
+            let (log, shutdown) = (ctx.log.clone(), ctx.shutdown.clone());
+            let progress = ctx.progress_of(&TasksProjection);
+            async move {
+                match progress {
+                    Ok(progress) => closed_cases::run(log, closing_clock, progress, shutdown).await,
+                    Err(e) => tracing::error!(error = %e, "closed cases' tasks: no read model"),
+                }
+            }
         })
         .worker("webhook delivery", move |ctx| {
             let (clock, policy) = delivery;

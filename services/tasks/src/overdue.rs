@@ -18,9 +18,9 @@ use verkosto_eventlog::{
 };
 use verkosto_http::{Caller, JsonBody, Problem};
 
-use crate::clock::Clock;
 use crate::domain::{Task, TaskCommand};
 use crate::service::Tasks;
+use verkosto_eventlog::clock::Clock;
 
 /// Marks every task overdue whose due date has passed; returns how many,
 /// and the cursor of the last event written.

@@ -135,7 +135,8 @@ impl Projection for TasksProjection {
 
     fn handles(&self, event: &RecordedEvent) -> bool {
         event.stream_type == "task"
-            || (event.stream_type == "case" && event.event_type == "CaseErased")
+            || (event.stream_type == "case"
+                && matches!(event.event_type.as_str(), "CaseClosed" | "CaseErased"))
     }
 
     async fn apply(
@@ -143,12 +144,29 @@ impl Projection for TasksProjection {
         conn: &mut AnyConnection,
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
+        if event.stream_type == "case" && event.event_type == "CaseClosed" {
+            // Read as a tolerant reader of the wire contract: the outcome only.
+            let outcome = event.payload["CaseClosed"]["outcome"]
+                .as_str()
+                .unwrap_or("other");
+            sqlx::query(
+                "INSERT INTO tasks_closed_cases (case_id, outcome) VALUES ($1, $2) \
+                 ON CONFLICT (case_id) DO NOTHING",
+            )
+            .bind(&event.stream_id)
+            .bind(outcome)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(());
+        }
         if event.stream_type == "case" {
             // Erased: the case's tasks leave no row behind.
-            sqlx::query("DELETE FROM tasks_tasks WHERE case_id = $1")
-                .bind(&event.stream_id)
-                .execute(&mut *conn)
-                .await?;
+            for table in ["tasks_tasks", "tasks_closed_cases"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE case_id = $1"))
+                    .bind(&event.stream_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             return Ok(());
         }
         let decoded = decode_event::<Task>(event).map_err(|e| ApplyError::Poison(e.to_string()))?;
@@ -230,9 +248,11 @@ impl Projection for TasksProjection {
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), Error> {
         // Webhooks and the outbox are not derived: a replay re-queues
         // nothing that was queued before (message ids are stable).
-        sqlx::query("DELETE FROM tasks_tasks")
-            .execute(&mut *conn)
-            .await?;
+        for table in ["tasks_tasks", "tasks_closed_cases"] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 }
@@ -335,6 +355,17 @@ pub(crate) async fn inbox_of(
 
 /// The tasks still to be done whose due date is before `today`, not yet
 /// marked overdue.
+/// The tasks still to be done of closed cases, with each case's outcome.
+pub(crate) async fn tasks_of_closed_cases(db: &Db) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, c.outcome FROM tasks_tasks t \
+         JOIN tasks_closed_cases c ON c.case_id = t.case_id \
+         WHERE t.status IN ('open', 'accepted', 'declined')",
+    )
+    .fetch_all(db.reader())
+    .await?)
+}
+
 pub(crate) async fn overdue_candidates(db: &Db, today: NaiveDate) -> Result<Vec<String>, Error> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM tasks_tasks WHERE due IS NOT NULL AND due < $1 \

@@ -9,9 +9,9 @@ use verkosto_eventlog::{EventLog, Progress};
 use verkosto_guard::{CaseAccess, Guard};
 use verkosto_http::{AuthState, Commands, Problem};
 
-use crate::clock::Clock;
 use crate::domain::Task;
 use crate::projection::{self, TaskRow};
+use verkosto_eventlog::clock::Clock;
 
 /// The tasks service.
 #[derive(Clone)]

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use verkosto_eventlog::{format_time, Db};
 
-use crate::clock::Clock;
 use crate::outbound::{self, Policy};
+use verkosto_eventlog::clock::Clock;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

@@ -78,9 +78,13 @@ impl Settings {
     /// For a process that serves on `listen`, with dev tokens from `dev`.
     fn from_args(args: &ServeArgs, dev: Option<DevIssuer>, listen: SocketAddr) -> Settings {
         let cookies = args.clone();
+        // One clock for the process: the dev endpoint moves every sweep's.
+        let clock = verkosto_eventlog::clock::Clock::default();
         Settings {
             directory: verkosto_directory::Settings { dev },
             cases: verkosto_cases::Settings {
+                retention: args.retention,
+                clock: clock.clone(),
                 #[cfg(feature = "bench")]
                 bench_unfiltered_reads: args.bench_unfiltered_reads,
             },
@@ -90,6 +94,7 @@ impl Settings {
             tasks: verkosto_tasks::Settings {
                 webhook_allow_hosts: args.webhook_allow_hosts.clone(),
                 dev_clock: args.dev_clock,
+                clock,
             },
             web: verkosto_web::Settings {
                 api_url: args.api_url.clone(),

@@ -483,8 +483,13 @@ pub struct ServeArgs {
         default_value_t = 24
     )]
     pub interpreter_lead_time_hours: u64,
-    /// Serve `POST /api/v1/dev/clock`, which moves the tasks service's clock
-    /// forward (for tests of due dates; never in production).
+    /// How long a closed case is kept before it is erased, counted from
+    /// closing: years, months, days (`6y`, `18mo`, `90d`, `2y6mo`). The
+    /// sweep erases each expired case unless a legal hold keeps it.
+    #[arg(long, env = "VERKOSTO_RETENTION", default_value = "6y")]
+    pub retention: verkosto_cases::retention::Period,
+    /// Serve `POST /api/v1/dev/clock`, which moves the process's clock
+    /// forward (for tests of due dates and retention; never in production).
     #[arg(long, env = "VERKOSTO_DEV_CLOCK")]
     pub dev_clock: bool,
     /// Whose clock stamps events and judges expiry: the database's (every

@@ -187,6 +187,7 @@ mod tests {
                 "directory",
                 "cases",
                 "cases-agencies",
+                "cases-retention",
                 "meetings",
                 "tasks",
                 "guard-all",

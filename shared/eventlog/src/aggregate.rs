@@ -120,9 +120,12 @@ where
         &self.log
     }
 
-    /// Loads an aggregate by replaying its stream.
+    /// Loads an aggregate by replaying its stream, its client text opened
+    /// (so that its decisions compare text with text), but an erased
+    /// case's, which stays sealed.
     pub async fn load(&self, id: &str) -> Result<LoadedAggregate<A>, Error> {
-        let events = self.log.read_stream(A::TYPE, id).await?;
+        let mut events = self.log.read_stream(A::TYPE, id).await?;
+        self.log.open_known(&mut events).await?;
         let mut aggregate = A::default();
         let mut version = 0;
         let mut head_hash = crate::hash::GENESIS.to_string();

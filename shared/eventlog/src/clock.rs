@@ -31,6 +31,65 @@ pub fn offset() -> chrono::Duration {
     chrono::Duration::microseconds(OFFSET_MICROS.load(Ordering::Relaxed))
 }
 
+/// The clock a deployment's rules run by (due dates, overdue, retention):
+/// [`now`] plus an offset that tests, and only tests (through the
+/// dev-only `POST /api/v1/dev/clock`), move forward. One clock is shared
+/// by every service of a process, so moving it moves them all, and each
+/// sweep that runs by it wakes at once ([`Clock::moved`]): nothing sleeps
+/// to wait for time to pass.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    /// How far tests have moved the clock past the log's, in seconds;
+    /// shared by every clone, watched by the sweeps.
+    offset_seconds: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            offset_seconds: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        use chrono::SubsecRound;
+        // Microseconds, as the log keeps them.
+        (now() + chrono::Duration::seconds(*self.offset_seconds.borrow())).trunc_subsecs(6)
+    }
+
+    /// Today's date (UTC), for due dates.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.now().date_naive()
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.offset_seconds.send_modify(|offset| *offset += seconds);
+    }
+
+    /// The moves of this clock from now on, for a sweep to wake by.
+    pub fn moves(&self) -> ClockMoves {
+        ClockMoves(self.offset_seconds.subscribe())
+    }
+}
+
+/// The moves of a [`Clock`]: a move made while its holder was busy is not
+/// lost, the next [`ClockMoves::next`] returns at once.
+pub struct ClockMoves(tokio::sync::watch::Receiver<i64>);
+
+impl ClockMoves {
+    /// Resolves when the clock has moved since the last call (never,
+    /// outside tests).
+    pub async fn next(&mut self) {
+        // The sender lives as long as any clone of the clock; if the last
+        // one goes, no move can come.
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Measures the offset (PostgreSQL; SQLite shares the process's clock).
 ///
 /// One reading of the database's clock only bounds the offset: it lies
@@ -95,7 +154,21 @@ pub async fn run_sync(db: Db, shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use super::smallest_within;
+    use super::{smallest_within, Clock};
+
+    #[tokio::test]
+    async fn moving_the_clock_moves_now_and_today_and_wakes_who_waits() {
+        let clock = Clock::default();
+        let before = clock.today();
+        let mut moves = clock.moves();
+        clock.advance(3 * 86_400);
+        assert_eq!(clock.today(), before + chrono::Duration::days(3));
+        assert!(clock.now() > chrono::Utc::now() + chrono::Duration::days(2));
+        // Made before anyone waited: still seen.
+        tokio::time::timeout(std::time::Duration::from_secs(5), moves.next())
+            .await
+            .expect("a move wakes who waits for one");
+    }
 
     #[test]
     fn a_correction_is_made_only_as_far_as_the_reading_proves() {

@@ -519,6 +519,13 @@ impl Progress {
         *self.rx.borrow()
     }
 
+    /// Resolves when the consumer next moves on (never, once it stopped).
+    pub async fn changed(&mut self) {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits until the consumer has passed `cursor`; false on timeout.
     pub async fn wait_for(&self, cursor: Cursor, timeout: Duration) -> bool {
         let mut rx = self.rx.clone();

@@ -112,6 +112,38 @@ impl EventLog {
         }))
     }
 
+    /// Opens the sealed strings of `events` whose case still has its key,
+    /// in place; an erased case's stay sealed, so its events still decode
+    /// (an aggregate replays them and only learns that it was erased).
+    /// For the aggregates' own decisions, which compare text (an edit that
+    /// changes nothing appends nothing), never for an answer: answers open
+    /// through the consent guard.
+    pub async fn open_known(&self, events: &mut [RecordedEvent]) -> Result<usize, Error> {
+        let Some(store) = self.keys() else {
+            return Ok(0);
+        };
+        let cases: std::collections::BTreeSet<String> = events
+            .iter()
+            .flat_map(|e| verkosto_keys::sealed_strings(&e.payload))
+            .filter_map(verkosto_keys::sealed_case)
+            .map(str::to_string)
+            .collect();
+        let mut keys = Vec::with_capacity(cases.len());
+        for case in &cases {
+            if let Some(key) = store.existing_case_key(case).await.map_err(Error::Keys)? {
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let key_of = |case: &str| keys.iter().find(|k| k.case_id() == case);
+        Ok(events
+            .iter_mut()
+            .map(|e| verkosto_keys::open_known(&mut e.payload, &key_of))
+            .sum())
+    }
+
     /// The data key of `case_id`, made (and durable) if it is new:
     /// [`Error::Erased`] once the case was erased, [`Error::Config`] when
     /// this log has no key store (client text is never stored in the clear).

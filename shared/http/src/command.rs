@@ -196,9 +196,10 @@ type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct Commands<A> {
     /// Where the aggregate's streams are.
     log: EventLog,
-    /// The service's read model that shows this aggregate, with its name for
-    /// logs: a write waits (up to 5 s) until it has applied the events; none: no wait.
-    read_model: Option<(Progress, &'static str)>,
+    /// The service's read models that show this aggregate, with their names
+    /// for logs: a write waits (up to 5 s) until each has applied the
+    /// events; none: no wait.
+    read_models: Vec<(Progress, &'static str)>,
     /// When a command is recorded; none: the log's clock
     /// ([`verkosto_eventlog::clock::now`]).
     clock: Option<Clock>,
@@ -210,7 +211,7 @@ impl<A> Clone for Commands<A> {
     fn clone(&self) -> Self {
         Commands {
             log: self.log.clone(),
-            read_model: self.read_model.clone(),
+            read_models: self.read_models.clone(),
             clock: self.clock.clone(),
             _aggregate: std::marker::PhantomData,
         }
@@ -233,17 +234,24 @@ where
     pub fn new(log: EventLog, progress: Progress, name: &'static str) -> Commands<A> {
         Commands {
             log,
-            read_model: Some((progress, name)),
+            read_models: vec![(progress, name)],
             clock: None,
             _aggregate: std::marker::PhantomData,
         }
+    }
+
+    /// These commands, whose writes also wait for the read model `name`
+    /// (its `progress`): for an aggregate two read models show.
+    pub fn and_read_model(mut self, progress: Progress, name: &'static str) -> Commands<A> {
+        self.read_models.push((progress, name));
+        self
     }
 
     /// Commands of an aggregate no read model of the service shows.
     pub fn without_read_model(log: EventLog) -> Commands<A> {
         Commands {
             log,
-            read_model: None,
+            read_models: Vec::new(),
             clock: None,
             _aggregate: std::marker::PhantomData,
         }
@@ -427,16 +435,17 @@ where
         }
     }
 
-    /// Waits until the service's read model has applied the event at
-    /// `cursor`, as long as a write waits (a warning in the log when it has
-    /// not by then); at once without a read model. For writes that do not
-    /// go through these commands (a sweep's) and are read at once.
+    /// Waits until the service's read models have applied the event at
+    /// `cursor`, as long as a write waits (a warning in the log for one that
+    /// has not by then); at once without a read model. For writes that do
+    /// not go through these commands (a sweep's) and are read at once.
     pub async fn wait_for(&self, cursor: Cursor) {
-        let Some((progress, name)) = &self.read_model else {
-            return;
-        };
-        if !progress.wait_for(cursor, READ_YOUR_WRITES).await {
-            tracing::warn!(%cursor, read_model = name, "read model is behind");
+        // They apply side by side: waiting for each in turn takes as long
+        // as the slowest.
+        for (progress, name) in &self.read_models {
+            if !progress.wait_for(cursor, READ_YOUR_WRITES).await {
+                tracing::warn!(%cursor, read_model = name, "read model is behind");
+            }
         }
     }
 

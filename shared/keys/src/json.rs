@@ -193,6 +193,30 @@ pub fn open_all_with<'k>(
     }
 }
 
+/// Opens every sealed string in `value` for which `key_of` gives its case's
+/// key, and leaves every other as it is (sealed): for a value that must
+/// keep its shape whether or not its text can be read, as an aggregate
+/// replayed from an erased case's events. Returns how many it opened.
+pub fn open_known<'k>(value: &mut Value, key_of: &impl Fn(&str) -> Option<&'k CaseKey>) -> usize {
+    match value {
+        Value::String(text) if is_sealed(text) => {
+            let opened = crate::sealed_case(text)
+                .and_then(key_of)
+                .and_then(|key| key.open(text).ok());
+            match opened {
+                Some(plain) => {
+                    *text = plain;
+                    1
+                }
+                None => 0,
+            }
+        }
+        Value::Array(items) => items.iter_mut().map(|v| open_known(v, key_of)).sum(),
+        Value::Object(map) => map.values_mut().map(|v| open_known(v, key_of)).sum(),
+        _ => 0,
+    }
+}
+
 /// Every sealed string in `value`, at any depth, in document order.
 pub fn sealed_strings(value: &Value) -> Vec<&str> {
     fn collect<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
@@ -244,6 +268,18 @@ mod tests {
             "location": null,
             "count": 7
         })
+    }
+
+    #[test]
+    fn open_known_opens_what_it_has_keys_for_and_leaves_the_rest_sealed() {
+        let (one, two) = (key("case-1"), key("case-2"));
+        let mut value = json!({ "a": one.seal("ctx", "first"), "b": [two.seal("ctx", "second")] });
+        let sealed_two = value["b"][0].clone();
+        let opened = open_known(&mut value, &|case: &str| (case == "case-1").then_some(&one));
+        assert_eq!(opened, 1);
+        assert_eq!(value["a"], "first");
+        // Kept as it was, not nulled: the shape holds for a decoder.
+        assert_eq!(value["b"][0], sealed_two);
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod store;
 
 pub use blind::normalize;
 pub use error::{KeyError, PathError, SealError};
-pub use json::{open_all, open_all_with, seal_paths, sealed_strings};
+pub use json::{open_all, open_all_with, open_known, seal_paths, sealed_strings};
 pub use kek::{FileKeys, KeyEncryptionKeys, Wrapped, KEY_FILE_PREFIX};
 pub use seal::{is_sealed, sealed_case, sealed_context, CaseKey, SEALED_PREFIX};
 pub use store::{Backend, KeyStore, KeyStoreOptions};

@@ -1,0 +1,117 @@
+//! Retention: a closed case is kept for the deployment's period
+//! (`--retention`, counted from closing) and then erased by the sweep,
+//! through the same command as a person's erasure, unless a legal hold
+//! is in force. Auditors list what is due (`GET /api/v1/audit/retention`).
+//!
+//! The sweep runs hourly and whenever the process's clock is moved (tests
+//! move it through the dev-only `POST /api/v1/dev/clock`).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use verkosto_auth::Role;
+use verkosto_eventlog::{format_time, Actor, CommandMeta, Error, Execution, Outcome};
+use verkosto_http::{Caller, Problem};
+
+use crate::closed::{closed_cases, Closed};
+use crate::domain::{CaseCommand, LegalBasis};
+pub use crate::period::Period;
+use crate::service::Cases;
+
+/// Erases every case whose retention period ended by the service's clock
+/// and that no hold keeps; returns the ids erased. Each goes through the
+/// same command and key destruction as a person's erasure; a case a hold
+/// was placed on meanwhile is refused by the aggregate and left.
+pub(crate) async fn sweep(c: &Cases) -> Result<Vec<String>, Error> {
+    let now = c.clock.now();
+    let due: Vec<Closed> = closed_cases(c.log.db())
+        .await?
+        .into_iter()
+        .filter(|case| case.hold_ids.is_empty() && c.retention.after(case.closed_at) <= now)
+        .collect();
+    let mut erased = Vec::new();
+    for case in due {
+        let mut meta = CommandMeta::new(Actor::system());
+        meta.occurred_at = now;
+        let command = CaseCommand::Erase {
+            by: Actor::system().agency,
+            sweep: true,
+            legal_basis: LegalBasis::RetentionExpired,
+            reason: format!(
+                "the retention period ({}) from closing on {} ended",
+                c.retention,
+                case.closed_at.date_naive()
+            ),
+            at: now,
+        };
+        match c
+            .commands()
+            .execute_with(&case.case_id, command, Execution::new(meta))
+            .await
+        {
+            Ok(Outcome::Committed { .. }) => {
+                crate::shredding::destroy_keys(&c.log, &case.case_id).await?;
+                tracing::info!(case_id = %case.case_id, period = %c.retention, "retention: the case is erased");
+                erased.push(case.case_id);
+            }
+            Ok(_) => {}
+            Err(refused) => tracing::info!(
+                case_id = %case.case_id,
+                reason = %refused.detail,
+                "retention: the case is due but was not erased"
+            ),
+        }
+    }
+    Ok(erased)
+}
+
+/// How often the sweep runs when the clock is not moved.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Sweeps hourly and whenever the clock moves, until `shutdown`.
+pub(crate) async fn run_sweeper(c: Cases, shutdown: CancellationToken) {
+    let mut moves = c.clock.moves();
+    loop {
+        if let Err(e) = sweep(&c).await {
+            tracing::warn!(error = %e, "retention sweep failed; it runs again within the hour");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = moves.next() => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+pub(crate) fn routes() -> Router<Cases> {
+    Router::new().route("/api/v1/audit/retention", get(list))
+}
+
+/// The auditor's list: every closed case not yet erased, when the sweep
+/// erases it, and whether a legal hold keeps it. Ids and dates only.
+async fn list(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
+    caller.require(&[Role::Auditor])?;
+    // Oldest closing first: the order of erasure, as the period is one.
+    let cases: Vec<Value> = closed_cases(c.log.db())
+        .await?
+        .into_iter()
+        .map(|case| {
+            let erase_after = c.retention.after(case.closed_at);
+            json!({
+                "case_id": case.case_id,
+                "closed_at": format_time(case.closed_at),
+                "outcome": case.outcome,
+                "erase_after": format_time(erase_after),
+                "legal_hold": !case.hold_ids.is_empty(),
+                "hold_ids": case.hold_ids,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "period": c.retention.to_string(), "cases": cases }),
+    ))
+}

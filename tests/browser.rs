@@ -767,10 +767,12 @@ async fn the_end_of_a_case_in_chromium() {
         b.check_at(&format!("closing-open-{lang}"), "#closing-h")
             .await;
         b.submit("form[action$='/close'] button").await;
-        assert!(b.text().await.contains(confirm), "{lang}");
+        let text = b.text().await;
+        assert!(text.contains(confirm), "{lang}: {text}");
         b.check(&format!("close-confirm-{lang}")).await;
         b.open(&erased).await;
-        assert!(b.text().await.contains(gone), "{lang}");
+        let text = b.text().await;
+        assert!(text.contains(gone), "{lang}: {text}");
         b.check(&format!("case-erased-{lang}")).await;
     }
     b.client.close().await.unwrap();

@@ -101,6 +101,37 @@ impl Browser {
         );
     }
 
+    /// Scrolls `css` to the top of the window, then [`Browser::check`]s:
+    /// the screenshot shows that part of a long page.
+    async fn check_at(&self, name: &str, css: &str) {
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView();",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        self.check(name).await;
+    }
+
+    /// Whether the page has an element matching `css`.
+    async fn has(&self, css: &str) -> bool {
+        self.client
+            .execute(
+                "return document.querySelector(arguments[0]) !== null;",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap()
+            == json!(true)
+    }
+
+    /// Switches the language with the header's switcher (back to the same page).
+    async fn language(&self, lang: &str) {
+        self.select("#lang-select", lang).await;
+        self.submit("form.lang button").await;
+    }
+
     /// What axe-core finds wrong with the current page.
     async fn violations(&self) -> Vec<Value> {
         self.client.execute(&self.axe, vec![]).await.unwrap();
@@ -541,6 +572,209 @@ async fn sessions_in_chromium() {
     let url = b.client.current_url().await.unwrap();
     assert_eq!(url.path(), "/tasks");
     assert!(b.text().await.contains("Signed in as fiona"));
+    b.client.close().await.unwrap();
+    v.stop().await;
+}
+
+/// Opens a case from the home page; returns its page's path.
+async fn open_case(b: &Browser, pseudonym: &str) -> String {
+    b.open("/").await;
+    b.fill("#pseudonym", pseudonym).await;
+    b.fill("#languages", "fi").await;
+    b.submit("form[action='/cases'] button").await;
+    let path = b.client.current_url().await.unwrap().path().to_string();
+    assert!(path.starts_with("/cases/case-"), "{path}");
+    path
+}
+
+/// Opens `path` until its text holds `wanted` (the auditor's list is a
+/// read model, a moment behind the case).
+async fn open_until(b: &Browser, path: &str, wanted: &str) -> String {
+    for _ in 0..100 {
+        b.open(path).await;
+        let text = b.text().await;
+        if text.contains(wanted) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never showed {wanted}: {}", b.text().await);
+}
+
+/// The end of a case, walked in Finnish (the app's default and most
+/// facilitators' language): a facilitator closes a case, places and
+/// releases a legal hold, erases it through the confirmation, and sees the
+/// erased page; an auditor finds a closed case on the retention list and
+/// places a hold. Then the same pages in Swedish and English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_end_of_a_case_in_chromium() {
+    let v = Verkosto::start_demo(Mode::Embedded).await.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let b = Browser::start(&v.base, profile.path()).await;
+    b.open("/signin").await;
+    b.language("fi").await;
+    b.sign_in("fiona").await;
+    let erased = open_case(&b, "K-301").await;
+    let kept = open_case(&b, "K-302").await;
+    let open = open_case(&b, "K-303").await;
+    let erased_id = erased.trim_start_matches("/cases/");
+    let kept_id = kept.trim_start_matches("/cases/");
+
+    // Closing: the form, then a page naming the case before anything happens.
+    b.open(&erased).await;
+    assert!(b.text().await.contains("Avoin"));
+    b.select("#close-outcome", "goals_met").await;
+    b.fill("#close-note", "Asiakas pärjää omillaan.").await;
+    b.check_at("closing-open-fi", "#closing-h").await;
+    b.submit("form[action$='/close'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Päätetäänkö asiakkuus K-301?")
+            && text.contains(&format!("K-301 ({erased_id})"))
+            && text.contains("Suunnitelman tavoitteet saavutettiin"),
+        "{text}"
+    );
+    b.check("close-confirm-fi").await;
+    b.submit("form[action$='/close'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Päättynyt")
+            && text.contains("Suunnitelman tavoitteet saavutettiin")
+            && text.contains("Asiakkuus on päättynyt"),
+        "{text}"
+    );
+    assert!(
+        !b.has("#record-body").await,
+        "a record form on a closed case"
+    );
+    b.check("case-closed-fi").await;
+
+    // A hold stops erasure, and the page says so; released, erasure is offered.
+    b.fill("#hold-reason", "Esitutkinta 5500/R/123/26").await;
+    b.submit("form[action$='/legal-hold'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Yksi säilytysvelvoite voimassa")
+            && text.contains("Asiakkuutta ei voi poistaa, kun säilytysvelvoite on voimassa"),
+        "{text}"
+    );
+    assert!(!b.has("#erase-reason").await);
+    b.check_at("case-on-hold-fi", "#closing-h").await;
+    b.submit("form[action*='/holds/'] button").await;
+    assert!(b
+        .text()
+        .await
+        .contains("Säilytysvelvoitteita ei ole voimassa."));
+
+    // Erasure: basis and reason, then the page that wants the pseudonym typed.
+    b.select("#erase-basis", "data_subject_request").await;
+    b.fill("#erase-reason", "Asiakas pyysi tietojensa poistamista")
+        .await;
+    b.check_at("erase-form-fi", "#closing-h").await;
+    b.submit("form[action$='/erase'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Poistetaanko asiakkuus K-301 pysyvästi?")
+            && text.contains(&format!("K-301 ({erased_id})"))
+            && text.contains("Poistoa ei voi perua."),
+        "{text}"
+    );
+    b.check("erase-confirm-fi").await;
+    b.fill("#erase-typed", "K-302").await;
+    b.submit("form[action$='/erase'] button").await;
+    assert!(b
+        .text()
+        .await
+        .contains("Kirjoittamasi tunnus ei ole K-301. Mitään ei poistettu."));
+    b.check("erase-mistyped-fi").await;
+    b.fill("#erase-typed", "K-301").await;
+    b.submit("form[action$='/erase'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Asiakkuus on poistettu")
+            && text.contains(erased_id)
+            && !text.contains("K-301"),
+        "{text}"
+    );
+    b.check("case-erased-fi").await;
+    b.open(&erased).await;
+    assert!(b.text().await.contains("Asiakkuus on poistettu"));
+
+    // The second case closed, for the auditor.
+    b.open(&kept).await;
+    b.select("#close-outcome", "transferred").await;
+    b.submit("form[action$='/close'] button").await;
+    b.submit("form[action$='/close'] button").await;
+    b.sign_out().await;
+
+    // The auditor: the retention list from the navigation, a hold placed.
+    b.sign_in("aino").await;
+    b.submit("nav a[href='/audit/retention']").await;
+    let text = open_until(&b, "/audit/retention", kept_id).await;
+    assert!(
+        text.contains("Ei säilytysvelvoitetta") && !text.contains(erased_id),
+        "{text}"
+    );
+    b.check("retention-fi").await;
+    b.fill(
+        &format!("#reason-{kept_id}"),
+        "Tuomioistuimen määräys 12/2026",
+    )
+    .await;
+    b.submit(&format!(
+        "form[action='/audit/retention/{kept_id}/hold'] button"
+    ))
+    .await;
+    open_until(&b, "/audit/retention", "Säilytysvelvoite voimassa").await;
+    b.check("retention-on-hold-fi").await;
+    for (lang, wanted) in [("sv", "Bevarandekrav gäller"), ("en", "On legal hold")] {
+        b.language(lang).await;
+        let text = b.text().await;
+        assert!(text.contains(wanted), "{lang}: {text}");
+        b.check(&format!("retention-{lang}")).await;
+    }
+    b.sign_out().await;
+
+    // The facilitator's pages in Swedish and English.
+    b.sign_in("fiona").await;
+    for (lang, state, held, confirm, gone) in [
+        (
+            "sv",
+            "Avslutat",
+            "Ett bevarandekrav gäller",
+            "Avsluta ärende K-303?",
+            "Ärendet har raderats",
+        ),
+        (
+            "en",
+            "Closed on",
+            "One legal hold in force",
+            "Close case K-303?",
+            "The case has been erased",
+        ),
+    ] {
+        b.open(&kept).await;
+        b.language(lang).await;
+        let text = b.text().await;
+        assert!(
+            text.contains(state) && text.contains(held),
+            "{lang}: {text}"
+        );
+        b.check(&format!("case-closed-{lang}")).await;
+        b.check_at(&format!("case-on-hold-{lang}"), "#closing-h")
+            .await;
+        b.open(&open).await;
+        b.check_at(&format!("closing-open-{lang}"), "#closing-h")
+            .await;
+        b.submit("form[action$='/close'] button").await;
+        let text = b.text().await;
+        assert!(text.contains(confirm), "{lang}: {text}");
+        b.check(&format!("close-confirm-{lang}")).await;
+        b.open(&erased).await;
+        let text = b.text().await;
+        assert!(text.contains(gone), "{lang}: {text}");
+        b.check(&format!("case-erased-{lang}")).await;
+    }
     b.client.close().await.unwrap();
     v.stop().await;
 }

@@ -1212,3 +1212,368 @@ async fn cookies_are_secure_unless_plain_http_on_loopback_is_asked_for() {
         assert!(error.contains("--insecure-cookies-on-loopback"), "{error}");
     }
 }
+
+/// The first legal hold's id in a page's release button.
+fn hold_id(page: &str) -> Option<String> {
+    let at = page.find("/holds/hold-")? + "/holds/".len();
+    Some(
+        page[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect(),
+    )
+}
+
+/// Opens a case through the home page's form; returns its id.
+async fn open_case(b: &mut Browser<'_>, pseudonym: &str) -> String {
+    let (status, page) = b
+        .post("/cases", &[("pseudonym", pseudonym), ("languages", "fi")])
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let at = page
+        .find("action=\"/cases/case-")
+        .expect("the case's forms")
+        + "action=\"/cases/".len();
+    page[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+both_modes!(
+    a_case_is_closed_held_and_erased_through_its_forms,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let mut fiona = Browser::new(&v);
+        fiona.sign_in("fiona").await;
+        let case = open_case(&mut fiona, "END-1").await;
+        let path = format!("/cases/{case}");
+        let (status, page) = fiona
+            .post(
+                &format!("{path}/meetings"),
+                &[
+                    ("title", "Last meeting"),
+                    ("starts_at", "2030-06-01T10:00"),
+                    ("ends_at", "2030-06-01T11:00"),
+                    ("p-assistance-system", "on"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let (_, page) = fiona.get(&path).await;
+        let meeting = meeting_id(&page);
+
+        // Open: closing is offered; holds and erasure say why they are not.
+        let (_, page) = fiona.get(&path).await;
+        assert!(
+            page.contains(&format!("action=\"{path}/close\""))
+                && page.contains("A legal hold can be placed once the case is closed.")
+                && page.contains("A case can be erased only after it has been closed.")
+                && !page.contains("/erase\"")
+                && !page.contains("/legal-hold\""),
+            "{page}"
+        );
+
+        // Closing asks first, naming the case; nothing happens until confirmed.
+        let close = [("outcome", "moved_away"), ("note", "Moved to Tampere")];
+        let (status, page) = fiona.post(&format!("{path}/close"), &close).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Close case END-1?")
+                && page.contains(&format!("You are closing case END-1 ({case})."))
+                && page.contains("The client moved away from the area")
+                && page.contains("name=\"confirm\" value=\"yes\""),
+            "{page}"
+        );
+        let (_, page) = fiona.get(&path).await;
+        assert!(page.contains("<dd>Open</dd>"), "closed unconfirmed: {page}");
+        let mut confirmed = close.to_vec();
+        confirmed.push(("confirm", "yes"));
+        let (status, page) = fiona.post(&format!("{path}/close"), &confirmed).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Closed on ")
+                && page.contains("The client moved away from the area")
+                && page.contains("This case is closed: no new records")
+                && page.contains("No legal holds are in force."),
+            "{page}"
+        );
+        // No forms for what a closed case refuses.
+        for gone in ["/record\"", "/invite\"", "/meetings\"", "/close\""] {
+            assert!(!page.contains(&format!("{path}{gone}")), "{gone}: {page}");
+        }
+
+        // A hold: counted in the header, erasure not offered, and a stale
+        // erasure form is refused without asking.
+        let (status, page) = fiona
+            .post(
+                &format!("{path}/legal-hold"),
+                &[("reason", "pre-trial investigation 5500/R/123/26")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("One legal hold in force")
+                && page.contains("cannot be erased while a legal hold is in force")
+                && !page.contains(&format!("{path}/erase\"")),
+            "{page}"
+        );
+        let hold = hold_id(&page).expect("a release button");
+        let erase = [
+            ("legal_basis", "data_subject_request"),
+            ("reason", "the client asked"),
+        ];
+        let (status, page) = fiona.post(&format!("{path}/erase"), &erase).await;
+        assert_eq!(status, 409, "{page}");
+        assert!(
+            page.contains("cannot be erased while a legal hold"),
+            "{page}"
+        );
+        let (status, page) = fiona
+            .post(&format!("{path}/holds/{hold}/release"), &[])
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("No legal holds are in force.")
+                && page.contains(&format!("{path}/erase\"")),
+            "{page}"
+        );
+
+        // Erasure: a page that names the case and wants its pseudonym typed.
+        let (status, page) = fiona.post(&format!("{path}/erase"), &erase).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("Erase case END-1 permanently?")
+                && page.contains(&format!("case END-1 ({case})"))
+                && page.contains("This cannot be undone.")
+                && page.contains("The client asked for their data to be erased"),
+            "{page}"
+        );
+        let mut confirmed = erase.to_vec();
+        confirmed.push(("confirm", "yes"));
+        let mut mistyped = confirmed.clone();
+        mistyped.push(("typed", "END-2"));
+        let (status, page) = fiona.post(&format!("{path}/erase"), &mistyped).await;
+        assert_eq!(status, 422, "{page}");
+        assert!(
+            page.contains("What you typed is not END-1. Nothing was erased."),
+            "{page}"
+        );
+        let (status, _) = fiona.get(&path).await;
+        assert_eq!(status, 200, "erased without the pseudonym");
+        confirmed.push(("typed", " END-1 "));
+        let (status, page) = fiona.post(&format!("{path}/erase"), &confirmed).await;
+        assert_eq!(status, 410, "{page}");
+        assert!(
+            page.contains("The case has been erased")
+                && page.contains(&format!("Case {case} has been erased"))
+                && !page.contains("END-1"),
+            "{page}"
+        );
+        // Every way to it now says the same: its page, its meeting, its forms.
+        for path in [path.clone(), format!("/meetings/{meeting}")] {
+            let (status, page) = fiona.get(&path).await;
+            assert_eq!(status, 410, "{path}: {page}");
+            assert!(page.contains("The case has been erased"), "{path}: {page}");
+        }
+        let (status, page) = fiona
+            .post(
+                &format!("{path}/record"),
+                &[("category", "health"), ("body", "late")],
+            )
+            .await;
+        assert_eq!(status, 410, "{page}");
+        assert!(page.contains("The case has been erased"), "{page}");
+        let (_, home) = fiona.get("/").await;
+        assert!(!home.contains(&case), "{home}");
+
+        // The auditor sees the erasure and who did it.
+        let mut aino = Browser::new(&v);
+        aino.sign_in("aino").await;
+        let (_, page) = aino.get(&format!("/audit?case={case}")).await;
+        assert!(
+            page.contains("The case was erased on")
+                && page.contains("by fiona (assistance-system)")
+                && page.contains("The client asked for their data to be erased"),
+            "{page}"
+        );
+        v.stop().await;
+    }
+);
+
+/// The id of the first meeting a case page lists.
+fn meeting_id(page: &str) -> String {
+    let at = page.find("href=\"/meetings/").expect("a meeting") + "href=\"/meetings/".len();
+    page[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+both_modes!(
+    an_auditor_keeps_a_closed_case_with_a_legal_hold,
+    |mode| async move {
+        let v = Verkosto::start_demo(mode).await.unwrap();
+        let mut fiona = Browser::new(&v);
+        fiona.sign_in("fiona").await;
+        let open = open_case(&mut fiona, "KEEP-0").await;
+        let case = open_case(&mut fiona, "KEEP-1").await;
+        let (status, page) = fiona
+            .post(
+                &format!("/cases/{case}/close"),
+                &[("outcome", "transferred"), ("note", ""), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+
+        // The list comes from a read model: the closed case shows up soon.
+        let mut aino = Browser::new(&v);
+        aino.sign_in("aino").await;
+        let (_, home) = aino.get("/").await;
+        assert!(home.contains("href=\"/audit/retention\""), "{home}");
+        let mut page = String::new();
+        for _ in 0..100 {
+            let (status, p) = aino.get("/audit/retention").await;
+            assert_eq!(status, 200, "{p}");
+            page = p;
+            if page.contains(&case) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            page.contains(&case)
+                && !page.contains(&open)
+                && page.contains(
+                    "Closed cases are erased automatically 6 years after they were closed"
+                )
+                && page.contains("No hold"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("KEEP-1"),
+            "the list shows no pseudonyms: {page}"
+        );
+
+        // An empty reason is refused by the case's row, with nothing placed.
+        let (status, page) = aino
+            .post(&format!("/audit/retention/{case}/hold"), &[("reason", "")])
+            .await;
+        assert_eq!(status, 422, "{page}");
+        assert!(
+            page.contains(&format!("id=\"hold-{case}-error\"")) && page.contains("No hold"),
+            "{page}"
+        );
+        let (status, _) = aino
+            .post(
+                &format!("/audit/retention/{case}/hold"),
+                &[("reason", "court order 12/2026")],
+            )
+            .await;
+        assert_eq!(status, 200);
+        let mut page = String::new();
+        for _ in 0..100 {
+            (_, page) = aino.get("/audit/retention").await;
+            if page.contains("On legal hold") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(page.contains("On legal hold"), "{page}");
+        let hold = hold_id(&page).expect("a release button");
+
+        // The lead sees the auditor's hold, and cannot erase under it.
+        let (_, page) = fiona.get(&format!("/cases/{case}")).await;
+        assert!(
+            page.contains("One legal hold in force")
+                && page.contains(&hold)
+                && !page.contains(&format!("/cases/{case}/erase\"")),
+            "{page}"
+        );
+
+        // Every page of the end of a case, in each language.
+        let (_, open_page) = fiona.get(&format!("/cases/{open}")).await;
+        assert!(open_page.contains("Close the case"), "{open_page}");
+        for (lang, closed, held, confirm, retention) in [
+            (
+                "fi",
+                "Päättynyt",
+                "Yksi säilytysvelvoite voimassa",
+                "Päätetäänkö asiakkuus KEEP-0?",
+                "Säilytysvelvoite voimassa",
+            ),
+            (
+                "sv",
+                "Avslutat",
+                "Ett bevarandekrav gäller",
+                "Avsluta ärende KEEP-0?",
+                "Bevarandekrav gäller",
+            ),
+            (
+                "en",
+                "Closed on",
+                "One legal hold in force",
+                "Close case KEEP-0?",
+                "On legal hold",
+            ),
+        ] {
+            fiona.lang = lang;
+            aino.lang = lang;
+            let path = format!("/cases/{case}");
+            let (_, page) = fiona.get(&path).await;
+            assert!(
+                page.contains(closed) && page.contains(held),
+                "{lang}: {page}"
+            );
+            assert_translated(&page, lang, &path);
+            let (_, page) = fiona.get(&format!("/cases/{open}")).await;
+            assert_translated(&page, lang, "open case");
+            let (status, page) = fiona
+                .post(
+                    &format!("/cases/{open}/close"),
+                    &[("outcome", "other"), ("note", "")],
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(confirm), "{lang}: {page}");
+            assert_translated(&page, lang, "close confirmation");
+            let (_, page) = aino.get("/audit/retention").await;
+            assert!(page.contains(retention), "{lang}: {page}");
+            assert_translated(&page, lang, "/audit/retention");
+        }
+        fiona.lang = "en";
+        aino.lang = "en";
+
+        // Released by the auditor: the lead may erase again.
+        let (status, _) = aino
+            .post(
+                &format!("/audit/retention/{case}/holds/{hold}/release"),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (_, page) = fiona.get(&format!("/cases/{case}")).await;
+        assert!(
+            page.contains("No legal holds are in force.")
+                && page.contains(&format!("/cases/{case}/erase\"")),
+            "{page}"
+        );
+        for (lang, title) in [
+            ("fi", "Poistetaanko asiakkuus KEEP-1 pysyvästi?"),
+            ("sv", "Radera ärende KEEP-1 permanent?"),
+            ("en", "Erase case KEEP-1 permanently?"),
+        ] {
+            fiona.lang = lang;
+            let (status, page) = fiona
+                .post(
+                    &format!("/cases/{case}/erase"),
+                    &[("legal_basis", "opened_in_error"), ("reason", "test")],
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains(title), "{lang}: {page}");
+            assert_translated(&page, lang, "erase confirmation");
+        }
+        v.stop().await;
+    }
+);

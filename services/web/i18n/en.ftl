@@ -237,3 +237,86 @@ statutory-new = Record a legal basis
 statutory-law = Law reference
 statutory-submit = Record the legal basis
 signin-oidc = Sign in with your organisation
+nav-retention = Retention
+case-status = State
+case-status-open = Open
+case-status-closed = Closed on { $date }
+case-legal-holds = Legal holds
+case-legal-holds-count = { $count ->
+    [one] One legal hold in force: the case will not be erased
+   *[other] { $count } legal holds in force: the case will not be erased
+}
+case-closed-notice = This case is closed: no new records, meetings or tasks can be added. It can still be read until it is erased.
+case-closed-to-actions = Legal holds and erasure
+outcome-goals-met = The goals of the plan were met
+outcome-moved-away = The client moved away from the area
+outcome-client-withdrew = The client no longer wanted the network's help
+outcome-transferred = Transferred to another service
+outcome-other = Other reason (say which in the note)
+legal-basis-retention-expired = The retention period has ended
+legal-basis-data-subject-request = The client asked for their data to be erased (GDPR Art. 17)
+legal-basis-purpose-fulfilled = The data is no longer needed for the purpose it was collected for
+legal-basis-order = A court or supervisory authority ordered it
+legal-basis-opened-in-error = The case was opened by mistake
+closing-title = Closing, legal holds and erasure
+closing-close = Close the case
+closing-explained = Close the case when the network's work with the client has ended. After that no one can add records, meetings or tasks, and a closed case cannot be reopened.
+closing-outcome = How did the case end?
+closing-note = Note (optional)
+closing-note-hint = Seen by the network's agencies and erased with the case.
+closing-submit = Close the case…
+close-confirm-title = Close case { $pseudonym }?
+close-confirm-lead = You are closing case { $pseudonym } ({ $id }).
+close-confirm-effect = After closing, no agency can add records, meetings or tasks to the case, and it cannot be reopened. The case can still be read, and it is erased when its retention period ends, unless a legal hold keeps it.
+close-confirm-submit = Yes, close case { $pseudonym }
+confirm-cancel = Cancel and go back to the case
+hold-title = Legal holds
+hold-explained = A legal hold keeps a closed case from being erased, for example during a criminal investigation or court proceedings. The case is kept until every hold is released.
+hold-none = No legal holds are in force.
+hold-release = Release
+hold-release-named = Release legal hold { $hold }
+hold-reason = Reason for the hold
+hold-reason-hint = For example the investigation's or proceedings' reference. Do not write the client's personal data.
+hold-place = Place a legal hold
+hold-when-closed = A legal hold can be placed once the case is closed.
+erase-title = Erasing the case
+erase-when-closed = A case can be erased only after it has been closed.
+erase-blocked-by-hold = The case cannot be erased while a legal hold is in force. Release the holds first, if the reason for them has passed.
+erase-explained = Erasure destroys everything recorded in the case, for every agency in the network, and cannot be undone. You will be asked to confirm.
+erase-basis = Legal basis
+erase-reason = Reason
+erase-reason-hint = The reason stays in the audit log for good: do not write the client's personal data.
+erase-submit = Erase the case…
+erase-confirm-title = Erase case { $pseudonym } permanently?
+erase-confirm-irreversible = This cannot be undone.
+erase-confirm-effect = Everything recorded in case { $pseudonym } ({ $id }) – records, plan, meetings, tasks and consent – is destroyed for every agency in the network. The audit log keeps only who erased the case, when and why.
+erase-confirm-type = To confirm, type the case's pseudonym: { $pseudonym }
+erase-confirm-mistyped = What you typed is not { $pseudonym }. Nothing was erased.
+erase-confirm-submit = Erase case { $pseudonym } permanently
+erased-title = The case has been erased
+erased-body = Case { $id } has been erased. Its records, plan, meetings, tasks and consent no longer exist and cannot be restored.
+erased-audit = The audit log keeps who erased the case, when and on what grounds.
+erased-back = Back to your cases
+erased-to-audit = See the erasure in the audit log
+retention-title = Retention
+retention-explained = Closed cases are erased automatically { $period } after they were closed, unless a legal hold is in force.
+retention-none = No closed cases are waiting for erasure.
+retention-caption = Closed cases and when they are erased, soonest first
+retention-closed-at = Closed
+retention-erase-after = Erased after
+retention-on-hold = On legal hold
+retention-no-hold = No hold
+retention-due-but-held = (due, kept by the hold)
+period-years = { $count ->
+    [one] { $count } year
+   *[other] { $count } years
+}
+period-months = { $count ->
+    [one] { $count } month
+   *[other] { $count } months
+}
+period-days = { $count ->
+    [one] { $count } day
+   *[other] { $count } days
+}
+audit-erased = The case was erased on { $date } by { $user } ({ $agency }). Legal basis: { $basis }. Reason: { $reason }

@@ -237,3 +237,86 @@ statutory-new = Kirjaa lakiperuste
 statutory-law = Lainkohta
 statutory-submit = Kirjaa lakiperuste
 signin-oidc = Kirjaudu organisaatiosi tunnuksilla
+nav-retention = Säilytysajat
+case-status = Tila
+case-status-open = Avoin
+case-status-closed = Päättynyt { $date }
+case-legal-holds = Säilytysvelvoitteet
+case-legal-holds-count = { $count ->
+    [one] Yksi säilytysvelvoite voimassa: asiakkuutta ei poisteta
+   *[other] { $count } säilytysvelvoitetta voimassa: asiakkuutta ei poisteta
+}
+case-closed-notice = Asiakkuus on päättynyt: siihen ei voi enää lisätä kirjauksia, palavereja eikä tehtäviä. Tietoja voi lukea, kunnes asiakkuus poistetaan.
+case-closed-to-actions = Säilytysvelvoitteet ja poistaminen
+outcome-goals-met = Suunnitelman tavoitteet saavutettiin
+outcome-moved-away = Asiakas muutti pois alueelta
+outcome-client-withdrew = Asiakas ei enää halunnut verkoston apua
+outcome-transferred = Asiakas siirtyi toiseen palveluun
+outcome-other = Muu syy (kerro lisätiedoissa)
+legal-basis-retention-expired = Säilytysaika on päättynyt
+legal-basis-data-subject-request = Asiakas pyysi tietojensa poistamista (tietosuoja-asetuksen 17 artikla)
+legal-basis-purpose-fulfilled = Tietoja ei enää tarvita siihen tarkoitukseen, jota varten ne kerättiin
+legal-basis-order = Tuomioistuin tai valvontaviranomainen määräsi poistamaan
+legal-basis-opened-in-error = Asiakkuus avattiin vahingossa
+closing-title = Päättäminen, säilytysvelvoitteet ja poistaminen
+closing-close = Päätä asiakkuus
+closing-explained = Päätä asiakkuus, kun verkoston työ asiakkaan kanssa on päättynyt. Sen jälkeen kukaan ei voi lisätä kirjauksia, palavereja eikä tehtäviä, eikä päättynyttä asiakkuutta voi avata uudelleen.
+closing-outcome = Miten asiakkuus päättyi?
+closing-note = Lisätiedot (vapaaehtoinen)
+closing-note-hint = Näkyy verkoston organisaatioille ja poistetaan asiakkuuden mukana.
+closing-submit = Päätä asiakkuus…
+close-confirm-title = Päätetäänkö asiakkuus { $pseudonym }?
+close-confirm-lead = Olet päättämässä asiakkuutta { $pseudonym } ({ $id }).
+close-confirm-effect = Päättämisen jälkeen mikään organisaatio ei voi lisätä asiakkuuteen kirjauksia, palavereja eikä tehtäviä, eikä asiakkuutta voi avata uudelleen. Tietoja voi yhä lukea, ja ne poistetaan säilytysajan päätyttyä, ellei säilytysvelvoite estä sitä.
+close-confirm-submit = Kyllä, päätä asiakkuus { $pseudonym }
+confirm-cancel = Peruuta ja palaa asiakkuuteen
+hold-title = Säilytysvelvoitteet
+hold-explained = Säilytysvelvoite estää päättyneen asiakkuuden poistamisen esimerkiksi esitutkinnan tai oikeudenkäynnin ajaksi. Asiakkuus säilytetään, kunnes kaikki säilytysvelvoitteet on purettu.
+hold-none = Säilytysvelvoitteita ei ole voimassa.
+hold-release = Pura
+hold-release-named = Pura säilytysvelvoite { $hold }
+hold-reason = Säilytysvelvoitteen syy
+hold-reason-hint = Esimerkiksi esitutkinnan tai oikeudenkäynnin diaarinumero. Älä kirjoita asiakkaan henkilötietoja.
+hold-place = Aseta säilytysvelvoite
+hold-when-closed = Säilytysvelvoitteen voi asettaa, kun asiakkuus on päätetty.
+erase-title = Asiakkuuden poistaminen
+erase-when-closed = Asiakkuuden voi poistaa vasta, kun se on päätetty.
+erase-blocked-by-hold = Asiakkuutta ei voi poistaa, kun säilytysvelvoite on voimassa. Pura säilytysvelvoitteet ensin, jos niiden syy on poistunut.
+erase-explained = Poistaminen hävittää kaikki asiakkuuteen kirjatut tiedot verkoston kaikilta organisaatioilta, eikä sitä voi perua. Sinulta pyydetään vielä vahvistus.
+erase-basis = Oikeusperuste
+erase-reason = Perustelu
+erase-reason-hint = Perustelu jää pysyvästi valvontalokiin: älä kirjoita asiakkaan henkilötietoja.
+erase-submit = Poista asiakkuus…
+erase-confirm-title = Poistetaanko asiakkuus { $pseudonym } pysyvästi?
+erase-confirm-irreversible = Poistoa ei voi perua.
+erase-confirm-effect = Kaikki asiakkuuteen { $pseudonym } ({ $id }) kirjattu – kirjaukset, suunnitelma, palaverit, tehtävät ja suostumukset – hävitetään verkoston kaikilta organisaatioilta. Valvontalokiin jää vain tieto siitä, kuka asiakkuuden poisti, milloin ja miksi.
+erase-confirm-type = Vahvista kirjoittamalla asiakkuuden tunnus: { $pseudonym }
+erase-confirm-mistyped = Kirjoittamasi tunnus ei ole { $pseudonym }. Mitään ei poistettu.
+erase-confirm-submit = Poista asiakkuus { $pseudonym } pysyvästi
+erased-title = Asiakkuus on poistettu
+erased-body = Asiakkuus { $id } on poistettu. Sen kirjauksia, suunnitelmaa, palavereja, tehtäviä ja suostumuksia ei enää ole, eikä niitä voi palauttaa.
+erased-audit = Valvontalokiin on tallennettu, kuka asiakkuuden poisti, milloin ja millä perusteella.
+erased-back = Takaisin asiakkuuksiin
+erased-to-audit = Katso poisto valvontalokista
+retention-title = Säilytysajat
+retention-explained = Päättyneet asiakkuudet poistetaan automaattisesti, kun päättymisestä on kulunut { $period }, ellei säilytysvelvoite ole voimassa.
+retention-none = Poistoa odottavia päättyneitä asiakkuuksia ei ole.
+retention-caption = Päättyneet asiakkuudet ja niiden poistoajankohdat, lähimmät ensin
+retention-closed-at = Päättynyt
+retention-erase-after = Poistetaan
+retention-on-hold = Säilytysvelvoite voimassa
+retention-no-hold = Ei säilytysvelvoitetta
+retention-due-but-held = (poistoaika ohi, säilytysvelvoite estää)
+period-years = { $count ->
+    [one] { $count } vuosi
+   *[other] { $count } vuotta
+}
+period-months = { $count ->
+    [one] { $count } kuukausi
+   *[other] { $count } kuukautta
+}
+period-days = { $count ->
+    [one] { $count } päivä
+   *[other] { $count } päivää
+}
+audit-erased = { $user } ({ $agency }) poisti asiakkuuden { $date }. Oikeusperuste: { $basis }. Perustelu: { $reason }

@@ -237,3 +237,86 @@ statutory-new = Registrera en laglig grund
 statutory-law = Lagrum
 statutory-submit = Registrera den lagliga grunden
 signin-oidc = Logga in med din organisations konto
+nav-retention = Bevarandetider
+case-status = Status
+case-status-open = Öppet
+case-status-closed = Avslutat { $date }
+case-legal-holds = Bevarandekrav
+case-legal-holds-count = { $count ->
+    [one] Ett bevarandekrav gäller: ärendet raderas inte
+   *[other] { $count } bevarandekrav gäller: ärendet raderas inte
+}
+case-closed-notice = Ärendet är avslutat: inga nya anteckningar, möten eller uppgifter kan läggas till. Det kan läsas tills det raderas.
+case-closed-to-actions = Bevarandekrav och radering
+outcome-goals-met = Planens mål uppnåddes
+outcome-moved-away = Klienten flyttade från området
+outcome-client-withdrew = Klienten ville inte längre ha nätverkets hjälp
+outcome-transferred = Klienten överfördes till en annan tjänst
+outcome-other = Annat skäl (beskriv i anteckningen)
+legal-basis-retention-expired = Bevarandetiden har gått ut
+legal-basis-data-subject-request = Klienten begärde att uppgifterna raderas (dataskyddsförordningen, artikel 17)
+legal-basis-purpose-fulfilled = Uppgifterna behövs inte längre för det ändamål de samlades in för
+legal-basis-order = En domstol eller tillsynsmyndighet har beslutat om radering
+legal-basis-opened-in-error = Ärendet öppnades av misstag
+closing-title = Avslut, bevarandekrav och radering
+closing-close = Avsluta ärendet
+closing-explained = Avsluta ärendet när nätverkets arbete med klienten är slut. Därefter kan ingen lägga till anteckningar, möten eller uppgifter, och ett avslutat ärende kan inte öppnas igen.
+closing-outcome = Hur avslutades ärendet?
+closing-note = Anteckning (frivillig)
+closing-note-hint = Syns för nätverkets organisationer och raderas med ärendet.
+closing-submit = Avsluta ärendet…
+close-confirm-title = Avsluta ärende { $pseudonym }?
+close-confirm-lead = Du håller på att avsluta ärende { $pseudonym } ({ $id }).
+close-confirm-effect = När ärendet är avslutat kan ingen organisation lägga till anteckningar, möten eller uppgifter, och det kan inte öppnas igen. Ärendet kan fortfarande läsas och raderas när bevarandetiden gått ut, om inte ett bevarandekrav hindrar det.
+close-confirm-submit = Ja, avsluta ärende { $pseudonym }
+confirm-cancel = Avbryt och gå tillbaka till ärendet
+hold-title = Bevarandekrav
+hold-explained = Ett bevarandekrav hindrar att ett avslutat ärende raderas, till exempel medan en förundersökning eller rättegång pågår. Ärendet bevaras tills alla bevarandekrav har hävts.
+hold-none = Inga bevarandekrav gäller.
+hold-release = Häv
+hold-release-named = Häv bevarandekrav { $hold }
+hold-reason = Skäl till bevarandekravet
+hold-reason-hint = Till exempel förundersökningens eller målets diarienummer. Skriv inte klientens personuppgifter.
+hold-place = Lägg in bevarandekrav
+hold-when-closed = Ett bevarandekrav kan läggas in när ärendet har avslutats.
+erase-title = Radera ärendet
+erase-when-closed = Ett ärende kan raderas först när det har avslutats.
+erase-blocked-by-hold = Ärendet kan inte raderas medan ett bevarandekrav gäller. Häv bevarandekraven först, om skälet till dem inte längre finns.
+erase-explained = Radering förstör allt som antecknats i ärendet, för alla organisationer i nätverket, och kan inte ångras. Du får bekräfta raderingen.
+erase-basis = Rättslig grund
+erase-reason = Motivering
+erase-reason-hint = Motiveringen stannar permanent i granskningsloggen: skriv inte klientens personuppgifter.
+erase-submit = Radera ärendet…
+erase-confirm-title = Radera ärende { $pseudonym } permanent?
+erase-confirm-irreversible = Raderingen kan inte ångras.
+erase-confirm-effect = Allt som antecknats i ärende { $pseudonym } ({ $id }) – anteckningar, plan, möten, uppgifter och samtycken – förstörs för alla organisationer i nätverket. I granskningsloggen finns bara kvar vem som raderade ärendet, när och varför.
+erase-confirm-type = Bekräfta genom att skriva ärendets pseudonym: { $pseudonym }
+erase-confirm-mistyped = Det du skrev är inte { $pseudonym }. Ingenting raderades.
+erase-confirm-submit = Radera ärende { $pseudonym } permanent
+erased-title = Ärendet har raderats
+erased-body = Ärende { $id } har raderats. Dess anteckningar, plan, möten, uppgifter och samtycken finns inte längre och kan inte återställas.
+erased-audit = Granskningsloggen visar vem som raderade ärendet, när och på vilken grund.
+erased-back = Tillbaka till dina ärenden
+erased-to-audit = Se raderingen i granskningsloggen
+retention-title = Bevarandetider
+retention-explained = Avslutade ärenden raderas automatiskt { $period } efter att de avslutats, om inget bevarandekrav gäller.
+retention-none = Inga avslutade ärenden väntar på radering.
+retention-caption = Avslutade ärenden och när de raderas, de närmaste först
+retention-closed-at = Avslutat
+retention-erase-after = Raderas
+retention-on-hold = Bevarandekrav gäller
+retention-no-hold = Inget bevarandekrav
+retention-due-but-held = (tiden har gått ut, bevarandekravet hindrar)
+period-years = { $count ->
+    [one] { $count } år
+   *[other] { $count } år
+}
+period-months = { $count ->
+    [one] { $count } månad
+   *[other] { $count } månader
+}
+period-days = { $count ->
+    [one] { $count } dag
+   *[other] { $count } dagar
+}
+audit-erased = Ärendet raderades { $date } av { $user } ({ $agency }). Rättslig grund: { $basis }. Motivering: { $reason }

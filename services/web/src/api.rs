@@ -39,6 +39,12 @@ impl Answer {
             .to_string()
     }
 
+    /// The erased case this answer is about: a 410 (every read and write of
+    /// an erased case answers so), with the case's id when the API names it.
+    pub fn erased(&self) -> Option<&str> {
+        (self.status == 410).then(|| self.body["case_id"].as_str().unwrap_or_default())
+    }
+
     /// The field the problem names, if any.
     pub fn field(&self) -> Option<String> {
         self.body["field"].as_str().map(str::to_string).or_else(|| {

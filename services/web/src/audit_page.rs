@@ -91,6 +91,18 @@ pub async fn show(State(web): State<Web>, page: Page, Query(q): Query<AuditQuery
             @if !history.ok() {
                 p.error role="alert" { (history.detail()) }
             } @else {
+                @let erased = &history.body["erased"];
+                @if erased.is_object() {
+                    p.danger-box role="status" {
+                        (lang.ta("audit-erased", &[
+                            ("date", lang.moment(s(&erased["at"]))),
+                            ("user", s(&erased["actor"]["user"]).to_string()),
+                            ("agency", s(&erased["actor"]["agency"]).to_string()),
+                            ("basis", crate::closing::label(lang, "legal-basis", s(&erased["legal_basis"]))),
+                            ("reason", s(&erased["reason"]).to_string()),
+                        ]))
+                    }
+                }
                 section aria-labelledby="timeline-h" {
                     h2 id="timeline-h" { (lang.t("audit-timeline")) }
                     ol {

@@ -74,6 +74,9 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
     };
     let lang = page.lang;
     let header = web.api.get(&format!("/api/v1/cases/{id}"), token).await;
+    if header.erased().is_some() {
+        return crate::closing::erased(page, &header, id);
+    }
     if !header.ok() {
         let body = html! { p.error role="alert" { (header.detail()) } };
         let mut response = page.respond(layout(page, &lang.t("case-not-found"), body));
@@ -96,6 +99,8 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
         .await;
     let is_lead = s(&h["lead_agency"]) == me.agency;
     let lead_facilitator = is_lead && me.is("facilitator");
+    // A closed case takes no new records, meetings or members: no forms for them.
+    let closed = crate::closing::is_closed(h);
     let members: Vec<String> = h["members"]
         .as_array()
         .into_iter()
@@ -118,6 +123,13 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                     @if h["flags"]["minor"] == true { (lang.t("flag-minor")) " " }
                     @if h["flags"]["safety_risk"] == true { (lang.t("flag-safety-risk")) }
                 }
+                (crate::closing::state_rows(lang, h))
+            }
+            @if closed {
+                p.notice role="status" {
+                    (lang.t("case-closed-notice"))
+                    @if lead_facilitator { " " a href="#closing-h" { (lang.t("case-closed-to-actions")) } }
+                }
             }
             @for w in h["warnings"].as_array().into_iter().flatten() {
                 p.warning role="status" { (lang.t(&format!("warning-{}", s(w).replace('_', "-")))) }
@@ -130,7 +142,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
             @if !invited.is_empty() {
                 p { (lang.t("network-invited")) ": " (invited.iter().map(|i| s(&i["agency"]).to_string()).collect::<Vec<_>>().join(", ")) }
             }
-            @if lead_facilitator {
+            @if lead_facilitator && !closed {
                 (form_error(error, "invite", lang))
                 form.stacked method="post" action={ "/cases/" (id) "/invite" } {
                     (csrf(page))
@@ -158,6 +170,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 }
             }
             (form_error(error, "record", lang))
+            @if !closed {
             form.stacked method="post" action={ "/cases/" (id) "/record" } {
                 (csrf(page))
                 label for="record-category" { (lang.t("record-category")) }
@@ -166,6 +179,7 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 textarea id="record-body" name="body" rows="4" required aria-invalid=[invalid(error, "record", "body")] { (value("record", "body")) }
                 (field_error(error, "record", "body"))
                 button type="submit" { (lang.t("record-submit")) }
+            }
             }
         }
         section aria-labelledby="plan-h" {
@@ -326,6 +340,9 @@ pub async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>)
                 }
             }
         }
+        @if lead_facilitator {
+            (crate::closing::section(page, id, h, error))
+        }
     };
     page.respond(layout(
         page,
@@ -429,6 +446,9 @@ pub async fn act(
             json!({ "recipient": get("recipient"), "categories": checked(&form), "law_reference": get("law_reference") }),
         ),
         "plan" => return save_plan(&web, &page, &id, token, form).await,
+        "close" => return crate::closing::close(&web, &page, &id, token, form).await,
+        "legal-hold" => return crate::closing::place_hold(&web, &page, &id, token, form).await,
+        "erase" => return crate::closing::erase(&web, &page, &id, token, form).await,
         "plan-approve" | "plan-changes" | "plan-agreement" => {
             let n = get("version");
             match action.as_str() {
@@ -456,6 +476,9 @@ pub async fn act(
     let answer = web.api.post(&path, token, &body).await;
     if answer.ok() {
         return Redirect::to(&format!("/cases/{id}")).into_response();
+    }
+    if answer.erased().is_some() {
+        return crate::closing::erased(&page, &answer, &id);
     }
     let error = refusal(&action, &answer, form);
     let mut response = render(&web, &page, &id, Some(&error)).await;
@@ -492,6 +515,9 @@ pub async fn withdraw(
         .await;
     if answer.ok() {
         return Redirect::to(&format!("/cases/{id}")).into_response();
+    }
+    if answer.erased().is_some() {
+        return crate::closing::erased(&page, &answer, &id);
     }
     let error = refusal("grant", &answer, form);
     render(&web, &page, &id, Some(&error)).await

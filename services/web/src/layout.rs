@@ -94,6 +94,7 @@ pub fn layout(page: &Page, title: &str, body: Markup) -> Markup {
                             ul {
                                 @if me.is("auditor") {
                                     li { a href="/audit" { (lang.t("nav-audit")) } }
+                                    li { a href="/audit/retention" { (lang.t("nav-retention")) } }
                                 } @else {
                                     li { a href="/" { (lang.t("nav-cases")) } }
                                     li { a href="/tasks" { (lang.t("nav-tasks")) } }

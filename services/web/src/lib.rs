@@ -6,12 +6,14 @@
 pub mod api;
 mod audit_page;
 mod case_page;
+mod closing;
 pub mod i18n;
 mod layout;
 mod meetings_page;
 mod meetings_section;
 pub mod oidc;
 mod pages;
+mod retention_page;
 pub mod session;
 mod tasks_page;
 
@@ -56,6 +58,7 @@ pub fn router(web: Web) -> Router {
             "/cases/{id}/grants/{grant}/withdraw",
             post(case_page::withdraw),
         )
+        .route("/cases/{id}/holds/{hold}/release", post(closing::release))
         .route("/cases/{id}/meetings", post(meetings_page::schedule))
         .route("/meetings/{id}", get(meetings_page::show))
         .route("/meetings/{id}/{action}", post(meetings_page::act))
@@ -71,6 +74,12 @@ pub fn router(web: Web) -> Router {
         .route("/tasks/{id}/{action}", post(tasks_page::act))
         .route("/audit", get(audit_page::show))
         .route("/audit/access-log.csv", get(audit_page::access_log_csv))
+        .route("/audit/retention", get(retention_page::show))
+        .route("/audit/retention/{case}/hold", post(retention_page::place))
+        .route(
+            "/audit/retention/{case}/holds/{hold}/release",
+            post(retention_page::release),
+        )
         .with_state(web)
 }
 

@@ -61,6 +61,9 @@ pub async fn schedule(
         let id = s(&answer.body["id"]);
         return Redirect::to(&format!("/meetings/{id}")).into_response();
     }
+    if answer.erased().is_some() {
+        return crate::closing::erased(&page, &answer, &case_id);
+    }
     let error = refusal("meeting", &answer, form);
     let mut response = crate::case_page::render(&web, &page, &case_id, Some(&error)).await;
     *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
@@ -96,6 +99,9 @@ async fn render(web: &Web, page: &Page, id: &str, error: Option<&FormError>) -> 
     };
     let lang = page.lang;
     let answer = web.api.get(&format!("/api/v1/meetings/{id}"), token).await;
+    if answer.erased().is_some() {
+        return crate::closing::erased(page, &answer, "");
+    }
     if !answer.ok() {
         let body = html! { p.error role="alert" { (answer.detail()) } };
         let mut response = page.respond(layout(page, &lang.t("meeting-not-found"), body));

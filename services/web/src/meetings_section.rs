@@ -25,7 +25,10 @@ pub async fn section(
         .api
         .get(&format!("/api/v1/meetings?case={case_id}"), token)
         .await;
-    let lead_facilitator = s(&header["lead_agency"]) == me.agency && me.is("facilitator");
+    // A closed case takes no new meetings: no form for one.
+    let lead_facilitator = s(&header["lead_agency"]) == me.agency
+        && me.is("facilitator")
+        && !crate::closing::is_closed(header);
     let members: Vec<&str> = header["members"]
         .as_array()
         .into_iter()

@@ -574,6 +574,12 @@ impl Page {
     /// The page as a response, setting the CSRF cookie if it was new.
     pub fn respond(&self, markup: Markup) -> Response {
         let mut response = markup.into_response();
+        // Pages hold client data, which no browser cache should keep; and a
+        // browser keeps a 410 (the erased page) as fresh forever otherwise.
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
         self.add_cookies(&mut response);
         response
     }

@@ -107,6 +107,9 @@ pub async fn act(
     if answer.ok() {
         return Redirect::to("/tasks").into_response();
     }
+    if answer.erased().is_some() {
+        return crate::closing::erased(&page, &answer, "");
+    }
     let error = refusal("task", &answer, form);
     render(&web, &page, Some(&error)).await
 }

@@ -8,9 +8,10 @@
 //! (raw: a PostgreSQL database of the same cluster); there it also shows
 //! whether the relay's publishing keeps up with the appends. At 32
 //! clients an extra run is profiled (the process serving the POSTs).
-//! Then the same commands on a server started with `--bench-unsealed`
-//! (bench builds only): the body stored in the clear, no key looked up;
-//! sealing's cost is 1 − sealed ÷ unsealed commands/s.
+//! Then sealing's cost, 1 − sealed ÷ unsealed commands/s: the same
+//! commands on fresh servers sealed and started with `--bench-unsealed`
+//! (bench builds only: the body stored in the clear, no key looked up),
+//! in the order of [`load::SEALING_ORDER`].
 //!
 //! ```text
 //! cargo bench -p verkosto-e2e --bench e2e -- commands          # scripts/bench.sh runs it
@@ -170,26 +171,28 @@ async fn measure(
     (rows, runs)
 }
 
-/// The same commands at each concurrency on a server that seals nothing.
-async fn unsealed(t: &Target) -> Vec<load::Report> {
-    let mut runs = Vec::new();
-    for clients in CLIENTS {
-        let cmd = commands(t, clients).await;
-        assert_eq!(cmd.errors, 0, "unsealed commands failed");
-        runs.push(cmd);
+/// The commands at each concurrency on `t`, a server that seals or not
+/// (`unsealed`), added to `side`'s pooled runs.
+async fn sealing_runs(t: &Target, unsealed: bool, side: &mut Vec<load::Report>) {
+    for (i, clients) in CLIENTS.into_iter().enumerate() {
+        let run = commands(t, clients).await;
+        assert_eq!(run.errors, 0, "commands failed (unsealed: {unsealed})");
+        match side.get_mut(i) {
+            Some(pooled) => pooled.pool(&run),
+            None => side.push(run),
+        }
     }
-    load::assert_bodies_sealed(&t.database_url, false).await;
-    runs
+    load::assert_bodies_sealed(&t.database_url, !unsealed).await;
 }
 
 /// Sealing's table rows of `mode`: each concurrency sealed and not.
 fn sealing_rows(
     mode: &str,
     sealed: &[load::Report],
-    unsealed: Option<Vec<load::Report>>,
+    compared: Option<[Vec<load::Report>; 2]>,
     figures: &mut [Value],
 ) -> Vec<String> {
-    let Some(unsealed) = unsealed else {
+    let Some([sealed, unsealed]) = compared else {
         return vec![format!(
             "| {mode} | {} | {} | {} | – | – | – | – | – |",
             CLIENTS.map(|c| c.to_string()).join(", "),
@@ -202,7 +205,7 @@ fn sealing_rows(
         )];
     };
     let mut rows = Vec::new();
-    for ((clients, on), off) in CLIENTS.into_iter().zip(sealed).zip(&unsealed) {
+    for ((clients, on), off) in CLIENTS.into_iter().zip(&sealed).zip(&unsealed) {
         let (cost, cells) = load::sealing_cost_cells(on.throughput(), off.throughput());
         rows.push(format!(
             "| {mode} | {clients} | {:.0} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {cells} |",
@@ -217,6 +220,7 @@ fn sealing_rows(
             .iter_mut()
             .find(|f| f["mode"] == mode && f["clients"] == clients)
         {
+            figure["sealing_sealed"] = on.json();
             figure["unsealed"] = off.json();
             figure["sealing_cost"] = json!(cost);
             figure["sealing_target_cost"] = json!(load::TARGET_SEALING_COST);
@@ -266,16 +270,19 @@ async fn embedded(
     .unwrap();
     let (rows, sealed) = measure("embedded", &mut t, &raw, figures, profiles).await;
     child.terminate().await.unwrap();
-    let unsealed = if load::serve_has_flag(load::UNSEALED_FLAG) {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut child, t) = embedded_target(dir.path(), true).await;
-        let runs = unsealed(&t).await;
-        child.terminate().await.unwrap();
-        Some(runs)
+    let compared = if load::serve_has_flag(load::UNSEALED_FLAG) {
+        let mut sides: [Vec<load::Report>; 2] = Default::default();
+        for unsealed in load::SEALING_ORDER {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut child, t) = embedded_target(dir.path(), unsealed).await;
+            sealing_runs(&t, unsealed, &mut sides[usize::from(unsealed)]).await;
+            child.terminate().await.unwrap();
+        }
+        Some(sides)
     } else {
         None
     };
-    sealing.extend(sealing_rows("embedded", &sealed, unsealed, figures));
+    sealing.extend(sealing_rows("embedded", &sealed, compared, figures));
     rows
 }
 
@@ -324,15 +331,18 @@ async fn distributed(
     let raw = Db::connect_with(&raw_url, 32).await.unwrap();
     let (rows, sealed) = measure("distributed", &mut t, &raw, figures, profiles).await;
     split.stop().await;
-    let unsealed = if load::serve_has_flag(load::UNSEALED_FLAG) {
-        let (split, t) = distributed_target(true).await;
-        let runs = unsealed(&t).await;
-        split.stop().await;
-        Some(runs)
+    let compared = if load::serve_has_flag(load::UNSEALED_FLAG) {
+        let mut sides: [Vec<load::Report>; 2] = Default::default();
+        for unsealed in load::SEALING_ORDER {
+            let (split, t) = distributed_target(unsealed).await;
+            sealing_runs(&t, unsealed, &mut sides[usize::from(unsealed)]).await;
+            split.stop().await;
+        }
+        Some(sides)
     } else {
         None
     };
-    sealing.extend(sealing_rows("distributed", &sealed, unsealed, figures));
+    sealing.extend(sealing_rows("distributed", &sealed, compared, figures));
     rows
 }
 
@@ -356,9 +366,10 @@ pub async fn main() {
     println!();
     println!(
         "Sealing on and off: the same commands (each body sealed under the case's key before it \
-         is stored) on a server of the same mode started with `--bench-unsealed` (bench builds \
-         only: bodies stored in the clear, no key looked up), measured after the runs above. \
-         Cost: 1 − sealed ÷ unsealed commands/s."
+         is stored) on fresh servers of the same mode, sealed and started with `--bench-unsealed` \
+         (bench builds only: bodies stored in the clear, no key looked up), in the order sealed, \
+         unsealed, unsealed, sealed, so that the machine's drift weighs on both; each side's two \
+         runs pooled. Cost: 1 − sealed ÷ unsealed commands/s."
     );
     println!();
     println!("| mode | clients | sealed commands/s | unsealed commands/s | sealed p50 / p99 ms | unsealed p50 / p99 ms | sealing cost | target | met |");

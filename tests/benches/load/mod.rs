@@ -72,6 +72,17 @@ impl Report {
         }
     }
 
+    /// This report and `other`'s as one run's: their requests, their time
+    /// and their latencies added up (runs of the same load, pooled).
+    pub fn pool(&mut self, other: &Report) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.histogram
+            .add(&other.histogram)
+            .expect("histograms of the same bounds");
+    }
+
     /// Successful requests per second over the run.
     pub fn throughput(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
@@ -250,6 +261,12 @@ pub fn serve_has_flag(flag: &str) -> bool {
 pub const UNSEALED_FLAG: &str = "--bench-unsealed";
 pub const NO_UNSEALED: &str =
     "not measured: this `verkosto` was built without `--features bench` (no `--bench-unsealed`)";
+
+/// The order of the servers of a sealing comparison (true: unsealed):
+/// sealed, unsealed, unsealed, sealed, each started fresh, so that a drift
+/// of a shared machine over the runs (other work starting or ending, the
+/// disk's cache) weighs on both sides alike; each side's runs are pooled.
+pub const SEALING_ORDER: [bool; 4] = [false, true, true, false];
 
 /// What sealing may cost at most: 1 − sealed ÷ unsealed throughput.
 pub const TARGET_SEALING_COST: f64 = 0.10;

@@ -224,6 +224,14 @@ both_modes!(bad_case_input_names_the_field, |mode| async move {
         .await
         .unwrap();
     assert_eq!(header["warnings"], json!(["no_interpreter_language"]));
+    // The languages are sealed in the log: the warning is worked out from
+    // their text, not from the ciphertext.
+    let finnish = open(&v, &fiona, json!({ "pseudonym": "B", "languages": ["fi"] })).await;
+    let (_, header) = v
+        .get(&fiona, &format!("/api/v1/cases/{finnish}"))
+        .await
+        .unwrap();
+    assert_eq!(header["warnings"], json!([]), "{header}");
     let members = format!("/api/v1/cases/{case}/members");
     for (body, field) in [
         (json!({ "agency": "nobody", "purpose": "x" }), "agency"),

@@ -177,6 +177,19 @@ both_modes!(
         .await;
         assert_eq!(s, 201, "{body}");
         let hold = body["hold_id"].as_str().unwrap().to_string();
+        // The lead sees why, by whom and since when.
+        let (_, header) = status_of(&v, &fiona, &c).await;
+        assert_eq!(header["legal_holds"], json!([hold]), "{header}");
+        let detail = &header["legal_hold_details"][0];
+        assert_eq!(
+            (detail["hold_id"].as_str(), detail["reason"].as_str()),
+            (Some(hold.as_str()), Some("investigation 123/2026")),
+            "{header}"
+        );
+        assert!(
+            detail["placed_by"].is_string() && detail["placed_at"].is_string(),
+            "{header}"
+        );
         let (s, body) = post(&v, &fiona, &format!("{c}/erasure"), erase.clone()).await;
         assert_eq!(s, 409, "{body}");
         assert!(
@@ -529,6 +542,14 @@ both_modes!(
         );
         let (s, body) = status_of(&v, &hanna, &format!("/api/v1/tasks/{done}")).await;
         assert_eq!((s, body["status"].as_str()), (200, Some("done")), "{body}");
+        let (_, list) = status_of(&v, &fiona, "/api/v1/cases").await;
+        let listed = list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == json!(case))
+            .unwrap();
+        assert_eq!(listed["status"], "closed", "{list}");
         let (s, case_view) = status_of(&v, &fiona, &c).await;
         assert_eq!(s, 200, "{case_view}");
         assert_eq!(

@@ -227,6 +227,17 @@ impl LegalBasis {
     }
 }
 
+/// A legal hold in force on a case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Why erasure must wait (sealed in the log).
+    pub reason: String,
+    /// The agency of who placed it: the lead's, or an auditor's.
+    pub by_agency: String,
+    /// When it was placed.
+    pub at: DateTime<Utc>,
+}
+
 impl verkosto_eventlog::DataSubject for Case {
     /// The stream's id is the case id.
     fn data_subject<'a>(&'a self, id: &'a str) -> Option<&'a str> {
@@ -267,7 +278,7 @@ pub struct Case {
     /// When it was closed, and how; none while it is open.
     pub closed: Option<(DateTime<Utc>, ClosingOutcome)>,
     /// Legal holds in force, by id: while any is, the case is not erased.
-    pub holds: BTreeSet<String>,
+    pub holds: BTreeMap<String, Hold>,
     /// The case was erased: nothing more happens to it.
     pub erased: bool,
 }
@@ -588,7 +599,7 @@ impl Aggregate for Case {
                 if !auditor {
                     self.check_lead(&by)?;
                 }
-                if !self.holds.contains(&hold_id) {
+                if !self.holds.contains_key(&hold_id) {
                     return refuse(Refusal::unknown(format!(
                         "no legal hold {hold_id} in force on case {id}"
                     )));
@@ -618,7 +629,7 @@ impl Aggregate for Case {
                     return refuse(Refusal::conflict(format!(
                         "case {id} is under a legal hold ({}): it cannot be erased until \
                          the hold is released",
-                        self.holds.iter().cloned().collect::<Vec<_>>().join(", ")
+                        self.holds.keys().cloned().collect::<Vec<_>>().join(", ")
                     )));
                 }
                 CaseEvent::CaseErased {
@@ -687,8 +698,18 @@ impl Aggregate for Case {
             CaseEvent::CaseClosed { outcome, at, .. } => {
                 self.closed = Some((at, outcome));
             }
-            CaseEvent::LegalHoldPlaced { hold_id, .. } => {
-                self.holds.insert(hold_id);
+            CaseEvent::LegalHoldPlaced {
+                hold_id,
+                reason,
+                by_agency,
+                at,
+            } => {
+                let hold = Hold {
+                    reason,
+                    by_agency,
+                    at,
+                };
+                self.holds.insert(hold_id, hold);
             }
             CaseEvent::LegalHoldReleased { hold_id, .. } => {
                 self.holds.remove(&hold_id);

@@ -284,13 +284,24 @@ impl Changes {
 // one place that knows their shape.
 
 /// `(id, pseudonym, lead_agency, minor, safety_risk, opened_at, version)`
-pub(crate) type CaseRow = (String, String, String, i64, i64, String, i64);
+pub(crate) type CaseRow = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<String>,
+);
 
 /// The cases `agency` is a member of, the latest opened first.
 pub(crate) async fn cases_of(db: &Db, agency: &str) -> Result<Vec<CaseRow>, Error> {
     Ok(sqlx::query_as(
-        "SELECT h.id, h.pseudonym, h.lead_agency, h.minor, h.safety_risk, h.opened_at, h.version \
+        "SELECT h.id, h.pseudonym, h.lead_agency, h.minor, h.safety_risk, h.opened_at, h.version, \
+         r.closed_at \
          FROM cases_headers h JOIN cases_network n ON n.case_id = h.id \
+         LEFT JOIN cases_retention r ON r.case_id = h.id \
          WHERE n.agency = $1 AND n.status = 'member' ORDER BY h.opened_at DESC, h.id",
     )
     .bind(agency)

@@ -101,13 +101,15 @@ async fn list_cases(
         .into_iter()
         .filter(|row| found.as_ref().is_none_or(|ids| ids.contains(&row.0)))
         .map(
-            |(id, pseudonym, lead, minor, safety_risk, opened_at, version)| {
+            |(id, pseudonym, lead, minor, safety_risk, opened_at, version, closed_at)| {
                 json!({
                     "id": id,
                     "pseudonym": pseudonym,
                     "lead_agency": lead,
                     "flags": { "minor": minor != 0, "safety_risk": safety_risk != 0 },
                     "opened_at": opened_at,
+                    "status": if closed_at.is_some() { "closed" } else { "open" },
+                    "closed_at": closed_at,
                     "version": version,
                 })
             },
@@ -163,7 +165,15 @@ async fn get_case(
         "status": if case.closed.is_some() { "closed" } else { "open" },
         "closed_at": case.closed.as_ref().map(|(at, _)| format_time(*at)),
         "outcome": case.closed.as_ref().map(|(_, outcome)| outcome),
-        "legal_holds": case.holds,
+        "legal_holds": case.holds.keys().collect::<Vec<_>>(),
+        // Who placed each hold, when and why: what the lead weighs before
+        // releasing one.
+        "legal_hold_details": case.holds.iter().map(|(id, hold)| json!({
+            "hold_id": id,
+            "reason": hold.reason,
+            "placed_by": hold.by_agency,
+            "placed_at": format_time(hold.at),
+        })).collect::<Vec<_>>(),
     });
     // The header holds no category of client data, but it is a read of
     // the case: it is logged like any other.

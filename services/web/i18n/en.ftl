@@ -273,6 +273,7 @@ confirm-cancel = Cancel and go back to the case
 hold-title = Legal holds
 hold-explained = A legal hold keeps a closed case from being erased, for example during a criminal investigation or court proceedings. The case is kept until every hold is released.
 hold-none = No legal holds are in force.
+hold-line = “{ $reason }”, placed by { $agency } on { $date }
 hold-release = Release
 hold-release-named = Release legal hold { $hold }
 hold-reason = Reason for the hold

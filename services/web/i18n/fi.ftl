@@ -273,6 +273,7 @@ confirm-cancel = Peruuta ja palaa asiakkuuteen
 hold-title = Säilytysvelvoitteet
 hold-explained = Säilytysvelvoite estää päättyneen asiakkuuden poistamisen esimerkiksi esitutkinnan tai oikeudenkäynnin ajaksi. Asiakkuus säilytetään, kunnes kaikki säilytysvelvoitteet on purettu.
 hold-none = Säilytysvelvoitteita ei ole voimassa.
+hold-line = ”{ $reason }”, asettanut { $agency } { $date }
 hold-release = Pura
 hold-release-named = Pura säilytysvelvoite { $hold }
 hold-reason = Säilytysvelvoitteen syy

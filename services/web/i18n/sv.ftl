@@ -273,6 +273,7 @@ confirm-cancel = Avbryt och gå tillbaka till ärendet
 hold-title = Bevarandekrav
 hold-explained = Ett bevarandekrav hindrar att ett avslutat ärende raderas, till exempel medan en förundersökning eller rättegång pågår. Ärendet bevaras tills alla bevarandekrav har hävts.
 hold-none = Inga bevarandekrav gäller.
+hold-line = ”{ $reason }”, lagt av { $agency } { $date }
 hold-release = Häv
 hold-release-named = Häv bevarandekrav { $hold }
 hold-reason = Skäl till bevarandekravet

@@ -56,6 +56,14 @@ fn holds(header: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// What the header says of hold `id`: its reason, who placed it and when.
+fn detail<'h>(header: &'h Value, id: &str) -> Option<&'h Value> {
+    header["legal_hold_details"]
+        .as_array()?
+        .iter()
+        .find(|d| d["hold_id"] == id)
+}
+
 /// The page for a case that was erased: what the API's 410 means, said
 /// plainly, with the way back. `fallback` is the case id the page asked
 /// for, when the answer names none.
@@ -152,7 +160,17 @@ pub fn section(page: &Page, id: &str, header: &Value, error: Option<&FormError>)
                 ul.holds {
                     @for hold in &holds {
                         li {
-                            code { (hold) } " "
+                            @if let Some(d) = detail(header, hold) {
+                                // Why, by whom and when: what the lead weighs before releasing it.
+                                (lang.ta("hold-line", &[
+                                    ("reason", s(&d["reason"]).to_string()),
+                                    ("agency", s(&d["placed_by"]).to_string()),
+                                    ("date", lang.moment(s(&d["placed_at"]))),
+                                ]))
+                                " "
+                            } @else {
+                                code { (hold) } " "
+                            }
                             form.inline method="post" action={ "/cases/" (id) "/holds/" (hold) "/release" } {
                                 (csrf(page))
                                 button type="submit" aria-label=(lang.ta("hold-release-named", &[("hold", hold.to_string())])) { (lang.t("hold-release")) }

@@ -195,7 +195,13 @@ async fn render_home(web: &Web, page: &Page, error: Option<&FormError>) -> Respo
                     tbody {
                         @for c in &list {
                             tr {
-                                td { a href={ "/cases/" (c["id"].as_str().unwrap_or_default()) } { (c["pseudonym"].as_str().unwrap_or_default()) } }
+                                td {
+                                    a href={ "/cases/" (c["id"].as_str().unwrap_or_default()) } { (c["pseudonym"].as_str().unwrap_or_default()) }
+                                    // A closed case is read, not worked on: say so in the list.
+                                    @if let Some(closed) = c["closed_at"].as_str() {
+                                        " " span.muted { "(" (lang.ta("case-status-closed", &[("date", lang.date(closed))])) ")" }
+                                    }
+                                }
                                 td { (c["lead_agency"].as_str().unwrap_or_default()) }
                                 td {
                                     @if c["flags"]["minor"] == true { (lang.t("flag-minor")) " " }

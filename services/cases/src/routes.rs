@@ -362,7 +362,10 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             "pseudonym",
             "Only the cases with this pseudonym (found through the blind index)",
         )
-        .answer(200, "The cases")
+        .answer(
+            200,
+            "The cases: id, pseudonym, lead_agency, flags, status, closed_at",
+        )
         .answer(422, "An empty or overlong pseudonym"),
         Op::new(
             "get",
@@ -389,7 +392,8 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
             .who("a member agency")
             .answer(
                 200,
-                "Header, network, flags, warnings, version, consent_version",
+                "Header, network, flags, warnings, status, closed_at, outcome, legal_holds, \
+                 legal_hold_details, version, consent_version",
             ),
         Op::new("put", "/api/v1/cases/{id}/flags", "cases", "Set the flags")
             .who(lead)

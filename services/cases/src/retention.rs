@@ -59,10 +59,16 @@ pub(crate) async fn sweep(c: &Cases) -> Result<Vec<String>, Error> {
                 erased.push(case.case_id);
             }
             Ok(_) => {}
-            Err(refused) => tracing::info!(
+            // A hold placed, or another process erased it, meanwhile.
+            Err(refused) if refused.status < 500 => tracing::info!(
                 case_id = %case.case_id,
                 reason = %refused.detail,
                 "retention: the case is due but was not erased"
+            ),
+            Err(failed) => tracing::warn!(
+                case_id = %case.case_id,
+                error = %failed.detail,
+                "retention: the case is due but could not be erased; the next sweep tries again"
             ),
         }
     }

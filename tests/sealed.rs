@@ -423,5 +423,50 @@ both_modes!(
                 log.display()
             );
         }
+
+        // Erased: its reads answer 410, the log still verifies, and still
+        // no file holds a marker.
+        if let Some(nats) = v.nats.as_mut() {
+            nats.restart().await.unwrap();
+        }
+        v.restart_with(&["--demo", "--demo-case", "off"])
+            .await
+            .unwrap();
+        let fiona = v.token("fiona").await.unwrap();
+        let c = format!("/api/v1/cases/{case}");
+        ok(
+            &v,
+            &fiona,
+            &format!("{c}/close"),
+            json!({ "outcome": "other" }),
+            200,
+        )
+        .await;
+        let header = read(&v, &fiona, &c).await;
+        for hold in header["legal_holds"].as_array().into_iter().flatten() {
+            let hold = hold.as_str().unwrap();
+            let path = format!("{c}/legal-hold/{hold}/release");
+            ok(&v, &fiona, &path, json!({}), 200).await;
+        }
+        let erasure = json!({ "reason": "test", "legal_basis": "data_subject_request" });
+        ok(&v, &fiona, &format!("{c}/erasure"), erasure, 200).await;
+        let (s, body) = v.get(&fiona, &c).await.unwrap();
+        assert_eq!((s, &body["case_id"]), (410, &json!(case)), "{body}");
+        let aino = v.token("aino").await.unwrap();
+        let (s, report) = v.get(&aino, "/api/v1/audit/verify").await.unwrap();
+        assert_eq!((s, report["ok"].as_bool()), (200, Some(true)), "{report}");
+        v.halt().await;
+        if let Some(nats) = v.nats.as_mut() {
+            nats.stop().unwrap();
+        }
+        let dirs = match v.nats.as_ref() {
+            None => vec![v.data_dir().to_path_buf()],
+            Some(nats) => vec![nats.store_dir(), postgres_files().await],
+        };
+        let leaked = holding(&dirs, &m.prefix);
+        assert!(
+            leaked.is_empty(),
+            "client text in the clear after erasure in {leaked:?}"
+        );
     }
 );

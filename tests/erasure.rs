@@ -627,6 +627,16 @@ both_modes!(
             vec![(old.as_str(), false), (held.as_str(), true)],
             "{list}"
         );
+        let held_row = &list["cases"][1];
+        assert_eq!(
+            (
+                held_row["holds"][0]["hold_id"].as_str(),
+                held_row["holds"][0]["reason"].as_str()
+            ),
+            (Some(hold.as_str()), Some("court order 7/2026")),
+            "the auditor sees why the case is held: {list}"
+        );
+        assert!(held_row["holds"][0]["placed_at"].is_string(), "{list}");
         let first = &list["cases"][0];
         let closed_at =
             chrono::DateTime::parse_from_rfc3339(first["closed_at"].as_str().unwrap()).unwrap();

@@ -1480,6 +1480,8 @@ both_modes!(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(page.contains("On legal hold"), "{page}");
+        // Why, beside the release button: what the auditor weighs.
+        assert!(page.contains("court order 12/2026"), "{page}");
         let hold = hold_id(&page).expect("a release button");
 
         // The lead sees the auditor's hold, and cannot erase under it.

@@ -57,13 +57,23 @@ impl Projection for RetentionProjection {
                 .execute(&mut *conn)
                 .await?;
             }
-            CaseEvent::LegalHoldPlaced { hold_id, .. } => {
+            CaseEvent::LegalHoldPlaced {
+                hold_id,
+                reason,
+                by_agency,
+                at,
+            } => {
+                // The reason as the log keeps it (projections see the
+                // stored events): sealed.
                 sqlx::query(
-                    "INSERT INTO cases_holds (case_id, hold_id) VALUES ($1, $2) \
-                     ON CONFLICT (case_id, hold_id) DO NOTHING",
+                    "INSERT INTO cases_holds (case_id, hold_id, reason, placed_by, placed_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id, hold_id) DO NOTHING",
                 )
                 .bind(case_id)
                 .bind(hold_id)
+                .bind(reason)
+                .bind(by_agency)
+                .bind(format_time(at))
                 .execute(&mut *conn)
                 .await?;
             }
@@ -102,7 +112,17 @@ pub(crate) struct Closed {
     pub(crate) case_id: String,
     pub(crate) closed_at: DateTime<Utc>,
     pub(crate) outcome: String,
-    pub(crate) hold_ids: Vec<String>,
+    /// The holds in force, in id order.
+    pub(crate) holds: Vec<HoldRow>,
+}
+
+/// A hold in force, as the read model keeps it.
+pub(crate) struct HoldRow {
+    pub(crate) hold_id: String,
+    /// Sealed, as in the log (none in rows written before it was kept).
+    pub(crate) reason: Option<String>,
+    pub(crate) placed_by: Option<String>,
+    pub(crate) placed_at: Option<String>,
 }
 
 /// A time as the read model keeps it.
@@ -115,7 +135,8 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, Error> {
 /// Every closed case not yet erased, with its holds, oldest first.
 pub(crate) async fn closed_cases(db: &Db) -> Result<Vec<Closed>, Error> {
     let rows = sqlx::query(
-        "SELECT r.case_id, r.closed_at, r.outcome, h.hold_id FROM cases_retention r \
+        "SELECT r.case_id, r.closed_at, r.outcome, h.hold_id, h.reason, h.placed_by, \
+         h.placed_at FROM cases_retention r \
          LEFT JOIN cases_holds h ON h.case_id = r.case_id \
          ORDER BY r.closed_at, r.case_id, h.hold_id",
     )
@@ -131,11 +152,17 @@ pub(crate) async fn closed_cases(db: &Db) -> Result<Vec<Closed>, Error> {
                 case_id,
                 closed_at: parse_time(&closed_at)?,
                 outcome: row.try_get("outcome")?,
-                hold_ids: Vec::new(),
+                holds: Vec::new(),
             });
         }
-        if let Some(hold) = hold {
-            cases.last_mut().expect("pushed above").hold_ids.push(hold);
+        if let Some(hold_id) = hold {
+            let hold = HoldRow {
+                hold_id,
+                reason: row.try_get("reason")?,
+                placed_by: row.try_get("placed_by")?,
+                placed_at: row.try_get("placed_at")?,
+            };
+            cases.last_mut().expect("pushed above").holds.push(hold);
         }
     }
     Ok(cases)

@@ -31,7 +31,7 @@ pub(crate) async fn sweep(c: &Cases) -> Result<Vec<String>, Error> {
     let due: Vec<Closed> = closed_cases(c.log.db())
         .await?
         .into_iter()
-        .filter(|case| case.hold_ids.is_empty() && c.retention.after(case.closed_at) <= now)
+        .filter(|case| case.holds.is_empty() && c.retention.after(case.closed_at) <= now)
         .collect();
     let mut erased = Vec::new();
     for case in due {
@@ -98,7 +98,9 @@ pub(crate) fn routes() -> Router<Cases> {
 }
 
 /// The auditor's list: every closed case not yet erased, when the sweep
-/// erases it, and whether a legal hold keeps it. Ids and dates only.
+/// erases it, and the legal holds that keep it (why, by whom, since when:
+/// what the auditor weighs before releasing one). No client data: a hold's
+/// reason is written for auditors, and opened for them here.
 async fn list(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Problem> {
     caller.require(&[Role::Auditor])?;
     // Oldest closing first: the order of erasure, as the period is one.
@@ -112,12 +114,18 @@ async fn list(State(c): State<Cases>, caller: Caller) -> Result<Json<Value>, Pro
                 "closed_at": format_time(case.closed_at),
                 "outcome": case.outcome,
                 "erase_after": format_time(erase_after),
-                "legal_hold": !case.hold_ids.is_empty(),
-                "hold_ids": case.hold_ids,
+                "legal_hold": !case.holds.is_empty(),
+                "hold_ids": case.holds.iter().map(|h| &h.hold_id).collect::<Vec<_>>(),
+                "holds": case.holds.iter().map(|h| json!({
+                    "hold_id": h.hold_id,
+                    "reason": h.reason,
+                    "placed_by": h.placed_by,
+                    "placed_at": h.placed_at,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
-    Ok(Json(
-        json!({ "period": c.retention.to_string(), "cases": cases }),
-    ))
+    let mut answer = json!({ "period": c.retention.to_string(), "cases": cases });
+    c.log.open_sealed(&mut answer).await?;
+    Ok(Json(answer))
 }

@@ -386,7 +386,8 @@ pub fn api_doc() -> Vec<verkosto_http::openapi::Operation> {
         .who("an auditor")
         .answer(
             200,
-            "period, cases: case_id, closed_at, outcome, erase_after, legal_hold, hold_ids",
+            "period, cases: case_id, closed_at, outcome, erase_after, legal_hold, hold_ids, \
+             holds (hold_id, reason, placed_by, placed_at)",
         ),
         Op::new("get", "/api/v1/cases/{id}", "cases", "The case header")
             .who("a member agency")

@@ -56,12 +56,28 @@ fn holds(header: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// What the header says of hold `id`: its reason, who placed it and when.
-fn detail<'h>(header: &'h Value, id: &str) -> Option<&'h Value> {
-    header["legal_hold_details"]
-        .as_array()?
-        .iter()
-        .find(|d| d["hold_id"] == id)
+/// What `details` (a list of `{hold_id, reason, placed_by, placed_at}`)
+/// says of hold `id`.
+pub(crate) fn detail<'h>(details: &'h Value, id: &str) -> Option<&'h Value> {
+    details.as_array()?.iter().find(|d| d["hold_id"] == id)
+}
+
+/// A hold as a person weighs it before releasing it: why, by whom and
+/// when; its id only when nothing more is known.
+pub(crate) fn hold_line(lang: Lang, id: &str, detail: Option<&Value>) -> Markup {
+    html! {
+        @match detail.filter(|d| d["reason"].is_string()) {
+            Some(d) => {
+                (lang.ta("hold-line", &[
+                    ("reason", s(&d["reason"]).to_string()),
+                    ("agency", s(&d["placed_by"]).to_string()),
+                    ("date", lang.moment(s(&d["placed_at"]))),
+                ]))
+            }
+            None => code { (id) },
+        }
+        " "
+    }
 }
 
 /// The page for a case that was erased: what the API's 410 means, said
@@ -160,17 +176,7 @@ pub fn section(page: &Page, id: &str, header: &Value, error: Option<&FormError>)
                 ul.holds {
                     @for hold in &holds {
                         li {
-                            @if let Some(d) = detail(header, hold) {
-                                // Why, by whom and when: what the lead weighs before releasing it.
-                                (lang.ta("hold-line", &[
-                                    ("reason", s(&d["reason"]).to_string()),
-                                    ("agency", s(&d["placed_by"]).to_string()),
-                                    ("date", lang.moment(s(&d["placed_at"]))),
-                                ]))
-                                " "
-                            } @else {
-                                code { (hold) } " "
-                            }
+                            (hold_line(lang, hold, detail(&header["legal_hold_details"], hold)))
                             form.inline method="post" action={ "/cases/" (id) "/holds/" (hold) "/release" } {
                                 (csrf(page))
                                 button type="submit" aria-label=(lang.ta("hold-release-named", &[("hold", hold.to_string())])) { (lang.t("hold-release")) }

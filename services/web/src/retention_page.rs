@@ -97,7 +97,7 @@ async fn render(web: &Web, page: &Page, error: Option<&FormError>) -> Response {
                                         ul.holds {
                                             @for hold in &hold_ids {
                                                 li {
-                                                    code { (hold) } " "
+                                                    (crate::closing::hold_line(lang, hold, crate::closing::detail(&c["holds"], hold)))
                                                     form.inline method="post" action={ "/audit/retention/" (case) "/holds/" (hold) "/release" } {
                                                         (csrf(page))
                                                         button type="submit" aria-label=(lang.ta("hold-release-named", &[("hold", hold.to_string())])) { (lang.t("hold-release")) }

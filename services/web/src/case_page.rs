@@ -446,9 +446,6 @@ pub async fn act(
             json!({ "recipient": get("recipient"), "categories": checked(&form), "law_reference": get("law_reference") }),
         ),
         "plan" => return save_plan(&web, &page, &id, token, form).await,
-        "close" => return crate::closing::close(&web, &page, &id, token, form).await,
-        "legal-hold" => return crate::closing::place_hold(&web, &page, &id, token, form).await,
-        "erase" => return crate::closing::erase(&web, &page, &id, token, form).await,
         "plan-approve" | "plan-changes" | "plan-agreement" => {
             let n = get("version");
             match action.as_str() {

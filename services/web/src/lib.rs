@@ -7,6 +7,7 @@ pub mod api;
 mod audit_page;
 mod case_page;
 mod closing;
+mod closing_forms;
 pub mod i18n;
 mod layout;
 mod meetings_page;
@@ -58,7 +59,14 @@ pub fn router(web: Web) -> Router {
             "/cases/{id}/grants/{grant}/withdraw",
             post(case_page::withdraw),
         )
-        .route("/cases/{id}/holds/{hold}/release", post(closing::release))
+        // Before `/cases/{id}/{action}`: axum prefers the fixed segment.
+        .route("/cases/{id}/close", post(closing_forms::close_form))
+        .route("/cases/{id}/legal-hold", post(closing_forms::hold_form))
+        .route("/cases/{id}/erase", post(closing_forms::erase_form))
+        .route(
+            "/cases/{id}/holds/{hold}/release",
+            post(closing_forms::release),
+        )
         .route("/cases/{id}/meetings", post(meetings_page::schedule))
         .route("/meetings/{id}", get(meetings_page::show))
         .route("/meetings/{id}/{action}", post(meetings_page::act))

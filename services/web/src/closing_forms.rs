@@ -20,7 +20,7 @@ use crate::{s, Web};
 
 /// An API refusal as the form's error. The field only when the API names
 /// one: a conflict's detail does not start with a field.
-fn refused(form: &str, answer: &Answer, values: HashMap<String, String>) -> FormError {
+pub(crate) fn refused(form: &str, answer: &Answer, values: HashMap<String, String>) -> FormError {
     FormError {
         form: form.to_string(),
         field: answer.body["field"].as_str().map(str::to_string),
@@ -137,15 +137,28 @@ async fn place_hold(
     token: &str,
     form: HashMap<String, String>,
 ) -> Response {
-    let answer = web
-        .api
-        .post(
-            &format!("/api/v1/cases/{id}/legal-hold"),
-            token,
-            &json!({ "reason": field(&form, "reason") }),
-        )
-        .await;
+    let answer = post_hold(web, token, id, &form).await;
     after(web, page, id, "hold", answer, form).await
+}
+
+/// Places the legal hold `form` gives the reason of on case `id`: for the
+/// lead on the case page and the auditor on the retention page alike.
+pub(crate) async fn post_hold(
+    web: &Web,
+    token: &str,
+    id: &str,
+    form: &HashMap<String, String>,
+) -> Answer {
+    let body = json!({ "reason": field(form, "reason") });
+    web.api
+        .post(&format!("/api/v1/cases/{id}/legal-hold"), token, &body)
+        .await
+}
+
+/// Releases legal hold `hold` of case `id`.
+pub(crate) async fn post_release(web: &Web, token: &str, id: &str, hold: &str) -> Answer {
+    let path = format!("/api/v1/cases/{id}/legal-hold/{hold}/release");
+    web.api.post(&path, token, &json!({})).await
 }
 
 /// `POST /cases/{id}/holds/{hold}/release`.
@@ -159,14 +172,7 @@ pub async fn release(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let answer = web
-        .api
-        .post(
-            &format!("/api/v1/cases/{id}/legal-hold/{hold}/release"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let answer = post_release(&web, token, &id, &hold).await;
     after(&web, &page, &id, "hold", answer, form).await
 }
 

@@ -9,11 +9,10 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
-use serde_json::json;
 
 use crate::i18n::Lang;
 use crate::layout::{csrf, field_error, form_error, invalid, layout, FormError};
-use crate::session::{encode, field, Page};
+use crate::session::{encode, Page};
 use crate::{s, Web};
 
 pub async fn show(State(web): State<Web>, page: Page) -> Response {
@@ -151,12 +150,7 @@ async fn after(
     if answer.erased().is_some() {
         return crate::closing::erased(page, &answer, case);
     }
-    let error = FormError {
-        form: format!("hold-{case}"),
-        field: answer.body["field"].as_str().map(str::to_string),
-        detail: answer.detail(),
-        values: form,
-    };
+    let error = crate::closing_forms::refused(&format!("hold-{case}"), &answer, form);
     let mut response = render(web, page, Some(&error)).await;
     *response.status_mut() = http::StatusCode::UNPROCESSABLE_ENTITY;
     response
@@ -173,14 +167,7 @@ pub async fn place(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let answer = web
-        .api
-        .post(
-            &format!("/api/v1/cases/{case}/legal-hold"),
-            token,
-            &json!({ "reason": field(&form, "reason") }),
-        )
-        .await;
+    let answer = crate::closing_forms::post_hold(&web, token, &case, &form).await;
     after(&web, &page, &case, answer, form).await
 }
 
@@ -195,14 +182,7 @@ pub async fn release(
         Ok(token) => token,
         Err(answer) => return *answer,
     };
-    let answer = web
-        .api
-        .post(
-            &format!("/api/v1/cases/{case}/legal-hold/{hold}/release"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let answer = crate::closing_forms::post_release(&web, token, &case, &hold).await;
     after(&web, &page, &case, answer, form).await
 }
 
